@@ -63,14 +63,52 @@ def _peak_rss_kib() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def _usage() -> dict[str, float]:
+class _TreePeak:
+    """Peak of the summed resident memory of this process and its descendants (the
+    validation workers), sampled every ``interval`` seconds (0.1) in a background thread.
+
+    A page shared by several processes (after fork) is counted once per process, so the sum
+    is an upper bound of what the run needs at once.
+    """
+
+    def __init__(self, interval: float = 0.1):
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(interval):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:  # it ended between listing and reading
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in KiB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 1024
+
+
+def _usage(tree_peak_kib: float = 0.0) -> dict[str, float]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
+        # The children's CPU is counted once they have ended (worker pools are shut down
+        # before a run returns).
         "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-        # Children (if any) are small helpers; their ru_maxrss is inherited from this process
-        # at fork, so it never exceeds this process's own peak by much.
-        "peak_rss_mb": _peak_rss_kib() / 1024,
+        # The process's own high-water mark, or the sampled peak of the process and its
+        # workers together when that is higher.
+        "peak_rss_mb": max(_peak_rss_kib(), tree_peak_kib) / 1024,
     }
 
 
@@ -193,21 +231,22 @@ def _publication_pass(spec: dict, name: str) -> dict:
     t = time.perf_counter()
     entries = publications.registry(s)
     # Every registry entry is fetched (a conditional GET when it was fetched before), batch
-    # by batch as the DAG's mapped tasks do. Without a scheduler there is no reason to
-    # validate batch by batch too: the files that need validating (new or changed content)
-    # are regrouped into batches of their own, so a refresh where 5% changed pays one GX run
-    # per form, not one per registry batch and form. A full run validates the same batches.
-    t0 = time.perf_counter()
-    fetched = []
-    for batch in publications.batches(entries):
-        fetched.extend(publications.fetch_batch(s, batch))
-    t1 = time.perf_counter()
-    todo = [f for f in fetched if f["status"] == "fetched"]
-    outcomes = publications.validate_batch(
-        s, [f for f in fetched if f["status"] != "fetched"], as_of
-    )
-    for batch in publications.batches(todo):
-        outcomes.extend(publications.validate_batch(s, batch, as_of))
+    # by batch as the DAG's mapped tasks do. Validation runs in worker processes, one per
+    # core, as the DAG's mapped tasks run on the workers' slots; the workers are started
+    # first and import GX while the fetch runs. Without a scheduler there is no reason to
+    # validate in the registry's batches: the files that need validating (new or changed
+    # content) are shared between the workers in groups of at most BATCH_SIZE, so a refresh
+    # where 5% changed pays one GX run per form and worker, not one per registry batch.
+    with publications.ValidationPool(spec.get("validate_workers")) as pool:
+        t0 = time.perf_counter()
+        fetched = []
+        for batch in publications.batches(entries):
+            fetched.extend(publications.fetch_batch(s, batch))
+        t1 = time.perf_counter()
+        todo = [f for f in fetched if f["status"] == "fetched"]
+        outcomes = pool.validate(s, fetched, as_of)
+        groups = len(pool.groups(todo))
+        workers = pool.workers
     phases["fetch"] = t1 - t0
     phases["validate"] = time.perf_counter() - t1
     validated = len(todo)
@@ -234,7 +273,8 @@ def _publication_pass(spec: dict, name: str) -> dict:
         "phases": {k: round(v, 3) for k, v in phases.items()},
         "fetched": len(fetched),
         "validated": validated,
-        "validate_batches": len(publications.batches(todo)) if todo else 0,
+        "validate_batches": groups,
+        "validate_workers": workers,
         "statuses": counts,
         "rows_read": int(read),
         "raw_publication_rows": int(loaded),
@@ -307,6 +347,7 @@ _CHILDREN = {
 
 def _child_main(kind: str, spec_path: str, out_path: str) -> int:
     started = time.perf_counter()
+    tree = _TreePeak()
     spec = json.loads(Path(spec_path).read_text())
     profile = spec.get("profile_dir")
     if profile and kind in ("pipeline", "incremental", "naive"):
@@ -319,7 +360,7 @@ def _child_main(kind: str, spec_path: str, out_path: str) -> int:
         detail = _CHILDREN[kind](spec)
     wall = time.perf_counter() - started
     Path(out_path).write_text(
-        json.dumps({"wall_s": wall, **_usage(), "detail": detail}, default=str)
+        json.dumps({"wall_s": wall, **_usage(tree.stop()), "detail": detail}, default=str)
     )
     return 0
 

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import logging
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,103 @@ def validate_batch(
                 )
             outcomes.append(out)
     return outcomes
+
+
+def validation_workers() -> int:
+    """Worker processes :class:`ValidationPool` uses: ``FLEXBENCH_VALIDATE_WORKERS``, else one
+    per core."""
+    text = os.environ.get("FLEXBENCH_VALIDATE_WORKERS", "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise ValueError(
+                f"FLEXBENCH_VALIDATE_WORKERS must be a whole number, not {text!r}"
+            ) from None
+    return max(1, os.cpu_count() or 1)
+
+
+def _warm_worker() -> None:
+    # A worker should not die of ^C before its parent decides; and it imports GX now.
+    import signal
+
+    from expectations.core import warm_up
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
+
+
+class ValidationPool:
+    """Validation on every core, for runs without a scheduler (``flexbench bench``).
+
+    Under Airflow the mapped fetch-and-validate tasks are the parallel workers. Without a
+    scheduler, this pool plays their part: its worker processes are started when the pool is
+    made, before any fetch thread exists, and each imports Great Expectations and builds its
+    context (about 5 s) while the caller is still fetching. :meth:`validate` then shares the
+    files to validate between them in groups of at most :data:`BATCH_SIZE`, each group one
+    :func:`validate_batch` call (so the same staged files, reports and outcomes as in the
+    DAG). A group whose worker fails is validated again in the calling process, so no file is
+    lost. With one worker, everything runs in the calling process.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or validation_workers()
+        self._pool = None
+        if self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm_worker)
+            self._pool.submit(int)  # starts every worker now (with fork, all at once)
+
+    def __enter__(self) -> ValidationPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def groups(self, todo: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """``todo`` in groups of at most :data:`BATCH_SIZE`, at least one per worker (when
+        there are that many files), as even as can be."""
+        if not todo:
+            return []
+        count = max(-(-len(todo) // BATCH_SIZE), min(self.workers, len(todo)))
+        size, extra = divmod(len(todo), count)
+        out, start = [], 0
+        for i in range(count):
+            end = start + size + (1 if i < extra else 0)
+            out.append(todo[start:end])
+            start = end
+        return out
+
+    def validate(
+        self, settings: Settings, fetched: list[dict[str, Any]], today: date
+    ) -> list[dict[str, Any]]:
+        """Outcomes for every fetched item, as :func:`validate_batch` gives them: the files
+        whose content is new (status ``fetched``) are validated, the others only recorded."""
+        outcomes = validate_batch(settings, [f for f in fetched if f["status"] != "fetched"], today)
+        groups = self.groups([f for f in fetched if f["status"] == "fetched"])
+        if self._pool is None:
+            for group in groups:
+                outcomes.extend(validate_batch(settings, group, today))
+            return outcomes
+        futures = [self._pool.submit(validate_batch, settings, g, today) for g in groups]
+        for group, future in zip(groups, futures, strict=True):
+            try:
+                outcomes.extend(future.result())
+            except Exception:  # noqa: BLE001 - a lost worker never loses its files
+                log.exception(
+                    "a validation worker failed; validating its %d file(s) here", len(group)
+                )
+                outcomes.extend(validate_batch(settings, group, today))
+        return outcomes
 
 
 def _file_name(item: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ called directly (no Airflow): registry → batches → fetch_batch → validate_
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import date
@@ -314,3 +315,100 @@ def test_a_file_fetched_but_never_loaded_is_validated_and_loaded_by_the_next_run
 
     assert counts == {"accepted": 1}
     assert staged(settings, "RAA") == as_quarters(VERSION_1)
+
+
+def fetch_all(settings) -> list[dict]:
+    fetched = []
+    for batch in publications.batches(publications.registry(settings)):
+        fetched += publications.fetch_batch(settings, batch)
+    return fetched
+
+
+def verdicts(outcomes: list[dict]) -> dict[str, tuple]:
+    return {
+        o["org_code"]: (o["status"], o.get("form"), o.get("rows"), o.get("reasons"))
+        for o in outcomes
+    }
+
+
+def test_validating_on_every_core_gives_each_file_the_verdict_one_process_gives(server, nation):
+    fetched = fetch_all(nation)
+    with publications.ValidationPool(1) as one:
+        alone = one.validate(nation, fetched, TODAY)
+    with publications.ValidationPool(2) as pool:
+        shared = pool.validate(nation, fetched, TODAY)
+
+    assert verdicts(shared) == verdicts(alone)
+    assert {o["org_code"]: o["status"] for o in shared} == {
+        "RAA": "accepted",
+        "RBB": "accepted",
+        "RCC": "fetch_failed",
+        "RDD": "fetch_failed",
+        "REE": "rejected",
+        "RFF": "accepted",
+        "RGG": "rejected",
+    }
+    assert publications.load(nation, shared, "run-pool", TODAY) == {
+        "accepted": 3,
+        "rejected": 2,
+        "fetch_failed": 2,
+    }
+    assert staged(nation, "RAA") == as_quarters(VERSION_1)
+
+
+def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation):
+    parent = os.getpid()
+    real = publications._verdicts
+
+    def dies_in_a_worker(todo, today):
+        if os.getpid() != parent:
+            os._exit(3)  # the worker process is killed mid-batch
+        return real(todo, today)
+
+    # Patched before the pool forks its workers, so they inherit it; the calling process
+    # validates normally.
+    monkeypatch.setattr(publications, "_verdicts", dies_in_a_worker)
+    with publications.ValidationPool(2) as pool:
+        outcomes = pool.validate(nation, fetch_all(nation), TODAY)
+
+    assert publications.load(nation, outcomes, "run-broken-pool", TODAY) == {
+        "accepted": 3,
+        "rejected": 2,
+        "fetch_failed": 2,
+    }
+    assert staged(nation, "RFF") == as_quarters(VERSION_1)
+
+
+@pytest.mark.parametrize(
+    ("files", "workers", "sizes"),
+    [
+        (0, 2, []),
+        (1, 2, [1]),
+        (96, 2, [48, 48]),
+        (401, 2, [134, 134, 133]),
+        (1926, 2, [193] * 6 + [192] * 4),
+        (10, 1, [10]),
+    ],
+)
+def test_files_to_validate_are_shared_evenly_in_groups_no_larger_than_a_batch(
+    files, workers, sizes
+):
+    pool = publications.ValidationPool(1)
+    pool.workers = workers  # only the grouping is under test: no processes are started
+    todo = [{"url": f"http://x/{i}.csv"} for i in range(files)]
+
+    groups = pool.groups(todo)
+
+    assert [len(g) for g in groups] == sizes
+    assert [item for g in groups for item in g] == todo  # every file once, in order
+    assert all(len(g) <= publications.BATCH_SIZE for g in groups)
+
+
+def test_the_number_of_validation_workers_can_be_set_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.setenv("FLEXBENCH_VALIDATE_WORKERS", "3")
+    assert publications.validation_workers() == 3
+    monkeypatch.setenv("FLEXBENCH_VALIDATE_WORKERS", "many")
+    with pytest.raises(ValueError, match="FLEXBENCH_VALIDATE_WORKERS must be a whole number"):
+        publications.validation_workers()
+    monkeypatch.delenv("FLEXBENCH_VALIDATE_WORKERS")
+    assert publications.validation_workers() == (os.cpu_count() or 1)
