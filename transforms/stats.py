@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, rankdata
+from scipy.special import ndtri
 
 #: The two control-limit levels of the benchmark's funnel plots (two-sided coverage).
 FUNNEL_CONFIDENCE_INNER = 0.95
@@ -99,7 +99,7 @@ def _z(confidence: float) -> float:
     """Two-sided normal quantile: ``norm.ppf(1 - (1 - confidence) / 2)`` (not 1.96)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
-    return float(norm.ppf(1 - (1 - confidence) / 2))
+    return float(ndtri(1 - (1 - confidence) / 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def rank_with_ties(
     ranks = np.full(v.shape, np.nan)
     if eligible.any():
         key = v[eligible] if ascending else -v[eligible]
-        ranks[eligible] = rankdata(key, method="min")
+        ranks[eligible] = pd.Series(key).rank(method="min").to_numpy(dtype=float)
     return _shaped(ranks, template)
 
 

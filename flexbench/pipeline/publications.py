@@ -30,6 +30,9 @@ from flexbench.settings import Settings
 log = logging.getLogger(__name__)
 
 SOURCE = "publications"
+#: Column of a staged Parquet file naming the publication (``<sha256>-<org_code>``) each row
+#: comes from: a batch's accepted rows are staged in one file.
+STAGED_KEY = "_staged_key"
 PLEDGE_REGISTRY_FILE = "registry/pledge_data_urls.csv"
 
 
@@ -145,7 +148,8 @@ def validate_batch(
     ``processed`` (the (url, sha256) pairs of :func:`processed_files`) is given, an unchanged
     file missing from it is validated here instead.
 
-    Accepted rows are written to ``data/staged/publications/<sha256>-<org>.parquet``; a rejected
+    Accepted rows are written to one Parquet file per call under ``data/staged/publications/``
+    (:func:`_stage`, each file's rows tagged with its key ``<sha256>-<org>``); a rejected
     file gets a validation report (JSON) under ``data/reports/validation/``. Returns the
     outcomes (small dicts) for the load task.
     """
@@ -161,22 +165,17 @@ def validate_batch(
             todo.append(item)
     if todo:
         verdicts = _verdicts(todo, today)
-        staged = _staged_dir(settings)
-        staged.mkdir(parents=True, exist_ok=True)
         reports = settings.reports_dir / "validation"
         reports.mkdir(parents=True, exist_ok=True)
+        accepted: dict[str, Any] = {}  # staged key -> accepted rows
         for i, item in enumerate(todo):
             verdict = verdicts[i]
             out = {**item, "form": verdict.form}
             if verdict.accepted:
-                path = staged / f"{item['sha256']}-{item['org_code']}.parquet"
-                verdict.summary.to_parquet(path, index=False)
-                out.update(
-                    status="accepted",
-                    reasons=None,
-                    rows=len(verdict.summary),
-                    staged_path=str(path),
-                )
+                key = f"{item['sha256']}-{item['org_code']}"
+                accepted[key] = verdict.summary
+                out.update(status="accepted", reasons=None, rows=len(verdict.summary))
+                out["staged_key"] = key
             else:
                 report = {
                     "org_code": item["org_code"],
@@ -194,7 +193,53 @@ def validate_batch(
                     report_path=str(rpath),
                 )
             outcomes.append(out)
+        paths = _stage(settings, accepted)
+        for out in outcomes:
+            if out.get("staged_key") in paths:
+                out["staged_path"] = paths[out["staged_key"]]
     return outcomes
+
+
+def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
+    """Write a batch's accepted rows to ONE Parquet file, each file's rows tagged with its
+    staged key (``<sha256>-<org_code>``); returns key -> path.
+
+    One file per batch, not per publication: converting and writing a small frame costs
+    milliseconds each, which at national scale (thousands of files) was seconds of a run.
+    The name is a digest of the keys, so validating the same batch again writes the same
+    file. Should the rows of the batch not go into one table together, each publication is
+    written to a file of its own instead.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    if not accepted:
+        return {}
+    staged = _staged_dir(settings)
+    staged.mkdir(parents=True, exist_ok=True)
+    keys = sorted(accepted)
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    path = staged / f"batch-{digest}.parquet"
+    try:
+        frame = pd.concat([accepted[k].assign(**{STAGED_KEY: k}) for k in keys], ignore_index=True)
+        _write_parquet(frame, path)
+        return dict.fromkeys(keys, str(path))
+    except Exception:  # noqa: BLE001 - odd types in one file must not lose the batch
+        log.exception("staging the batch in one file failed; staging each file on its own")
+    paths = {}
+    for k in keys:
+        one = staged / f"{k}.parquet"
+        _write_parquet(accepted[k].assign(**{STAGED_KEY: k}), one)
+        paths[k] = str(one)
+    return paths
+
+
+def _write_parquet(frame: Any, path: Path) -> None:
+    """Write ``frame`` to ``path`` whole or not at all (a crash leaves no half file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
 
 
 def validation_workers() -> int:
@@ -391,13 +436,14 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
             [
                 {
                     "staged_path": o["staged_path"],
+                    "staged_key": o.get("staged_key"),
                     "file_sha256": o["sha256"],
                     "fetched_at": pd.Timestamp(o["fetched_at"]),
                 }
                 for o in outcomes
                 if o["status"] == "accepted" and o.get("rows")
             ],
-            columns=["staged_path", "file_sha256", "fetched_at"],
+            columns=["staged_path", "staged_key", "file_sha256", "fetched_at"],
         )
         with warehouse.transaction(con):
             # A rerun of the same run replaces what that run loaded (idempotent).
@@ -418,11 +464,13 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
                     "delete from raw.publication_rows r using staged_df f "
                     "where r.file_sha256 = f.file_sha256 and r.fetched_at = f.fetched_at"
                 )
+                # A staged file holds a batch; each publication's rows carry its key.
                 con.execute(
                     "insert into raw.publication_rows by name "
-                    "select f.file_sha256, f.fetched_at, p.* exclude (filename) "
+                    f"select f.file_sha256, f.fetched_at, p.* exclude (filename, {STAGED_KEY}) "
                     "from read_parquet(?, filename = true) as p "
-                    "join staged_df as f on p.filename = f.staged_path",
+                    "join staged_df as f on p.filename = f.staged_path "
+                    f"and p.{STAGED_KEY} = f.staged_key",
                     [sorted(set(staged["staged_path"]))],
                 )
                 con.unregister("staged_df")

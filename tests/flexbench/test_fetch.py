@@ -384,3 +384,25 @@ def test_a_server_dripping_bytes_is_cut_off_at_the_total_read_time(server):
     with pytest.raises(FetchError, match="took longer than 0.5 s"):
         get_bytes(server.url_for("/drip.csv"), policy)
     assert time.monotonic() - started < 2  # not the 3 s the server would take
+
+
+def test_a_proxy_named_in_the_environment_carries_every_request(server, monkeypatch):
+    # The session reads the proxy environment once per host (not per request): it must still
+    # send the first request and every later one through the proxy.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens here: only the proxy can answer
+    proxy = f"http://127.0.0.1:{server.port}"
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    server.expect_request("/flex.csv").respond_with_data(b"org_code\nRJ1\n")
+    policy = FetchPolicy(allow_local=True, retries=0, backoff=0.01, timeout=2.0)
+
+    bodies = [get_bytes(f"http://127.0.0.1:{closed_port}/flex.csv", policy)[2] for _ in range(3)]
+
+    assert bodies == [b"org_code\nRJ1\n"] * 3
+    assert [req.path for req, _ in server.log] == ["/flex.csv"] * 3
