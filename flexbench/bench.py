@@ -137,6 +137,27 @@ def _run_floor(spec: dict) -> dict:
     return {"rows": int(rows)}
 
 
+def _run_floor_by_form(spec: dict) -> dict:
+    """DuckDB reading the files one ``read_csv`` per form (no ``union_by_name``): a side
+    figure. ``union_by_name`` makes DuckDB work out every file's columns before reading; with
+    the two forms' files apart it need not, and the same rows load several times faster."""
+    import duckdb
+
+    con = duckdb.connect(spec["floor"]["warehouse"])
+    rows = 0
+    try:
+        for form, files in sorted(spec["files_by_form"].items()):
+            con.execute(
+                f"create or replace table publication_rows_{form} as select * from "
+                "read_csv(?, header = true, filename = true)",
+                [files],
+            )
+            rows += con.execute(f"select count(*) from publication_rows_{form}").fetchone()[0]
+    finally:
+        con.close()
+    return {"rows": int(rows)}
+
+
 def plain_rules() -> list:
     """The naive peer's suite: the checks a first attempt would write, on the whole frame."""
     from expectations.core import Rule
@@ -334,6 +355,7 @@ def _run_dag_parse(spec: dict) -> dict:
 
 _CHILDREN = {
     "floor": _run_floor,
+    "floor-by-form": _run_floor_by_form,
     "naive": _run_naive,
     "reference-pipeline": lambda spec: _run_reference(spec, "pipeline"),
     "reference-airflow": lambda spec: _run_reference(spec, "airflow"),
@@ -516,6 +538,10 @@ def run_bench(
         "sources": str(sources),
         "as_of": str(workload.as_of),
         "files": [str(p) for p in workload.files],
+        "files_by_form": {
+            form: [str(served / "publications" / name) for name in group["filename"]]
+            for form, group in workload.manifest.groupby("form")
+        },
         "rows_by_url": dict(
             zip(workload.manifest["url"], map(int, workload.manifest["rows"]), strict=True)
         ),
@@ -571,6 +597,14 @@ def run_bench(
             if res["detail"]["rows"] != total_rows:
                 raise BenchError(
                     f"the floor read {res['detail']['rows']} rows, the files hold {total_rows}"
+                )
+            side = _spawn("floor-by-form", spec, workdir)
+            report["extra"]["floor_by_form_s"] = round(side["wall_s"], 2)
+            report["extra"]["floor_by_form_cpu_s"] = round(side["cpu_s"], 2)
+            if side["detail"]["rows"] != total_rows:
+                raise BenchError(
+                    f"DuckDB by form read {side['detail']['rows']} rows, "
+                    f"the files hold {total_rows}"
                 )
         if "naive" in runs:
             measured("naive", total_rows)
