@@ -17,7 +17,6 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from flexbench.fetch import (
@@ -33,15 +32,6 @@ from flexbench.fetch import (
 
 LOCAL = FetchPolicy(allow_local=True, retries=1, backoff=0.01)
 PUBLIC_ONLY = FetchPolicy(allow_local=False, retries=1, backoff=0.01)
-
-
-@pytest.fixture
-def server():
-    srv = HTTPServer(host="127.0.0.1", threaded=True)
-    srv.start()
-    yield srv
-    srv.clear()
-    srv.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -61,16 +61,6 @@ VERSION_1 = {Q1: (40, 30, 5), Q2: (50, 35, 10)}
 VERSION_2 = {Q1: (42, 31, 6), Q2: (55, 40, 12)}  # corrected history for the same quarters
 
 
-@pytest.fixture
-def server():
-    # Threaded: the slow trust's sleeping handler must not hold up the others.
-    srv = HTTPServer(host="127.0.0.1", threaded=True)
-    srv.start()
-    yield srv
-    srv.clear()
-    srv.stop()
-
-
 @pytest.fixture(autouse=True)
 def short_fetch_limits(monkeypatch):
     # Short timeout and backoff so failures are fast; the retry count stays the default's shape.
