@@ -543,7 +543,16 @@ def policy_practice_flags(
                 "medium",
             )
 
-    for i, r in b.iterrows():
+    def column(name: str) -> np.ndarray:
+        return (_num(b[name]) if name in b.columns else pd.Series(np.nan, index=b.index)).to_numpy()
+
+    # Per-trust values read once, column-wise (a Series per trust per value cost seconds
+    # at national scale); rows as plain dicts.
+    other_n, declined_n, escalated_n = (
+        column(c) for c in ("declined_other", "declined", "escalated")
+    )
+    status_rows = status.to_dict("index") if status.index.is_unique else None
+    for i, r in enumerate(b.to_dict("records")):
         code = r["org_code"]
         # 2. Decline rate a high outlier (overdispersion-adjusted funnel) [A2].
         label = r.get("decline_rate_funnel_adjusted")
@@ -562,7 +571,7 @@ def policy_practice_flags(
                 "high" if outer else "low",
             )
         # 3. Declines on non-statutory grounds.
-        other = _num([r.get("declined_other")])[0]
+        other = other_n[i]
         if other > 0:
             share = r["non_statutory_decline_share"]
             add(
@@ -574,7 +583,7 @@ def policy_practice_flags(
                 "high" if share >= NON_STATUTORY_HIGH_SHARE else "medium",
             )
         # 4. Declines without an escalation stage [A3].
-        declined, escalated = _num([r.get("declined")])[0], _num([r.get("escalated")])[0]
+        declined, escalated = declined_n[i], escalated_n[i]
         if declined > 0 and escalated < declined:
             missing = declined - escalated
             add(
@@ -666,7 +675,7 @@ def policy_practice_flags(
             )
         # 9. Data stale or rejected.
         if code in status.index:
-            s = status.loc[code]
+            s = status_rows[code] if status_rows is not None else status.loc[code]
             last = s.get("last_attempt_status")
             latest = s.get("latest_period_end")
             has_window_data = bool(pd.notna(decided[i]) and decided[i] > 0)
