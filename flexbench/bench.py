@@ -263,11 +263,13 @@ def _publication_pass(spec: dict, name: str) -> dict:
         fetched = []
         for batch in publications.batches(entries):
             fetched.extend(publications.fetch_batch(s, batch))
+            # More workers import GX as soon as there is enough new content for them.
+            pool.expect(sum(f["status"] == "fetched" for f in fetched))
         t1 = time.perf_counter()
         todo = [f for f in fetched if f["status"] == "fetched"]
         outcomes = pool.validate(s, fetched, as_of)
         groups = len(pool.groups(todo))
-        workers = pool.workers
+        workers = pool.active
     phases["fetch"] = t1 - t0
     phases["validate"] = time.perf_counter() - t1
     validated = len(todo)

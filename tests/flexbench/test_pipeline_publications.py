@@ -8,6 +8,7 @@ called directly (no Airflow): registry → batches → fetch_batch → validate_
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from datetime import date
@@ -325,8 +326,10 @@ def test_validating_on_every_core_gives_each_file_the_verdict_one_process_gives(
     fetched = fetch_all(nation)
     with publications.ValidationPool(1) as one:
         alone = one.validate(nation, fetched, TODAY)
-    with publications.ValidationPool(2) as pool:
+    # One file is enough to put the second worker to work here, so both take a share.
+    with publications.ValidationPool(2, files_per_worker=1) as pool:
         shared = pool.validate(nation, fetched, TODAY)
+        assert pool.active == 2
 
     assert verdicts(shared) == verdicts(alone)
     assert {o["org_code"]: o["status"] for o in shared} == {
@@ -358,7 +361,7 @@ def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation
     # Patched before the pool forks its workers, so they inherit it; the calling process
     # validates normally.
     monkeypatch.setattr(publications, "_verdicts", dies_in_a_worker)
-    with publications.ValidationPool(2) as pool:
+    with publications.ValidationPool(2, files_per_worker=1) as pool:
         outcomes = pool.validate(nation, fetch_all(nation), TODAY)
 
     assert publications.load(nation, outcomes, "run-broken-pool", TODAY) == {
@@ -374,7 +377,9 @@ def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation
     [
         (0, 2, []),
         (1, 2, [1]),
-        (96, 2, [48, 48]),
+        (96, 2, [96]),  # a refresh where 5% changed: one worker, one GX import
+        (199, 2, [199]),
+        (200, 2, [100, 100]),
         (401, 2, [134, 134, 133]),
         (1926, 2, [193] * 6 + [192] * 4),
         (10, 1, [10]),
@@ -392,6 +397,39 @@ def test_files_to_validate_are_shared_evenly_in_groups_no_larger_than_a_batch(
     assert [len(g) for g in groups] == sizes
     assert [item for g in groups for item in g] == todo  # every file once, in order
     assert all(len(g) <= publications.BATCH_SIZE for g in groups)
+
+
+_SECOND_WORKER = """
+import sys
+from flexbench.pipeline import publications as p
+
+def gx_imported():
+    return "great_expectations" in sys.modules
+
+with p.ValidationPool(2) as pool:
+    second = pool._executors[1]
+    pool.expect(p.FILES_PER_WORKER)
+    print(pool.active, second.submit(gx_imported).result(timeout=60))
+    pool.expect(2 * p.FILES_PER_WORKER)
+    print(pool.active, all(w.result(timeout=120) for w in pool._warming),
+          second.submit(gx_imported).result(timeout=60))
+"""
+
+
+def test_a_second_worker_imports_gx_only_when_there_is_enough_to_validate():
+    # A fresh interpreter: workers forked from this test process would inherit its GX.
+    done = subprocess.run(
+        [sys.executable, "-c", _SECOND_WORKER],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    assert done.returncode == 0, done.stderr
+    # Enough files for one worker: the second is idle and has not imported GX.
+    # Enough for two: it is put to work and imports GX.
+    assert done.stdout.split("\n")[:2] == ["1 False", "2 True True"]
 
 
 def test_the_number_of_validation_workers_can_be_set_and_a_bad_value_is_named(monkeypatch):
