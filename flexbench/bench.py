@@ -269,7 +269,7 @@ def _publication_pass(spec: dict, name: str) -> dict:
         todo = [f for f in fetched if f["status"] == "fetched"]
         outcomes = pool.validate(s, fetched, as_of)
         groups = len(pool.groups(todo))
-        workers = pool.active
+        workers, used = pool.workers, pool.active
     phases["fetch"] = t1 - t0
     phases["validate"] = time.perf_counter() - t1
     validated = len(todo)
@@ -298,6 +298,7 @@ def _publication_pass(spec: dict, name: str) -> dict:
         "validated": validated,
         "validate_batches": groups,
         "validate_workers": workers,
+        "validate_workers_used": used,
         "statuses": counts,
         "rows_read": int(read),
         "raw_publication_rows": int(loaded),

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from flexbench import bench
+from flexbench.pipeline import publications
 from flexbench.sample import workload as wl
 
 
@@ -84,12 +85,14 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
     # DuckDB reading the two forms apart (the side figure) read the same rows (the harness
     # refuses to report it otherwise) and took time.
     assert report["extra"]["floor_by_form_s"] > 0
-    # Validation used the machine's cores (one worker per core) in groups of at most a batch.
-    assert report["runs"]["pipeline"]["detail"]["validate_workers"] == (os.cpu_count() or 1)
-    assert report["runs"]["pipeline"]["detail"]["validate_batches"] >= min(
-        os.cpu_count() or 1, report["workload"]["files"]
-    )
+    # Validation had a worker per core, and put as many to work as the files were worth
+    # (one per FILES_PER_WORKER files, at least one), each with a group of at most a batch.
     pipeline = report["runs"]["pipeline"]["detail"]
+    files = report["workload"]["files"]
+    assert pipeline["validate_workers"] == (os.cpu_count() or 1)
+    used = max(1, min(os.cpu_count() or 1, files // publications.FILES_PER_WORKER))
+    assert pipeline["validate_workers_used"] == used
+    assert pipeline["validate_batches"] >= used
     assert pipeline["statuses"] == {"accepted": report["workload"]["files"]}
     assert pipeline["rows_read"] == rows
     # The incremental run re-reads only the changed files.
