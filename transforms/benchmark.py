@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaincinv, ndtr, ndtri
 
-from transforms import stats
+from transforms import stats, vocabulary
 
 # --------------------------------------------------------------------------------------------
 # documented constants (docs/methodology.md, "Thresholds")
@@ -79,17 +79,7 @@ NON_CLINICAL_STAFF_GROUPS = frozenset(
     {"Central functions", "Hotel, property & estates", "Senior managers", "Managers"}
 )
 
-DECLINE_REASONS = (
-    "declined_costs",
-    "declined_demand",
-    "declined_reorganise",
-    "declined_recruit",
-    "declined_quality",
-    "declined_performance",
-    "declined_insufficient_work",
-    "declined_structural_changes",
-    "declined_other",
-)
+DECLINE_REASONS = vocabulary.DECLINE_REASON_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
+from transforms import vocabulary
 from transforms.workforce import KNOWN_STAFF_GROUPS
 
 ROW_COLUMN = "_row"  # same name as expectations.core.ROW_COLUMN (kept import-free here)
@@ -37,47 +38,19 @@ ROW_COLUMN = "_row"  # same name as expectations.core.ROW_COLUMN (kept import-fr
 # --- the standard's columns ---------------------------------------------------------------
 
 #: The eight statutory grounds (Employment Rights Act 1996 s.80G, in that order) and "other".
-DECLINE_REASONS: tuple[str, ...] = (
-    "costs",
-    "demand",
-    "reorganise",
-    "recruit",
-    "quality",
-    "performance",
-    "insufficient_work",
-    "structural_changes",
-    "other",
+DECLINE_REASONS: tuple[str, ...] = tuple(
+    c.removeprefix("declined_") for c in vocabulary.DECLINE_REASON_COLUMNS
 )
-DECLINE_REASON_COLUMNS: tuple[str, ...] = tuple(f"declined_{r}" for r in DECLINE_REASONS)
+DECLINE_REASON_COLUMNS: tuple[str, ...] = vocabulary.DECLINE_REASON_COLUMNS
 
 #: Outcome counts that must add up to requests_received (rule "outcomes-sum").
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "approved_in_full",
-    "approved_with_changes",
-    "declined",
-    "withdrawn",
-    "pending",
-)
+OUTCOME_COLUMNS: tuple[str, ...] = vocabulary.OUTCOME_COLUMNS
 
 #: Count columns of the summary form, each a whole number 0 or more.
-COUNT_COLUMNS: tuple[str, ...] = (
-    "requests_received",
-    *OUTCOME_COLUMNS,
-    "escalated",
-    "appeals",
-    "appeals_upheld",
-    "decided_within_2_months",
-    *DECLINE_REASON_COLUMNS,
-)
+COUNT_COLUMNS: tuple[str, ...] = vocabulary.COUNT_COLUMNS
 
 #: Summary form: one row per trust x reporting period x staff group (DESIGN 3.1 order).
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "org_code",
-    "period_start",
-    "period_end",
-    "staff_group",
-    *COUNT_COLUMNS,
-)
+SUMMARY_COLUMNS: tuple[str, ...] = vocabulary.SUMMARY_COLUMNS
 
 #: Request-level form: one row per request. All required except the optional ones below.
 REQUEST_LEVEL_REQUIRED: tuple[str, ...] = (

@@ -338,7 +338,6 @@ class ValidationPool:
         while self._executors and self.active < wanted:
             self._warming.append(self._executors[self.active].submit(_warm_up))
             self.active += 1
-        self.active = max(self.active, wanted)
 
     def groups(self, todo: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """``todo`` in groups of at most :data:`BATCH_SIZE`, at least one per worker worth

@@ -170,6 +170,18 @@ def nation(server, tmp_path):
     return make_settings(tmp_path, urls)
 
 
+#: What a first run makes of each trust of ``nation``.
+NATION_STATUSES = {
+    "RAA": "accepted",
+    "RBB": "accepted",
+    "RCC": "fetch_failed",
+    "RDD": "fetch_failed",
+    "REE": "rejected",
+    "RFF": "accepted",
+    "RGG": "rejected",
+}
+
+
 def requests_for(server: HTTPServer, path: str) -> list[int]:
     """HTTP statuses the server answered for ``path``, in order."""
     return [resp.status_code for req, resp in server.log if req.path == path]
@@ -180,15 +192,7 @@ def test_first_run_loads_accepted_files_and_audits_every_other_with_its_reason(s
 
     assert counts == {"accepted": 3, "rejected": 2, "fetch_failed": 2}
     audit = audit_of(nation, "run-1")
-    assert {org: status for org, (status, _) in audit.items()} == {
-        "RAA": "accepted",
-        "RBB": "accepted",
-        "RCC": "fetch_failed",
-        "RDD": "fetch_failed",
-        "REE": "rejected",
-        "RFF": "accepted",
-        "RGG": "rejected",
-    }
+    assert {org: status for org, (status, _) in audit.items()} == NATION_STATUSES
     assert "HTTP 500" in audit["RCC"][1]
     assert "timed out" in audit["RDD"][1]
     assert "web page" in audit["REE"][1]
@@ -332,15 +336,7 @@ def test_validating_on_every_core_gives_each_file_the_verdict_one_process_gives(
         assert pool.active == 2
 
     assert verdicts(shared) == verdicts(alone)
-    assert {o["org_code"]: o["status"] for o in shared} == {
-        "RAA": "accepted",
-        "RBB": "accepted",
-        "RCC": "fetch_failed",
-        "RDD": "fetch_failed",
-        "REE": "rejected",
-        "RFF": "accepted",
-        "RGG": "rejected",
-    }
+    assert {o["org_code"]: o["status"] for o in shared} == NATION_STATUSES
     assert publications.load(nation, shared, "run-pool", TODAY) == {
         "accepted": 3,
         "rejected": 2,

@@ -27,6 +27,7 @@ from flexbench.sample.nation import (
 )
 from flexbench.sample.pledge import write_pledge_feed
 from flexbench.sample.publications import write_publications
+from transforms.vocabulary import COUNT_COLUMNS
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "reference"
 BASE_URL = "http://127.0.0.1:8765"
@@ -36,19 +37,7 @@ SYNONYMS = {
     "trust_code": "org_code",
     "agreed_with_amendments": "approved_with_changes",
 }
-COUNTS = [
-    "requests_received",
-    "approved_in_full",
-    "approved_with_changes",
-    "declined",
-    "withdrawn",
-    "pending",
-    "escalated",
-    "appeals",
-    "appeals_upheld",
-    "decided_within_2_months",
-    *DECLINE_REASONS,
-]
+COUNTS = list(COUNT_COLUMNS)
 
 
 @pytest.fixture(scope="module")

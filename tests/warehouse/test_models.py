@@ -9,29 +9,10 @@ import pytest
 
 import warehouse
 from flexbench.pipeline import benchmark
+from transforms.vocabulary import COUNT_COLUMNS
 
 AS_OF = date(2026, 10, 31)
-COUNTS = [
-    "requests_received",
-    "approved_in_full",
-    "approved_with_changes",
-    "declined",
-    "withdrawn",
-    "pending",
-    "escalated",
-    "appeals",
-    "appeals_upheld",
-    "decided_within_2_months",
-    "declined_costs",
-    "declined_demand",
-    "declined_reorganise",
-    "declined_recruit",
-    "declined_quality",
-    "declined_performance",
-    "declined_insufficient_work",
-    "declined_structural_changes",
-    "declined_other",
-]
+COUNTS = list(COUNT_COLUMNS)
 
 
 def _row(code, start, end, group="All staff groups", approved=9, declined=1):
