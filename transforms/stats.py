@@ -1,15 +1,17 @@
 """Benchmark statistics: confidence intervals, funnel limits, overdispersion, ranks.
 
-These implement the comparison methods of the benchmark (brief, section 4, "Comparison done
-the way NHS analysts do it"):
+These implement the comparison methods of the benchmark (docs/methodology.md):
 
 - Wilson score intervals (95% and 99.8%) for every proportion -> :func:`wilson_interval`;
 - funnel plots for proportions against the national rate, control limits at 95% and 99.8%
-  -> :func:`funnel_limits` and :func:`funnel_significance`;
-- the overdispersion adjustment of Spiegelhalter (2005), z-scores winsorised at 10% and an
-  additive random-effects variance tau^2 -> :func:`overdispersion`;
+  -> :func:`funnel_limits`, :func:`funnel_significance` and :func:`arcsine_z`;
+- the overdispersion adjustment of Spiegelhalter (2005) as FunnelPlotR computes it: arcsine
+  z-scores winsorised at the 10th and 90th percentiles, phi tested against chi-squared(k - 1),
+  DerSimonian-Laird tau^2 -> :func:`overdispersion`, :func:`overdispersion_p_value`;
+- tests for many trusts and small groups: Benjamini-Hochberg q-values -> :func:`bh_q_values`,
+  Fisher's exact test of two proportions -> :func:`fisher_exact_p`;
 - rank and quartile, ties ranked as ties, no rank from tiny numbers -> :func:`rank_with_ties`
-  and :func:`quartile`.
+  and :func:`quartile`, with the uncertainty of each rank -> :func:`rank_intervals`.
 
 Every function is pure and vectorised: it accepts scalars, numpy arrays or pandas Series (and
 mixtures of them, broadcast together) and returns the same shape. A pandas Series in gives a
@@ -25,6 +27,13 @@ Spiegelhalter, D. J. (2005). Funnel plots for comparing institutional performanc
     Statistics in Medicine 24, 1185-1202.
 Spiegelhalter, D. J. (2005). Handling over-dispersion of performance indicators.
     Quality and Safety in Health Care 14, 347-351.
+Benjamini, Y. & Hochberg, Y. (1995). Controlling the false discovery rate. JRSS B 57, 289-300.
+Jones, H. E., Ohlssen, D. I. & Spiegelhalter, D. J. (2008). Use of the false discovery rate
+    when comparing multiple health care providers. J Clin Epidemiol 61, 232-240.
+Goldstein, H. & Spiegelhalter, D. J. (1996). League tables and their limitations. JRSS A 159,
+    385-443.
+FunnelPlotR (nhs-r-community), the R implementation of Spiegelhalter's overdispersed funnels
+    whose proportion convention :func:`overdispersion` follows.
 OHID Fingertips technical guidance and the PHEindicatormethods R package (``wilson_lower``,
     ``wilson_upper``, ``phe_funnels``, ``phe_funnel_significance``), whose published test
     figures the tests of this module reproduce.
@@ -36,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+from scipy.special import chdtrc, gammaln, ndtr, ndtri
 
 #: The two control-limit levels of the benchmark's funnel plots (two-sided coverage).
 FUNNEL_CONFIDENCE_INNER = 0.95
@@ -260,74 +269,212 @@ def pooled_rate(numerators: Any, denominators: Any) -> float:
     return float(r.sum() / n.sum()) if n.size else float("nan")
 
 
-def winsorise_values(values: Any, proportion: float = 0.1) -> np.ndarray:
-    """Winsorise: the ``floor(proportion * k)`` lowest and highest of k values are set to the
-    nearest value kept (same convention as ``scipy.stats.mstats.winsorize``).
+WINSORISE_METHODS = ("percentile", "count")
 
-    Used by :func:`overdispersion` (Spiegelhalter 2005: z-scores winsorised at 10% each end).
+
+def winsorise_values(
+    values: Any, proportion: float = 0.1, method: str = "percentile"
+) -> np.ndarray:
+    """Winsorise values at each end (Spiegelhalter 2005, as FunnelPlotR does it).
+
+    ``method="percentile"`` (the default): values below the ``proportion`` quantile are set to
+    it, values above the ``1 - proportion`` quantile likewise, the quantiles being R's default
+    (type 7, linear interpolation between order statistics: numpy's default ``np.quantile``).
+    This is FunnelPlotR's convention. ``method="count"``: the ``floor(proportion * k)`` lowest
+    and highest of k values are set to the nearest value kept (``scipy.stats.mstats.winsorize``),
+    the convention of the first edition of the benchmark, kept as an option.
     """
+    if method not in WINSORISE_METHODS:
+        raise ValueError(f"method must be one of {WINSORISE_METHODS}, got {method!r}")
     z = np.asarray(values, dtype=float).copy()
     k = z.size
+    if k == 0 or proportion <= 0:
+        return z
+    if method == "percentile":
+        lower, upper = np.quantile(z, [proportion, 1 - proportion])
+        return np.clip(z, lower, upper)
     g = int(np.floor(proportion * k + 1e-9))
-    if g == 0 or k == 0:
+    if g == 0:
         return z
     order = np.sort(z)
     return np.clip(z, order[g], order[k - 1 - g])
 
 
+def winsorised_consistency(proportion: float) -> float:
+    """Mean square of a standard normal winsorised at its ``proportion`` and ``1 - proportion``
+    quantiles: ``(1 - 2w) - 2 c pdf(c) + 2 w c^2`` with ``c = norm.ppf(1 - w)``.
+
+    Dividing a winsorised mean square by this makes it a consistent estimate of the variance of
+    normal z-scores (the same idea as the 1.4826 factor of the median absolute deviation). For
+    w = 0.1 it is 0.6787: uncorrected, the winsorised phi of a nation whose z-scores are normal
+    with variance phi estimates only 0.68 phi (docs/methodology.md, "Overdispersion").
+    """
+    if not 0 <= proportion < 0.5:
+        raise ValueError(f"proportion must be in [0, 0.5), got {proportion!r}")
+    if proportion == 0:
+        return 1.0
+    c = float(ndtri(1 - proportion))
+    density = float(np.exp(-c * c / 2) / np.sqrt(2 * np.pi))
+    return (1 - 2 * proportion) - 2 * c * density + 2 * proportion * c * c
+
+
+def arcsine_z(numerators: Any, denominators: Any, target: float, tau2: float = 0.0) -> Any:
+    """z-score of each unit on the arcsine scale (Spiegelhalter 2005):
+    ``(asin(sqrt(r/n)) - asin(sqrt(target))) / sqrt(1/(4n) + tau2)``. NaN without data."""
+    template = _template(numerators, denominators)
+    r, n = np.broadcast_arrays(_to_float_array(numerators), _to_float_array(denominators))
+    valid = np.isfinite(r) & np.isfinite(n) & (n > 0)
+    if np.any(valid & ((r < 0) | (r > n))):
+        raise ValueError("a numerator must be between 0 and its denominator")
+    ns = np.where(valid, n, 1.0)
+    y = np.where(valid, r, 0.0) / ns
+    z = (np.arcsin(np.sqrt(y)) - np.arcsin(np.sqrt(float(target)))) / np.sqrt(1 / (4 * ns) + tau2)
+    return _shaped(np.where(valid, z, np.nan), template)
+
+
 def overdispersion(
-    numerators: Any, denominators: Any, target: float | None = None, winsorise: float = 0.1
+    numerators: Any,
+    denominators: Any,
+    target: float | None = None,
+    winsorise: float = 0.1,
+    consistent: bool = False,
 ) -> tuple[float, float]:
     """Overdispersion factor phi and random-effects variance tau^2 on the arcsine scale.
 
-    Benchmark rule: funnel limits get "an overdispersion adjustment (Spiegelhalter 2005:
-    z-scores winsorised at 10%, additive random effects tau^2) when the data is overdispersed".
+    Spiegelhalter (2005), as FunnelPlotR computes it for proportions (``data_type = "PR"``).
 
     Parameters
     ----------
     numerators, denominators : array-like or pandas Series
         One entry per unit (trust). Units with a zero or missing denominator are left out.
-    target : float, optional
-        Comparator proportion; defaults to the pooled rate of the units used.
+    target : float or array-like, optional
+        Comparator proportion; defaults to the pooled rate of the units used (FunnelPlotR).
+        An array gives each unit its own target (staff voice: each trust's peer median); units
+        whose target is missing are then left out.
     winsorise : float, default 0.1
-        Share of z-scores winsorised at each end.
+        z-scores are winsorised at the ``winsorise`` and ``1 - winsorise`` quantiles (R type 7).
+    consistent : bool, default False
+        False: FunnelPlotR's phi, the mean square of the winsorised z-scores. True: that mean
+        square divided by :func:`winsorised_consistency` so that phi is consistent for normal
+        z-scores; the benchmark uses this (docs/methodology.md, "Overdispersion": without it,
+        10.4% of the trusts of null nations fell outside the adjusted 95% limits).
 
     Returns
     -------
     (phi, tau2)
-        ``phi`` is the winsorised estimate of the overdispersion factor (1 when the spread is
-        what chance alone gives); ``tau2`` the additive between-unit variance on the arcsine
-        scale (0 when not overdispersed). ``(nan, 0.0)`` with no units.
+        ``phi`` (1 when the spread is what chance alone gives) and ``tau2``, the additive
+        between-unit variance on the arcsine scale (DerSimonian-Laird moment form; 0 when
+        ``k phi <= k - 1``). ``(nan, 0.0)`` with no units.
 
     Notes
     -----
-    Exactly these formulas, with k units, y_i = r_i / n_i and p0 the target:
+    With k units, y_i = r_i / n_i and p0 the target:
 
-    - z_i = (asin(sqrt(y_i)) - asin(sqrt(p0))) / s_i, with s_i = 1 / (2 sqrt(n_i)) (the
-      standard error on the arcsine scale);
-    - z-scores winsorised: the floor(0.1 k) smallest set to the next smallest kept, likewise
-      the largest (see :func:`winsorise_values`);
-    - phi = (1/k) sum(z_w,i^2);
+    - z_i = (asin(sqrt(y_i)) - asin(sqrt(p0))) / s_i, s_i = 1 / (2 sqrt(n_i));
+    - z_i clipped to [q(0.1), q(0.9)], q the type-7 quantile of the k z-scores;
+    - phi = (1/k) sum(z_w,i^2) (divided by the consistency factor when ``consistent``);
     - w_i = 1 / s_i^2 = 4 n_i;
-    - tau2 = (k phi - (k - 1)) / (sum(w) - sum(w^2) / sum(w)) when k phi > k - 1, else 0.
+    - tau2 = max(0, (k phi - (k - 1)) / (sum(w) - sum(w^2) / sum(w))).
     """
-    r, n = _valid_units(numerators, denominators)
+    r, n = np.broadcast_arrays(_to_float_array(numerators), _to_float_array(denominators))
+    r, n = np.atleast_1d(r), np.atleast_1d(n)
+    p0 = np.broadcast_to(np.nan if target is None else _to_float_array(target), r.shape)
+    keep = np.isfinite(r) & np.isfinite(n) & (n > 0) & (target is None or np.isfinite(p0))
+    if np.any(keep & ((r < 0) | (r > n))):
+        raise ValueError("a numerator must be between 0 and its denominator")
+    r, n, p0 = r[keep], n[keep], p0[keep]
     k = n.size
     if k == 0:
         return float("nan"), 0.0
-    p0 = r.sum() / n.sum() if target is None else float(target)
-    if not 0 <= p0 <= 1:
+    if target is None:
+        p0 = np.full(k, r.sum() / n.sum())
+    if np.any((p0 < 0) | (p0 > 1)):
         raise ValueError("target must be a proportion between 0 and 1")
     s = 1 / (2 * np.sqrt(n))
     z = (np.arcsin(np.sqrt(r / n)) - np.arcsin(np.sqrt(p0))) / s
     z_w = winsorise_values(z, winsorise)
     phi = float(np.mean(z_w**2))
-    w = 4 * n
+    if consistent:
+        phi /= winsorised_consistency(winsorise)
+    w = 1 / s**2
     excess = k * phi - (k - 1)
     if excess <= 0 or k < 2:
         return phi, 0.0
     tau2 = float(excess / (w.sum() - (w**2).sum() / w.sum()))
-    return phi, tau2
+    return phi, max(0.0, tau2)
+
+
+def overdispersion_p_value(phi: float, k: int) -> float:
+    """p-value of the test of overdispersion: ``P(chi2(k - 1) > k phi)`` (Spiegelhalter 2005:
+    with no overdispersion, k phi is approximately chi-squared on k - 1 degrees of freedom).
+    NaN when k < 2 or phi is missing."""
+    if k is None or k < 2 or phi is None or not np.isfinite(phi):
+        return float("nan")
+    return float(chdtrc(k - 1, k * phi))
+
+
+def two_sided_p(z: Any) -> Any:
+    """Two-sided normal p-value ``2 * Phi(-|z|)``; NaN where z is missing."""
+    template = _template(z)
+    values = _to_float_array(z)
+    return _shaped(2 * ndtr(-np.abs(values)), template)
+
+
+def bh_q_values(p_values: Any) -> Any:
+    """Benjamini-Hochberg q-values (false discovery rate adjusted p-values), what R's
+    ``p.adjust(p, "BH")`` gives: ``q_(i) = min over j >= i of min(1, m p_(j) / j)`` for the
+    sorted p-values, m the number of p-values present. Missing p-values stay missing and are
+    not counted in m (Benjamini & Hochberg 1995; Jones, Ohlssen & Spiegelhalter 2008 for
+    league tables)."""
+    template = _template(p_values)
+    p = np.atleast_1d(_to_float_array(p_values)).astype(float)
+    q = np.full(p.shape, np.nan)
+    present = np.isfinite(p)
+    m = int(present.sum())
+    if m:
+        values = p[present]
+        order = np.argsort(values, kind="stable")
+        ranked = values[order] * m / np.arange(1, m + 1)
+        adjusted = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+        out = np.empty(m)
+        out[order] = adjusted
+        q[present] = out
+    return _shaped(q, template)
+
+
+def _log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def fisher_exact_p(x1: Any, n1: Any, x2: Any, n2: Any) -> Any:
+    """Two-sided p-value of Fisher's exact test of two proportions x1/n1 and x2/n2.
+
+    Conditional on the margins, the sum of the hypergeometric probabilities of the tables no
+    more likely than the one observed (R's ``fisher.test`` convention, with its relative
+    tolerance of 1e-7 for ties). Exact, so valid for small groups. NaN where a count is
+    missing or a group is empty.
+    """
+    template = _template(x1, n1, x2, n2)
+    a, m, b, k = np.broadcast_arrays(*(_to_float_array(v) for v in (x1, n1, x2, n2)))
+    a, m, b, k = (np.atleast_1d(v) for v in (a, m, b, k))
+    out = np.full(a.shape, np.nan)
+    for i in range(a.size):
+        if not all(np.isfinite(v[i]) for v in (a, m, b, k)) or m[i] <= 0 or k[i] <= 0:
+            continue
+        n_a, n_b, hits = int(m[i]), int(k[i]), int(a[i] + b[i])
+        lo, hi = max(0, hits - n_b), min(hits, n_a)
+        support = np.arange(lo, hi + 1, dtype=float)
+        log_p = (
+            _log_choose(np.float64(n_a), support)
+            + _log_choose(np.float64(n_b), hits - support)
+            - _log_choose(np.float64(n_a + n_b), np.float64(hits))
+        )
+        prob = np.exp(log_p)
+        observed = prob[int(a[i]) - lo]
+        out[i] = min(1.0, float(prob[prob <= observed * (1 + 1e-7)].sum()))
+    if template is None and np.ndim(x1) == 0 and np.ndim(n1) == 0:
+        return float(out[0])
+    return _shaped(out, template)
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,6 +578,56 @@ def rank_with_ties(
         key = v[eligible] if ascending else -v[eligible]
         ranks[eligible] = pd.Series(key).rank(method="min").to_numpy(dtype=float)
     return _shaped(ranks, template)
+
+
+#: Seed of the rank simulation: the same data gives the same rank intervals on every build.
+RANK_SIMULATION_SEED = 20_050_401
+RANK_SIMULATIONS = 2000
+
+
+def rank_intervals(
+    numerators: Any,
+    denominators: Any,
+    eligible: Any = None,
+    confidence: float = 0.95,
+    simulations: int = RANK_SIMULATIONS,
+    seed: int = RANK_SIMULATION_SEED,
+    ascending: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of each unit's rank, by simulation from each unit's uncertainty (Goldstein &
+    Spiegelhalter 1996; Marshall & Spiegelhalter 1998).
+
+    Each eligible unit's true rate is drawn ``simulations`` times from Beta(x + 1/2, n - x + 1/2)
+    (the Jeffreys posterior, whose central interval is close to the Wilson one); the units are
+    ranked in every draw (1 = highest unless ``ascending``) and the interval is the central
+    ``confidence`` range of each unit's simulated ranks (lower quantile rounded down, upper
+    rounded up, so both are whole ranks). Deterministic: a fixed ``seed``.
+
+    Returns
+    -------
+    (lower, upper)
+        Float arrays; NaN where the unit is not eligible (e.g. too few decided to be ranked)
+        or has no data.
+    """
+    x = np.atleast_1d(_to_float_array(numerators))
+    n = np.atleast_1d(_to_float_array(denominators))
+    x, n = np.broadcast_arrays(x, n)
+    ok = np.isfinite(x) & np.isfinite(n) & (n > 0) & (x >= 0) & (x <= n)
+    if eligible is not None:
+        ok &= np.broadcast_to(np.atleast_1d(np.asarray(eligible, dtype=bool)), ok.shape)
+    lower = np.full(x.shape, np.nan)
+    upper = np.full(x.shape, np.nan)
+    k = int(ok.sum())
+    if k == 0:
+        return lower, upper
+    rng = np.random.default_rng(seed)
+    draws = rng.beta(x[ok] + 0.5, n[ok] - x[ok] + 0.5, size=(simulations, k))
+    key = draws if ascending else -draws
+    ranks = key.argsort(axis=1).argsort(axis=1) + 1
+    alpha = (1 - confidence) / 2
+    lower[ok] = np.quantile(ranks, alpha, axis=0, method="lower")
+    upper[ok] = np.quantile(ranks, 1 - alpha, axis=0, method="higher")
+    return lower, upper
 
 
 def quartile(ranks: Any, n: Any) -> Any:

@@ -8,18 +8,25 @@ from decimal import Decimal, getcontext
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest, norm
+from scipy.stats import binomtest, chi2, false_discovery_control, fisher_exact, norm
 from scipy.stats.mstats import winsorize
 
 from transforms.stats import (
+    arcsine_z,
+    bh_q_values,
+    fisher_exact_p,
     funnel_limits,
     funnel_significance,
     overdispersion,
+    overdispersion_p_value,
     pooled_rate,
     quartile,
+    rank_intervals,
     rank_with_ties,
+    two_sided_p,
     wilson_interval,
     winsorise_values,
+    winsorised_consistency,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -267,25 +274,30 @@ def _units_with_z_scores(z_scores, n, target):
 def test_overdispersion_hand_worked_ten_units():
     # Ten trusts, each n = 100, target 0.5; their arcsine z-scores are
     #   -3, -2, -1, -0.5, 0, 0, 0.5, 1, 2, 4.
-    # Winsorising 10% at each end (1 of 10) sets -3 -> -2 and 4 -> 2:
-    #   -2, -2, -1, -0.5, 0, 0, 0.5, 1, 2, 2
-    # squares: 4 + 4 + 1 + 0.25 + 0 + 0 + 0.25 + 1 + 4 + 4 = 18.5, so phi = 18.5 / 10 = 1.85.
+    # R's type-7 10th percentile: h = 0.1 x 9 = 0.9, -3 + 0.9 x (-2 - -3) = -2.1; the 90th:
+    # h = 8.1, 2 + 0.1 x (4 - 2) = 2.2. Winsorised: -2.1, -2, -1, -0.5, 0, 0, 0.5, 1, 2, 2.2;
+    # squares: 4.41 + 4 + 1 + 0.25 + 0 + 0 + 0.25 + 1 + 4 + 4.84 = 19.75, phi = 1.975.
     # Weights w = 4n = 400 each: sum w = 4000, sum w^2 / sum w = 1_600_000 / 4000 = 400.
-    # tau2 = (k phi - (k - 1)) / (sum w - sum w^2 / sum w) = (18.5 - 9) / 3600 = 9.5 / 3600.
+    # tau2 = (k phi - (k - 1)) / (sum w - sum w^2 / sum w) = (19.75 - 9) / 3600 = 10.75 / 3600.
     z_scores = [-3, -2, -1, -0.5, 0, 0, 0.5, 1, 2, 4]
     n = np.full(10, 100)
     x = _units_with_z_scores(z_scores, 100, 0.5)
     phi, tau2 = overdispersion(x, n, target=0.5)
-    assert phi == pytest.approx(1.85, rel=1e-9)
-    assert tau2 == pytest.approx(9.5 / 3600, rel=1e-9)
+    assert phi == pytest.approx(1.975, rel=1e-9)
+    assert tau2 == pytest.approx(10.75 / 3600, rel=1e-9)
+    # consistent=True divides phi by the winsorised normal mean square (0.67865...).
+    phi_c, tau2_c = overdispersion(x, n, target=0.5, consistent=True)
+    assert phi_c == pytest.approx(1.975 / winsorised_consistency(0.1), rel=1e-12)
+    assert tau2_c == pytest.approx((10 * phi_c - 9) / 3600, rel=1e-12)
 
 
 def test_overdispersion_none_when_spread_is_small():
-    # z-scores -1, -0.5, 0, 0.5, 1 (k = 5, nothing winsorised): phi = 2.5 / 5 = 0.5;
-    # k phi = 2.5 <= k - 1 = 4, so tau2 = 0.
+    # z-scores -1, -0.5, 0, 0.5, 1 (k = 5): the type-7 10th percentile is -1 + 0.4 x 0.5 = -0.8,
+    # the 90th 0.8; winsorised squares 0.64 + 0.25 + 0 + 0.25 + 0.64 = 1.78, phi = 0.356;
+    # k phi = 1.78 <= k - 1 = 4, so tau2 = 0.
     x = _units_with_z_scores([-1, -0.5, 0, 0.5, 1], 400, 0.3)
     phi, tau2 = overdispersion(x, np.full(5, 400), target=0.3)
-    assert phi == pytest.approx(0.5, rel=1e-9)
+    assert phi == pytest.approx(0.356, rel=1e-9)
     assert tau2 == 0.0
 
 
@@ -297,10 +309,155 @@ def test_overdispersion_target_defaults_to_pooled_rate_and_skips_empty_units():
 
 
 @pytest.mark.parametrize("k", [7, 10, 25, 41])
-def test_winsorise_values_matches_scipy_winsorize(k):
+def test_winsorise_values_count_option_matches_scipy_winsorize(k):
     values = np.random.default_rng(k).normal(size=k)
     expected = np.asarray(winsorize(values, limits=(0.1, 0.1)))
-    np.testing.assert_array_equal(winsorise_values(values, 0.1), expected)
+    np.testing.assert_array_equal(winsorise_values(values, 0.1, method="count"), expected)
+
+
+def _r_quantile_type7(values, prob):
+    """R's default quantile (Hyndman & Fan type 7), from its definition, not from numpy: with
+    sorted x_1..x_k and h = (k - 1) p + 1, x_j + (h - j) (x_(j+1) - x_j) where j = floor(h)."""
+    x = sorted(values)
+    h = (len(x) - 1) * prob + 1
+    j = math.floor(h)
+    if j >= len(x):
+        return x[-1]
+    return x[j - 1] + (h - j) * (x[j] - x[j - 1])
+
+
+def test_winsorise_values_clips_at_r_type_7_percentiles():
+    values = np.random.default_rng(3).normal(size=23)
+    lower, upper = _r_quantile_type7(values, 0.1), _r_quantile_type7(values, 0.9)
+    got = winsorise_values(values, 0.1)
+    np.testing.assert_allclose(got, np.clip(values, lower, upper), rtol=0, atol=0)
+    with pytest.raises(ValueError):
+        winsorise_values(values, 0.1, method="trimmed")
+
+
+# A published data set: the proportion inputs of PHEindicatormethods' funnel tests
+# (ukhsa-collaboration/PHEindicatormethods, tests/testthat/testdata_funnel_prop_inputs.csv),
+# the first 40 areas as published (numerator, denominator).
+PHE_PROPORTION_INPUTS = [
+    (35078.4880000, 41980), (24803.6256000, 31824), (50050.7443000, 61921),
+    (48686.4364000, 59804), (35795.6324000, 45449), (66969.6742000, 80002),
+    (48514.4460000, 64755), (70670.2858000, 93122), (26029.3176000, 33708),
+    (22506.3828000, 25932), (20619.5552000, 25852), (19847.1920000, 23684),
+    (23617.7778000, 28954), (21121.0160000, 27530), (30294.3882000, 41066),
+    (24648.7596000, 30521), (18986.0000000, 22000), (31759.3850000, 39350),
+    (26008.3050000, 29850), (49524.9445000, 63065), (24107.1107000, 28519),
+    (55471.6028000, 73972), (30573.2632000, 39752), (49513.0482000, 69993),
+    (39350.4825000, 52293), (54063.9774000, 71034), (55438.5333000, 77743),
+    (29561.6517000, 36627), (18631.5660000, 21342), (32137.8848000, 38024),
+    (18365.4621000, 29277), (27622.3500000, 35076), (18205.1925000, 22215),
+    (20235.1110000, 24590), (29722.5035000, 41845), (46855.9900000, 56453),
+    (33893.8041000, 40989), (18550.7595000, 22905), (48475.9332000, 59604),
+    (27846.1152000, 36486),
+]  # fmt: skip
+
+
+def _funnelplotr_pr_oracle(numerator, denominator, trim_by=0.1):
+    """FunnelPlotR's proportion ("PR") overdispersion, step by step as its R code does it
+    (transformed_zscore, winsorisation, phi_func, tau_func), in plain Python: an independent
+    oracle. FunnelPlotR publishes no phi or tau2 figures for proportions to compare with."""
+    k = len(numerator)
+    target = math.asin(math.sqrt(sum(numerator) / sum(denominator)))
+    y = [math.asin(math.sqrt(r / n)) for r, n in zip(numerator, denominator, strict=True)]
+    s = [1 / (2 * math.sqrt(n)) for n in denominator]
+    uz = [(yi - target) / si for yi, si in zip(y, s, strict=True)]
+    lz, upz = _r_quantile_type7(uz, trim_by), _r_quantile_type7(uz, 1 - trim_by)
+    wz = [lz if z < lz else upz if z > upz else z for z in uz]
+    phi = sum(z * z for z in wz) / k
+    if k * phi < k - 1:
+        return phi, 0.0
+    w = [1 / si**2 for si in s]
+    tau2 = max(0.0, (k * phi - (k - 1)) / (sum(w) - sum(wi * wi for wi in w) / sum(w)))
+    return phi, tau2
+
+
+@pytest.mark.parametrize("rows", [10, 23, 40])
+def test_overdispersion_equals_funnelplotr_on_published_data(rows):
+    numerator = [r for r, _ in PHE_PROPORTION_INPUTS[:rows]]
+    denominator = [n for _, n in PHE_PROPORTION_INPUTS[:rows]]
+    expected_phi, expected_tau2 = _funnelplotr_pr_oracle(numerator, denominator)
+    phi, tau2 = overdispersion(numerator, denominator, winsorise=0.1)
+    assert expected_phi > 1 and expected_tau2 > 0  # these areas are strongly overdispersed
+    assert phi == pytest.approx(expected_phi, rel=1e-9)
+    assert tau2 == pytest.approx(expected_tau2, rel=1e-9)
+
+
+def test_winsorised_consistency_is_the_mean_square_of_a_winsorised_normal():
+    # numerically: E[clip(Z, -c, c)^2] for Z standard normal, c its 90th percentile
+    c = norm.ppf(0.9)
+    grid = np.linspace(-c, c, 200_001)
+    inner = np.trapezoid(grid**2 * norm.pdf(grid), grid)
+    assert winsorised_consistency(0.1) == pytest.approx(inner + 2 * 0.1 * c * c, rel=1e-8)
+    assert winsorised_consistency(0.0) == 1.0
+
+
+def test_consistent_phi_is_about_one_without_overdispersion():
+    # 60 nations of 150 trusts with one true rate: the consistent phi averages about 1, while
+    # the winsorised mean square alone averages about 0.68.
+    rng = np.random.default_rng(7)
+    raw, consistent = [], []
+    for _ in range(60):
+        n = rng.integers(50, 2000, 150)
+        r = rng.binomial(n, 0.9)
+        raw.append(overdispersion(r, n)[0])
+        consistent.append(overdispersion(r, n, consistent=True)[0])
+    assert np.mean(raw) == pytest.approx(0.68, abs=0.03)
+    assert np.mean(consistent) == pytest.approx(1.0, abs=0.04)
+
+
+def test_overdispersion_p_value_is_the_chi_squared_tail():
+    assert overdispersion_p_value(1.3, 50) == pytest.approx(chi2.sf(65.0, 49), rel=1e-12)
+    assert overdispersion_p_value(1.0, 1) != overdispersion_p_value(1.0, 1)  # NaN: k < 2
+
+
+def test_overdispersion_accepts_a_target_per_unit():
+    x, n = np.array([30.0, 45, 60, 20]), np.array([100.0, 100, 100, 100])
+    targets = np.array([0.4, 0.4, 0.5, np.nan])  # the last unit has no target: left out
+    got = overdispersion(x, n, target=targets, winsorise=0)
+    z = (np.arcsin(np.sqrt(x[:3] / 100)) - np.arcsin(np.sqrt(targets[:3]))) * 20
+    assert got[0] == pytest.approx(np.mean(z**2), rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# many comparisons and small groups
+# --------------------------------------------------------------------------------------------
+
+
+def test_bh_q_values_match_scipy_false_discovery_control():
+    p = np.random.default_rng(11).uniform(size=57) ** 3
+    np.testing.assert_allclose(bh_q_values(p), false_discovery_control(p), rtol=1e-12)
+    # hand-worked: sorted 0.005, 0.01, 0.03, 0.04 times 4/rank = 0.02, 0.02, 0.04, 0.04
+    got = bh_q_values(pd.Series([0.01, 0.04, None, 0.03, 0.005], index=list("abcde")))
+    assert got.index.tolist() == list("abcde")
+    np.testing.assert_allclose(got.to_numpy(), [0.02, 0.04, np.nan, 0.04, 0.02])
+
+
+@pytest.mark.parametrize(
+    "x1, n1, x2, n2",
+    [(6, 6, 0, 3), (10, 10, 4, 10), (12, 40, 25, 41), (3, 15, 3, 15), (0, 10, 10, 10),
+     (180, 200, 150, 190), (1, 12, 9, 11)],
+)  # fmt: skip
+def test_fisher_exact_p_matches_scipy(x1, n1, x2, n2):
+    expected = fisher_exact([[x1, n1 - x1], [x2, n2 - x2]]).pvalue
+    assert fisher_exact_p(x1, n1, x2, n2) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fisher_exact_p_missing_groups():
+    got = fisher_exact_p(pd.Series([5.0, 3.0]), pd.Series([10.0, 0.0]), 2, pd.Series([10, 5]))
+    assert got.iloc[0] == pytest.approx(fisher_exact([[5, 5], [2, 8]]).pvalue)
+    assert np.isnan(got.iloc[1])
+
+
+def test_arcsine_z_and_two_sided_p():
+    z = arcsine_z(60, 100, 0.5, tau2=0.001)
+    expected = (math.asin(math.sqrt(0.6)) - math.asin(math.sqrt(0.5))) / math.sqrt(1 / 400 + 0.001)
+    assert z == pytest.approx(expected, rel=1e-12)
+    assert two_sided_p(1.959963984540054) == pytest.approx(0.05, rel=1e-9)
+    assert np.isnan(arcsine_z(1, 0, 0.5))
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,3 +497,33 @@ def test_quartile():
     np.testing.assert_array_equal(quartile(ranks, 8), [1, 1, 2, 2, 3, 3, 4, 4, np.nan])
     # tied ranks share a quartile; the top of a small peer group is in quartile 1
     assert list(quartile(pd.Series([1, 1, 3]), 3)) == [1, 1, 3]
+
+
+def test_rank_intervals_contain_the_rank_and_say_when_trusts_are_indistinguishable():
+    # Five trusts: two large ones far apart, three small ones with the same rate.
+    x = np.array([950, 600, 8, 8, 8.0])
+    n = np.array([1000, 1000, 10, 10, 10.0])
+    lower, upper = rank_intervals(x, n)
+    ranks = rank_with_ties(x / n)
+    assert np.all((lower <= ranks) & (ranks <= upper))
+    # the large trust at 95% is first or second (a small trust at 8/10 may be higher by
+    # chance); the large one at 60% is never above third
+    assert (lower[0], upper[0]) == (1, 2) and lower[1] >= 3
+    # the three small trusts at 8/10 cannot be placed: each could be anywhere from 1st to 5th
+    np.testing.assert_array_equal(lower[2:], [1, 1, 1])
+    np.testing.assert_array_equal(upper[2:], [5, 5, 5])
+    # the same data gives the same intervals (fixed seed)
+    again = rank_intervals(x, n)
+    np.testing.assert_array_equal(again[0], lower)
+    np.testing.assert_array_equal(again[1], upper)
+
+
+def test_rank_intervals_narrow_with_more_data_and_skip_ineligible_units():
+    x = np.array([90, 80, 70, 60.0])
+    small = rank_intervals(x, np.full(4, 100.0))
+    large = rank_intervals(x * 100, np.full(4, 10_000.0))
+    assert np.all(large[1] - large[0] <= small[1] - small[0])
+    np.testing.assert_array_equal(large[0], [1, 2, 3, 4])
+    np.testing.assert_array_equal(large[1], [1, 2, 3, 4])
+    lower, upper = rank_intervals(x, np.full(4, 100.0), eligible=[True, True, False, True])
+    assert np.isnan(lower[2]) and np.isnan(upper[2]) and np.nanmax(upper) <= 3
