@@ -20,7 +20,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaincinv, ndtr, ndtri
+from scipy.special import gammaincinv, ndtri
 
 from transforms import stats, vocabulary
 
@@ -32,21 +32,34 @@ from transforms import stats, vocabulary
 MIN_DECIDED = 10
 #: Data is stale when the latest accepted period ended more days than this before as-of.
 STALE_DAYS = 183
-#: Decisions within two months: a trust is flagged when, with 95% confidence, fewer than
-#: this share of its decisions were made within two months [A8].
+#: Decisions within two months: a trust is flagged when its share of decisions made within
+#: two months is significantly below this standard (score test) [A8].
 TIMELINESS_STANDARD = 0.90
-#: ... and the flag is "high" when its observed share is below this.
-TIMELINESS_HIGH = 0.75
+#: False discovery rate of the tested flags (Benjamini-Hochberg over trusts x tests): a flag
+#: is raised when its q-value is at most this [A13] ...
+FDR_FLAG = 0.05
+#: ... and its severity is "high" when its q-value is at most this.
+FDR_HIGH = 0.002
+#: Clinical vs non-clinical gap: each group needs at least this many decided requests [A9].
+MIN_DECIDED_PER_GROUP = 10
+#: Staff Survey percentages are weighted: their variance is taken as this many times the
+#: binomial one (design effect, an assumption, not measured) [A11].
+VOICE_DESIGN_EFFECT = 1.2
+#: Declines without escalation: an escalation made up to this many months before the window
+#: can be followed by a decline inside it (the statutory two-month decision period) [A3].
+ESCALATION_CARRY_MONTHS = 2
 #: Declines on a non-statutory ground: "high" when at least this share of declines.
 NON_STATUTORY_HIGH_SHARE = 0.10
 #: Clinical vs non-clinical approval gap: flagged only when at least this large (and
-#: significant at 95%) [A9].
+#: significant) [A9].
 CLINICAL_GAP_MIN = 0.05
 #: Low uptake: fewer requests per 100 staff than this fraction of the peer-group median [A10].
 LOW_UPTAKE_RATIO = 0.5
-#: Staff voice is "below peers" when at least this many of its measures are significantly
-#: low (95%) against the peer median [A11].
-VOICE_LOW_MIN_MEASURES = 2
+#: Staff voice is "below peers" when both of these questions are significantly low against
+#: the peer median; "We work flexibly" is built from Q4d, Q6b, Q6c and Q6d, so it is shown but
+#: not counted as further evidence [A11].
+VOICE_TESTED_MEASURES = ("q4d_pct_satisfied", "q6d_pct_agree")
+VOICE_LOW_MIN_MEASURES = len(VOICE_TESTED_MEASURES)
 
 Z95 = float(ndtri(1 - (1 - stats.FUNNEL_CONFIDENCE_INNER) / 2))
 Z998 = float(ndtri(1 - (1 - stats.FUNNEL_CONFIDENCE_OUTER) / 2))
@@ -92,11 +105,11 @@ class Proportion:
 
 
 #: The proportions of the benchmark (docs/methodology.md, "Measures"). Escalation is over
-#: requests received [A3]; appeals over declines [A4].
+#: the requests not agreed at the first stage [A3]; appeals over declines [A4].
 PROPORTIONS = (
     Proportion("approval_rate", "approved", "decided"),
     Proportion("decline_rate", "declined", "decided"),
-    Proportion("escalation_rate", "escalated", "requests_received"),
+    Proportion("escalation_rate", "escalated", "not_agreed_first_stage"),
     Proportion("appeal_rate", "appeals", "declined"),
     Proportion("appeals_upheld_rate", "appeals_upheld", "appeals"),
     Proportion("timeliness_rate", "decided_within_2_months", "decided"),
@@ -125,7 +138,18 @@ FLAGS = (
     "low_uptake_low_voice",
     "data_stale_or_rejected",
 )
-FLAG_COLUMNS = ("org_code", "flag", "rule", "threshold", "evidence", "severity")
+FLAG_COLUMNS = (
+    "org_code", "flag", "rule", "threshold", "evidence", "severity", "p_value", "q_value",
+)  # fmt: skip
+#: The flags decided by a test: the column of ``trust_measures`` holding each one's p-value
+#: (its q-value is in the same name with ``q_value``). The rest are rules, with no p-value.
+FLAG_TESTS = {
+    "decline_rate_high_outlier": "decline_rate_high_p_value",
+    "decisions_outside_two_months": "timeliness_p_value",
+    "clinical_approval_gap": "clinical_gap_p_value",
+    "voice_below_peers": "staff_voice_p_value",
+    "low_uptake_low_voice": "staff_voice_p_value",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,26 +202,6 @@ def poisson_interval(count, confidence: float = 0.95) -> tuple[np.ndarray, np.nd
     return np.where(bad, np.nan, lower), np.where(bad, np.nan, upper)
 
 
-def _arcsine_overdispersion(y, n, target, winsorise: float = 0.1) -> float:
-    """tau^2 of Spiegelhalter (2005) on the arcsine scale, each unit against its own target.
-
-    The formulas of :func:`transforms.stats.overdispersion`, with a target per unit (the peer
-    median); 0 when not overdispersed.
-    """
-    keep = np.isfinite(y) & np.isfinite(n) & (n > 0) & np.isfinite(target)
-    y, n, target = y[keep], n[keep], target[keep]
-    k = len(y)
-    if k < 2:
-        return 0.0
-    z = (np.arcsin(np.sqrt(y)) - np.arcsin(np.sqrt(target))) * 2 * np.sqrt(n)
-    phi = float(np.mean(stats.winsorise_values(z, winsorise) ** 2))
-    w = 4 * n
-    excess = k * phi - (k - 1)
-    if excess <= 0:
-        return 0.0
-    return float(excess / (w.sum() - (w**2).sum() / w.sum()))
-
-
 # --------------------------------------------------------------------------------------------
 # measures
 # --------------------------------------------------------------------------------------------
@@ -242,10 +246,11 @@ def clinical_split(staff_groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def two_proportion_z(x1, n1, x2, n2) -> pd.Series:
-    """z of the two-proportion test with a pooled standard error: (p2 - p1) / se.
+    """z of the two-proportion score test (pooled standard error): (p2 - p1) / se.
 
-    Benchmark rule: "a significant clinical vs non-clinical approval gap" [A9]. NaN where a
-    group has no decided requests or every request had the same outcome.
+    Shown with the clinical vs non-clinical gap for its size and direction; the gap's p-value
+    is Fisher's exact test (:func:`transforms.stats.fisher_exact_p`), valid for small groups
+    [A9]. NaN where a group has no decided requests or every request had the same outcome.
     """
     x1, n1, x2, n2 = (_num(v) for v in (x1, n1, x2, n2))
     p1, p2 = _ratio(x1, n1), _ratio(x2, n2)
@@ -282,29 +287,28 @@ def trust_measures(
         docs/methodology.md ("The columns of marts.trust_benchmark").
     """
     t = trusts.reset_index(drop=True)
-    out = pd.DataFrame({"org_code": t["org_code"].astype(str)})
+    out = _Columns(t.index)
+    out["org_code"] = t["org_code"].astype(str)
     count = {c: _num(t[c]) if c in t else pd.Series(np.nan, index=t.index) for c in (
         "requests_received", "approved_in_full", "approved_with_changes", "declined",
         "escalated", "appeals", "appeals_upheld", "decided_within_2_months", *DECLINE_REASONS,
     )}  # fmt: skip
     count["approved"] = count["approved_in_full"] + count["approved_with_changes"]
     count["decided"] = count["approved"] + count["declined"]
+    # Requests not agreed at the first stage: at least every escalated and every declined one
+    # (a compliant decline follows an escalation, so the two overlap) [A3].
+    count["not_agreed_first_stage"] = np.fmax(count["escalated"], count["declined"]).where(
+        count["escalated"].notna() & count["declined"].notna()
+    )
 
     # Rates with Wilson intervals at 95% and 99.8% (exact z) [A1].
     for p in PROPORTIONS:
-        x, n = count[p.numerator], count[p.denominator]
-        out[p.name] = _ratio(x, n)
-        ok = (n > 0) & (x >= 0) & (x <= n)  # a window can hold appeals of earlier declines [A4]
-        for confidence, suffix in ((0.95, "95"), (0.998, "998")):
-            lower, upper = stats.wilson_interval(x.where(ok), n.where(ok), confidence)
-            out[f"{p.name}_lower{suffix}"] = lower
-            out[f"{p.name}_upper{suffix}"] = upper
+        _add_rate(out, p.name, count[p.numerator], count[p.denominator])
 
-    # Decline reasons mix: each reason's share of declines.
+    # Decline reasons mix: each reason's share of declines, with its intervals.
     for reason in DECLINE_REASONS:
-        out[f"decline_share_{reason.removeprefix('declined_')}"] = _ratio(
-            count[reason], count["declined"]
-        )
+        name = f"decline_share_{reason.removeprefix('declined_')}"
+        _add_rate(out, name, count[reason], count["declined"])
 
     # Uptake: requests per 100 staff (headcount) a year, exact Poisson interval [A5].
     headcount = _num(t["headcount"]) if "headcount" in t else pd.Series(np.nan, index=t.index)
@@ -316,95 +320,207 @@ def trust_measures(
         out[f"requests_per_100_staff_lower{suffix}"] = lower * scale
         out[f"requests_per_100_staff_upper{suffix}"] = upper * scale
     peer = t["peer_group"] if "peer_group" in t else pd.Series(None, index=t.index)
-    out["peer_median_requests_per_100_staff"] = out.groupby(peer.to_numpy(), dropna=False)[
-        "requests_per_100_staff"
-    ].transform("median")
-    out.loc[peer.isna().to_numpy(), "peer_median_requests_per_100_staff"] = np.nan
+    out["peer_median_requests_per_100_staff"] = (
+        out["requests_per_100_staff"]
+        .groupby(peer.to_numpy(), dropna=False)
+        .transform("median")
+        .where(peer.notna().to_numpy())
+    )
 
-    _funnels(out, count)
+    _funnels(out, count, min_decided)
+    _timeliness(out, count, min_decided)
     _ranks(out, count, peer, min_decided)
     _staff_voice(out, t, peer)
     _clinical_gap(out, staff_groups)
-    return out
+    _q_values(out)
+    return out.frame()
 
 
-def _funnels(out: pd.DataFrame, count: dict[str, pd.Series]) -> None:
+class _Columns(dict):
+    """The computed columns of :func:`trust_measures`, one Series each on the trusts' index,
+    made into a DataFrame once at the end (a column at a time into a DataFrame costs seconds
+    at ~300 columns)."""
+
+    def __init__(self, index: pd.Index):
+        super().__init__()
+        self.index = index
+
+    def __setitem__(self, name: str, value) -> None:
+        if isinstance(value, pd.Series):
+            value = value.set_axis(self.index) if len(value) == len(self.index) else value
+        elif np.ndim(value) == 0:
+            value = pd.Series(value, index=self.index)
+        else:
+            value = pd.Series(np.asarray(value), index=self.index)
+        super().__setitem__(name, value)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(dict(self.items()), index=self.index).reset_index(drop=True)
+
+
+def _add_rate(out: _Columns, name: str, x: pd.Series, n: pd.Series) -> None:
+    """``name`` = x / n with its Wilson intervals at 95% and 99.8% (``_lower95`` ...) [A1].
+    No interval where the count exceeds its base (a window can hold appeals of earlier
+    declines [A4])."""
+    out[name] = _ratio(x, n)
+    ok = (n > 0) & (x >= 0) & (x <= n)
+    for confidence, suffix in ((0.95, "95"), (0.998, "998")):
+        lower, upper = stats.wilson_interval(x.where(ok), n.where(ok), confidence)
+        out[f"{name}_lower{suffix}"] = lower
+        out[f"{name}_upper{suffix}"] = upper
+
+
+def _funnels(out: _Columns, count: dict[str, pd.Series], min_decided: int) -> None:
     """Funnel position against the national (pooled) rate [A2].
 
     ``<rate>_funnel``: Fingertips (Wilson) limits, no adjustment. ``<rate>_funnel_adjusted``:
-    where the trusts are overdispersed (phi > 1), Spiegelhalter's arcsine limits widened by
-    tau^2; otherwise the unadjusted position. Control limits at the trust's denominator, as
-    used, are kept for the evidence of flags.
+    Spiegelhalter's arcsine limits widened by tau^2, always on the arcsine scale (tau^2 is 0
+    when k phi <= k - 1); phi is the winsorised estimate made consistent
+    (:func:`transforms.stats.overdispersion` with ``consistent=True``) and tested against
+    chi-squared(k - 1) (``<rate>_phi_p_value``). ``<rate>_funnel_z`` and
+    ``<rate>_funnel_p_value`` (two-sided) are the adjusted z-score and its p-value, for trusts
+    with at least ``min_decided`` decided requests; ``decline_rate_high_p_value`` the p-value
+    of the high side only (:func:`transforms.stats.directional_p`), which the
+    ``decline_rate_high_outlier`` flag tests. Control limits at the trust's denominator
+    are kept for the evidence of flags.
     """
     numerators = {"approval_rate": count["approved"], "decline_rate": count["declined"]}
     n = count["decided"]
+    ok = n > 0
     for name in FUNNEL_MEASURES:
         x = numerators[name]
-        ok = n > 0
         target = stats.pooled_rate(x.where(ok), n.where(ok))
-        phi, tau2 = stats.overdispersion(x.where(ok), n.where(ok), target=target)
+        phi, tau2 = stats.overdispersion(x.where(ok), n.where(ok), target=target, consistent=True)
         out[f"national_{name}"] = target
         out[f"{name}_phi"] = phi
+        out[f"{name}_phi_p_value"] = stats.overdispersion_p_value(phi, int(ok.sum()))
         out[f"{name}_tau2"] = tau2
         out[f"{name}_funnel"] = stats.funnel_significance(x.where(ok), n.where(ok), target)
-        if phi > 1:
-            method, tau = "arcsine", tau2
-            out[f"{name}_funnel_adjusted"] = stats.funnel_significance(
-                x.where(ok), n.where(ok), target, method="arcsine", tau2=tau2
-            )
-        else:
-            method, tau = "wilson", 0.0
-            out[f"{name}_funnel_adjusted"] = out[f"{name}_funnel"]
+        out[f"{name}_funnel_adjusted"] = stats.funnel_significance(
+            x.where(ok), n.where(ok), target, method="arcsine", tau2=tau2
+        )
+        z = stats.arcsine_z(x.where(ok), n.where(ok), target, tau2)
+        z = z.where(n >= min_decided)
+        out[f"{name}_funnel_z"] = z
+        out[f"{name}_funnel_p_value"] = stats.two_sided_p(z)
         for confidence, suffix in ((0.95, "95"), (0.998, "998")):
-            lower, upper = stats.funnel_limits(target, n.where(ok), confidence, tau, method)
+            lower, upper = stats.funnel_limits(target, n.where(ok), confidence, tau2, "arcsine")
             out[f"{name}_control_lower{suffix}"] = lower
             out[f"{name}_control_upper{suffix}"] = upper
+    out["decline_rate_high_p_value"] = stats.directional_p(out["decline_rate_funnel_z"], "high")
 
 
-def _ranks(out, count, peer: pd.Series, min_decided: int) -> None:
+def _timeliness(out: _Columns, count: dict[str, pd.Series], min_decided: int) -> None:
+    """Score test of timeliness against the standard [A8]: z = (y - 0.9) / sqrt(0.9 x 0.1 / n),
+    the test whose inversion is the Wilson interval (so the upper 95% Wilson limit is below 90%
+    exactly when z < -1.96); the p-value of the low side (:func:`transforms.stats.directional_p`:
+    below 0.05 exactly when z < -1.96). None under ``min_decided`` decided."""
+    n = count["decided"].where(count["decided"] >= min_decided)
+    p0 = TIMELINESS_STANDARD
+    z = (out["timeliness_rate"] - p0) / np.sqrt(p0 * (1 - p0) / n)
+    out["timeliness_z"] = z
+    out["timeliness_p_value"] = stats.directional_p(z, "low")
+
+
+def _q_values(out: pd.DataFrame) -> None:
+    """Benjamini-Hochberg q-values over the whole family of tests behind flags: every trust x
+    every tested flag (decline-rate funnel, timeliness, clinical gap, staff voice), as Jones,
+    Ohlssen & Spiegelhalter (2008) propose for comparing many providers [A13]. Each
+    ``<test>_p_value`` column gets its ``<test>_q_value``."""
+    columns = sorted(set(FLAG_TESTS.values()))
+    stacked = pd.concat([out[c] for c in columns], ignore_index=True)
+    q = stats.bh_q_values(stacked).to_numpy()
+    for i, column in enumerate(columns):
+        out[column.replace("p_value", "q_value")] = q[i * len(out) : (i + 1) * len(out)]
+
+
+def _ranks(out: _Columns, count, peer: pd.Series, min_decided: int) -> None:
     """Rank (1 = highest approval rate) and quartile, nationally and within the peer group;
-    ties share a rank; no rank under ``min_decided`` decided requests [A6]."""
+    ties share a rank; no rank under ``min_decided`` decided requests [A6]. Each rank has a
+    95% interval simulated from the trusts' uncertainty (``_rank_lower95``,
+    ``_rank_upper95``); a quartile is ``_quartile_supported`` only when both ends of the rank
+    interval fall in it [A14]."""
     rate, decided = out["approval_rate"], count["decided"]
+    approved = count["approved"]
     out["national_rank"] = stats.rank_with_ties(rate, min_denominator=min_decided,
                                                 denominators=decided)  # fmt: skip
     out["national_ranked"] = float(out["national_rank"].notna().sum())
     out["national_quartile"] = stats.quartile(out["national_rank"], out["national_ranked"])
+    eligible = out["national_rank"].notna().to_numpy()
+    lower, upper = stats.rank_intervals(approved, decided, eligible)
+    out["national_rank_lower95"], out["national_rank_upper95"] = lower, upper
     out["peer_rank"] = np.nan
     out["peer_ranked"] = np.nan
-    for _, idx in out.groupby(peer.to_numpy(), dropna=True).groups.items():
+    out["peer_rank_lower95"] = np.nan
+    out["peer_rank_upper95"] = np.nan
+    for _, idx in rate.groupby(peer.to_numpy(), dropna=True).groups.items():
         ranks = stats.rank_with_ties(rate.loc[idx], min_denominator=min_decided,
                                      denominators=decided.loc[idx])  # fmt: skip
-        out.loc[idx, "peer_rank"] = ranks
-        out.loc[idx, "peer_ranked"] = float(ranks.notna().sum())
+        out["peer_rank"].loc[idx] = ranks
+        out["peer_ranked"].loc[idx] = float(ranks.notna().sum())
+        lower, upper = stats.rank_intervals(
+            approved.loc[idx], decided.loc[idx], ranks.notna().to_numpy()
+        )
+        out["peer_rank_lower95"].loc[idx] = lower
+        out["peer_rank_upper95"].loc[idx] = upper
     out["peer_quartile"] = stats.quartile(out["peer_rank"], out["peer_ranked"])
+    for scope in ("national", "peer"):
+        ranked = out[f"{scope}_ranked"]
+        best = stats.quartile(out[f"{scope}_rank_lower95"], ranked)
+        worst = stats.quartile(out[f"{scope}_rank_upper95"], ranked)
+        supported = (best == worst).astype("boolean")
+        out[f"{scope}_quartile_supported"] = supported.where(out[f"{scope}_rank"].notna())
 
 
-def _staff_voice(out: pd.DataFrame, t: pd.DataFrame, peer: pd.Series) -> None:
+def _leave_one_out_median(value: pd.Series, groups: np.ndarray) -> pd.Series:
+    """Each trust's peer median without the trust itself: the median of the other trusts of
+    its group with a value [A11]. Missing when it has no peer with a value."""
+    result = pd.Series(np.nan, index=value.index)
+    frame = pd.DataFrame({"value": value.to_numpy(), "group": groups}, index=value.index)
+    for _, members in frame.dropna(subset=["group"]).groupby("group"):
+        values = members["value"].to_numpy(dtype=float)
+        for position, label in enumerate(members.index):
+            others = np.delete(values, position)
+            others = others[np.isfinite(others)]
+            if others.size:
+                result.loc[label] = float(np.median(others))
+    return result
+
+
+def _staff_voice(out: _Columns, t: pd.DataFrame, peer: pd.Series) -> None:
     """Staff voice against the peer group [A11, A12].
 
-    Per measure: the peer-group median (of the trusts of the population with a value), the
-    difference, and a significance label. Percentages: the trust's share against the peer
-    median on the arcsine scale, standard error from the survey base (``responses``), widened
-    by the between-trust variance tau^2 (Spiegelhalter 2005) so that ordinary differences
-    between trusts are not called significant. Score (0-10, no base published): a robust
-    z-score, the difference over 1.4826 x the national median absolute difference from the
-    peer medians. ``staff_voice_below_peers``: at least :data:`VOICE_LOW_MIN_MEASURES`
-    measures significantly low at 95%.
+    Per measure: the median of the trust's peers (the other trusts of its peer group with a
+    value, not the trust itself), the difference, a z-score, its two-sided p-value and a
+    significance label. Percentages: on the arcsine scale, variance
+    ``design effect / (4 x base) + tau^2``, the base being the question's own number of
+    respondents (``<question>_responses``) where published, else ``responses``; tau^2 the
+    between-trust variance of Spiegelhalter (2005) (:func:`transforms.stats.overdispersion`,
+    each trust against its own peer median) so that ordinary differences between trusts are
+    not called significant. Score (0-10, no base published): a robust z-score, the difference
+    over 1.4826 x the national median absolute difference from the peer medians; shown, not
+    counted. ``staff_voice_p_value``: the larger of the low-side p-values of Q4d and Q6d (an
+    intersection-union test: both must be low); its q-value decides the staff voice flags
+    [A13].
     """
     responses = _num(t["responses"]) if "responses" in t else pd.Series(np.nan, index=t.index)
     groups = peer.to_numpy()
     low = pd.Series(0, index=t.index)
-    available = pd.Series(0, index=t.index)
     for column, kind in VOICE_MEASURES:
         value = _num(t[column]) if column in t else pd.Series(np.nan, index=t.index)
-        median = value.groupby(groups, dropna=False).transform("median")
-        median[peer.isna().to_numpy()] = np.nan
+        median = _leave_one_out_median(value, groups)
         out[f"{column}_peer_median"] = median
         out[f"{column}_vs_peers"] = value - median
         if kind == "percent":
+            own_base = f"{column.split('_')[0]}_responses"
+            base = _num(t[own_base]).fillna(responses) if own_base in t else responses
+            effective = base.where(base > 0) / VOICE_DESIGN_EFFECT
             y, p0 = (value / 100).clip(0, 1), (median / 100).clip(0, 1)
-            tau2 = _arcsine_overdispersion(y.to_numpy(), responses.to_numpy(), p0.to_numpy())
-            se = np.sqrt(1 / (4 * responses.where(responses > 0)) + tau2)
+            _, tau2 = stats.overdispersion(y * effective, effective, target=p0, consistent=True)
+            se = np.sqrt(1 / (4 * effective) + tau2)
             z = (np.arcsin(np.sqrt(y)) - np.arcsin(np.sqrt(p0))) / se
         else:
             deviation = value - median
@@ -416,28 +532,36 @@ def _staff_voice(out: pd.DataFrame, t: pd.DataFrame, peer: pd.Series) -> None:
             z = deviation / spread if spread and spread > 0 else deviation * np.nan
         label = significance_label(z)
         out[f"{column}_vs_peers_z"] = z
+        out[f"{column}_vs_peers_p_value"] = stats.two_sided_p(z)
         out[f"{column}_vs_peers_significance"] = label
-        low += label.isin([stats.LOW_INNER, stats.LOW_OUTER]).astype(int)
-        available += label.notna().astype(int)
+        if column in VOICE_TESTED_MEASURES:
+            low += label.isin([stats.LOW_INNER, stats.LOW_OUTER]).astype(int)
     out["staff_voice_low_measures"] = low.astype(float)
-    out["staff_voice_below_peers"] = (low >= VOICE_LOW_MIN_MEASURES) & (available >= 2)
+    tested_z = pd.concat([out[f"{c}_vs_peers_z"] for c in VOICE_TESTED_MEASURES], axis=1)
+    low_p = tested_z.apply(lambda z: stats.directional_p(z, "low"))
+    out["staff_voice_p_value"] = low_p.max(axis=1).where(tested_z.notna().all(axis=1))
 
 
-def _clinical_gap(out: pd.DataFrame, staff_groups: pd.DataFrame | None) -> None:
-    """Clinical vs non-clinical approval rates and the two-proportion test [A7, A9]."""
+def _clinical_gap(out: _Columns, staff_groups: pd.DataFrame | None) -> None:
+    """Clinical vs non-clinical approval rates with their Wilson intervals, the score z and
+    Fisher's exact p-value, only where each group has at least
+    :data:`MIN_DECIDED_PER_GROUP` decided requests [A7, A9]."""
     split = clinical_split(staff_groups if staff_groups is not None else pd.DataFrame())
-    merged = out[["org_code"]].merge(split, on="org_code", how="left")
+    merged = out["org_code"].to_frame().merge(split, on="org_code", how="left")
     for column in split.columns[1:]:
         out[column] = merged[column].to_numpy(dtype=float)
-    out["clinical_approval_rate"] = _ratio(out["clinical_approved"], out["clinical_decided"])
-    out["non_clinical_approval_rate"] = _ratio(
-        out["non_clinical_approved"], out["non_clinical_decided"]
-    )
+    for kind in ("clinical", "non_clinical"):
+        _add_rate(out, f"{kind}_approval_rate", out[f"{kind}_approved"], out[f"{kind}_decided"])
     out["clinical_approval_gap"] = out["non_clinical_approval_rate"] - out["clinical_approval_rate"]
+    enough = (out["clinical_decided"] >= MIN_DECIDED_PER_GROUP) & (
+        out["non_clinical_decided"] >= MIN_DECIDED_PER_GROUP
+    )
     z = two_proportion_z(out["clinical_approved"], out["clinical_decided"],
                          out["non_clinical_approved"], out["non_clinical_decided"])  # fmt: skip
-    out["clinical_gap_z"] = z.to_numpy()
-    out["clinical_gap_p_value"] = 2 * ndtr(-np.abs(z.to_numpy()))
+    out["clinical_gap_z"] = z.where(enough).to_numpy()
+    p = stats.fisher_exact_p(out["clinical_approved"], out["clinical_decided"],
+                             out["non_clinical_approved"], out["non_clinical_decided"])  # fmt: skip
+    out["clinical_gap_p_value"] = p.where(enough).to_numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,9 +613,16 @@ def policy_practice_flags(
     b = benchmark.reset_index(drop=True)
     rows: list[dict] = []
 
-    def add(code, flag, rule, threshold, evidence, severity):
+    def add(code, flag, rule, threshold, evidence, severity, p_value=None, q_value=None):
         rows.append(dict(org_code=code, flag=flag, rule=rule, threshold=threshold,
-                         evidence=evidence, severity=severity))  # fmt: skip
+                         evidence=evidence, severity=severity, p_value=p_value,
+                         q_value=q_value))  # fmt: skip
+
+    def tested(r, flag):
+        """(p, q) of the test behind ``flag`` for trust row ``r``; (nan, nan) if untested."""
+        column = FLAG_TESTS[flag]
+        p, q = r.get(column), r.get(column.replace("p_value", "q_value"))
+        return (float(p) if pd.notna(p) else np.nan), (float(q) if pd.notna(q) else np.nan)
 
     decided = _num(b["approved_in_full"]) + _num(b["approved_with_changes"]) + _num(b["declined"])
     enough = decided >= min_decided
@@ -538,27 +669,32 @@ def policy_practice_flags(
 
     # Per-trust values read once, column-wise (a Series per trust per value cost seconds
     # at national scale); rows as plain dicts.
-    other_n, declined_n, escalated_n = (
-        column(c) for c in ("declined_other", "declined", "escalated")
+    other_n, declined_n, escalated_n, months_n = (
+        column(c) for c in ("declined_other", "declined", "escalated", "months_covered")
     )
     status_rows = status.to_dict("index") if status.index.is_unique else None
     for i, r in enumerate(b.to_dict("records")):
         code = r["org_code"]
-        # 2. Decline rate a high outlier (overdispersion-adjusted funnel) [A2].
-        label = r.get("decline_rate_funnel_adjusted")
-        if enough[i] and label in (stats.HIGH_OUTER, stats.HIGH_INNER):
-            outer = label == stats.HIGH_OUTER
-            suffix = "998" if outer else "95"
+        # 2. Decline rate a high outlier (overdispersion-adjusted funnel, FDR) [A2, A13].
+        p, q = tested(r, "decline_rate_high_outlier")
+        z = r.get("decline_rate_funnel_z")
+        if enough[i] and pd.notna(z) and z > 0 and q <= FDR_FLAG:
+            outer = q <= FDR_HIGH
             add(
                 code,
                 "decline_rate_high_outlier",
-                "decline rate above the funnel plot's upper control limit around the national "
-                "rate (adjusted for overdispersion)",
-                f"upper {'99.8' if outer else '95'}% control limit",
+                "decline rate above the national rate, beyond what ordinary variation between "
+                "trusts gives (funnel plot adjusted for overdispersion; false discovery rate "
+                "controlled across trusts and tests)",
+                f"q-value at most {FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
                 f"decline rate {_pct(r['decline_rate'])} ({_int(r['declined'])} of "
                 f"{_int(decided[i])} decided); national {_pct(r['national_decline_rate'])}; "
-                f"limit {_pct(r[f'decline_rate_control_upper{suffix}'])}",
+                f"95% limit {_pct(r['decline_rate_control_upper95'])}, 99.8% limit "
+                f"{_pct(r['decline_rate_control_upper998'])}; z = {z:.2f}, p = {p:.2g}, "
+                f"q = {q:.2g}",
                 "high" if outer else "low",
+                p,
+                q,
             )
         # 3. Declines on non-statutory grounds.
         other = other_n[i]
@@ -572,79 +708,97 @@ def policy_practice_flags(
                 f"{_int(other)} of {_int(r['declined'])} declines ({_pct(share)}) on other grounds",
                 "high" if share >= NON_STATUTORY_HIGH_SHARE else "medium",
             )
-        # 4. Declines without an escalation stage [A3].
+        # 4. Declines without an escalation stage, allowing for escalations made before the
+        # window and declined inside it [A3].
         declined, escalated = declined_n[i], escalated_n[i]
-        if declined > 0 and escalated < declined:
-            missing = declined - escalated
+        months = months_n[i] if months_n[i] > 0 else 12.0
+        carry = np.ceil(escalated * ESCALATION_CARRY_MONTHS / months) if escalated > 0 else 0.0
+        if declined > 0 and declined - escalated > carry:
+            missing = declined - escalated - carry
             add(
                 code,
                 "declines_without_escalation",
-                "more requests declined than escalated: some declines skipped the escalation "
-                "stage NHS T&Cs Section 33 requires",
-                "declined > escalated",
-                f"{_int(declined)} declined, {_int(escalated)} escalated: at least "
-                f"{_int(missing)} declines without escalation",
+                "more requests declined than escalated, beyond the escalations of the two "
+                "months before the window that could be declined inside it: some declines "
+                "skipped the escalation stage NHS T&Cs Section 33 requires",
+                f"declined > escalated + escalations of {ESCALATION_CARRY_MONTHS} months "
+                "before the window (estimated at the window's monthly rate)",
+                f"{_int(declined)} declined, {_int(escalated)} escalated in "
+                f"{_int(months)} months (allowance {_int(carry)}): at least {_int(missing)} "
+                "declines without escalation",
                 "high" if missing >= declined / 2 else "medium",
             )
-        # 5. Decisions outside two months [A8].
-        upper = r.get("timeliness_rate_upper95")
-        if enough[i] and pd.notna(upper) and upper < TIMELINESS_STANDARD:
-            rate = r["timeliness_rate"]
+        # 5. Decisions outside two months: significantly below the standard (FDR) [A8, A13].
+        p, q = tested(r, "decisions_outside_two_months")
+        z = r.get("timeliness_z")
+        if enough[i] and pd.notna(z) and z < 0 and q <= FDR_FLAG:
             add(
                 code,
                 "decisions_outside_two_months",
                 "significantly fewer decisions within two months (including appeal) than the "
-                "standard",
-                f"upper 95% limit of timeliness below {_pct(TIMELINESS_STANDARD)}",
+                "standard (score test; false discovery rate controlled across trusts and tests)",
+                f"below {_pct(TIMELINESS_STANDARD)} with q-value at most {FDR_FLAG:g} (high: "
+                f"at most {FDR_HIGH:g})",
                 f"{_int(r['decided_within_2_months'])} of {_int(decided[i])} decisions within "
-                f"two months ({_pct(rate)}, 95% CI {_pct(r['timeliness_rate_lower95'])}-"
-                f"{_pct(upper)})",
-                "high" if rate < TIMELINESS_HIGH else "medium",
+                f"two months ({_pct(r['timeliness_rate'])}, 95% CI "
+                f"{_pct(r['timeliness_rate_lower95'])}-{_pct(r['timeliness_rate_upper95'])}); "
+                f"z = {z:.2f}, p = {p:.2g}, q = {q:.2g}",
+                "high" if q <= FDR_HIGH else "medium",
+                p,
+                q,
             )
-        # 6. Clinical vs non-clinical approval gap [A9].
-        z, gap = r.get("clinical_gap_z"), r.get("clinical_approval_gap")
-        if pd.notna(z) and abs(z) > Z95 and abs(gap) >= CLINICAL_GAP_MIN:
+        # 6. Clinical vs non-clinical approval gap: each group 10+ decided, Fisher's exact
+        # test, FDR [A9, A13].
+        p, q = tested(r, "clinical_approval_gap")
+        gap = r.get("clinical_approval_gap")
+        if pd.notna(q) and q <= FDR_FLAG and abs(gap) >= CLINICAL_GAP_MIN:
             lower_group = "clinical" if gap > 0 else "non-clinical"
             add(
                 code,
                 "clinical_approval_gap",
                 f"{lower_group} staff approved significantly less often than "
-                f"{'non-clinical' if gap > 0 else 'clinical'} staff (two-proportion z-test)",
-                f"gap of at least {CLINICAL_GAP_MIN * 100:.0f} points, significant at 95% "
-                "(low) or 99.8% (high)",
+                f"{'non-clinical' if gap > 0 else 'clinical'} staff (Fisher's exact test, each "
+                f"group at least {MIN_DECIDED_PER_GROUP} decided; false discovery rate "
+                "controlled across trusts and tests)",
+                f"gap of at least {CLINICAL_GAP_MIN * 100:.0f} points and q-value at most "
+                f"{FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
                 f"clinical {_pct(r['clinical_approval_rate'])} of "
                 f"{_int(r['clinical_decided'])} decided, non-clinical "
                 f"{_pct(r['non_clinical_approval_rate'])} of {_int(r['non_clinical_decided'])}; "
-                f"z = {z:.2f}, p = {r['clinical_gap_p_value']:.2g}",
-                "high" if abs(z) > Z998 else "low",
+                f"p = {p:.2g}, q = {q:.2g}",
+                "high" if q <= FDR_HIGH else "low",
+                p,
+                q,
             )
-        # 7. Good numbers on paper, staff voice significantly below peers [A11].
-        voice_low = bool(r.get("staff_voice_below_peers"))
+        # 7. Good numbers on paper, staff voice significantly below peers (FDR) [A11, A13].
+        p_voice, q_voice = tested(r, "voice_below_peers")
+        voice_low = bool(pd.notna(q_voice) and q_voice <= FDR_FLAG)
         voice_text = "; ".join(
             f"{c} {r[c]:.1f} vs peer median {r[f'{c}_peer_median']:.1f} "
             f"({r[f'{c}_vs_peers_significance']})"
             for c, _ in VOICE_MEASURES
             if pd.notna(r.get(c)) and pd.notna(r.get(f"{c}_peer_median"))
         )
+        if voice_low:
+            voice_text += f"; p = {p_voice:.2g}, q = {q_voice:.2g}"
         good_paper = (
             enough[i]
             and r["approval_rate"] >= r["national_approval_rate"]
             and r.get("approval_rate_funnel_adjusted") not in (stats.LOW_INNER, stats.LOW_OUTER)
         )
         if good_paper and voice_low:
-            outer = sum(
-                r.get(f"{c}_vs_peers_significance") == stats.LOW_OUTER for c, _ in VOICE_MEASURES
-            )
             add(
                 code,
                 "voice_below_peers",
                 "approval rate at or above the national rate, but staff say significantly "
                 "less often than peers that they can work flexibly",
-                f"approval >= national rate and {VOICE_LOW_MIN_MEASURES}+ of Q4d, Q6d, "
-                "'We work flexibly' significantly below the peer median (95%)",
+                "approval >= national rate, and Q4d and Q6d both below the peer median with "
+                f"q-value at most {FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
                 f"approval rate {_pct(r['approval_rate'])} (national "
                 f"{_pct(r['national_approval_rate'])}); {voice_text}",
-                "high" if outer >= VOICE_LOW_MIN_MEASURES else "medium",
+                "high" if q_voice <= FDR_HIGH else "medium",
+                p_voice,
+                q_voice,
             )
         # 8. Low uptake together with low staff voice [A10].
         uptake, peer_uptake = (
@@ -662,6 +816,8 @@ def policy_practice_flags(
                 f"{uptake:.1f} requests per 100 staff a year (peer median {peer_uptake:.1f}); "
                 f"{voice_text}",
                 "medium",
+                p_voice,
+                q_voice,
             )
         # 9. Data stale or rejected.
         if code in status.index:
@@ -692,7 +848,10 @@ def policy_practice_flags(
     out["_order"] = out["flag"].map(order)
     out = out.sort_values(["org_code", "_order"], kind="stable").drop(columns="_order")
     for column in FLAG_COLUMNS:
-        out[column] = out[column].astype("str")
+        if column in ("p_value", "q_value"):
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
+        else:
+            out[column] = out[column].astype("str")
     return out.reset_index(drop=True)
 
 

@@ -420,6 +420,20 @@ def two_sided_p(z: Any) -> Any:
     return _shaped(2 * ndtr(-np.abs(values)), template)
 
 
+def directional_p(z: Any, direction: str) -> Any:
+    """p-value of a test that looks one way, on the two-sided scale: ``min(1, 2 P(Z > z))``
+    for ``"high"``, ``min(1, 2 P(Z < z))`` for ``"low"``. Below 0.05 exactly when z is beyond
+    the 95% two-sided limit on that side (the funnel plot's convention), and near 1 on the
+    other side, so results in the direction no flag looks for are not counted as discoveries
+    by :func:`bh_q_values`."""
+    if direction not in ("high", "low"):
+        raise ValueError(f"direction must be 'high' or 'low', got {direction!r}")
+    template = _template(z)
+    values = _to_float_array(z)
+    tail = ndtr(-values) if direction == "high" else ndtr(values)
+    return _shaped(np.minimum(1.0, 2 * tail), template)
+
+
 def bh_q_values(p_values: Any) -> Any:
     """Benjamini-Hochberg q-values (false discovery rate adjusted p-values), what R's
     ``p.adjust(p, "BH")`` gives: ``q_(i) = min over j >= i of min(1, m p_(j) / j)`` for the

@@ -54,7 +54,11 @@ def test_rates_and_their_two_wilson_intervals():
     row = m.iloc[0]
     assert row["approval_rate"] == pytest.approx(162 / 180)
     assert row["decline_rate"] == pytest.approx(18 / 180)
-    assert row["escalation_rate"] == pytest.approx(30 / 200)  # over requests received [A3]
+    # over the requests not agreed at the first stage, max(escalated 30, declined 18) [A3]
+    assert row["escalation_rate"] == pytest.approx(30 / 30)
+    assert b.trust_measures(pd.DataFrame([_trust(escalated=9)])).iloc[0][
+        "escalation_rate"
+    ] == pytest.approx(9 / 18)
     assert row["timeliness_rate"] == pytest.approx(175 / 180)
     lo95, hi95 = stats.wilson_interval(162, 180, 0.95)
     lo998, hi998 = stats.wilson_interval(162, 180, 0.998)
@@ -167,8 +171,10 @@ def test_an_ordinary_nation_raises_no_flag():
             dict(declined_demand=17, declined_other=1),
             dict(declined_demand=18, declined_other=0),
         ),
-        # one decline more than escalations / as many escalations as declines
-        ("declines_without_escalation", dict(escalated=17), dict(escalated=18)),
+        # 18 declined, 14 escalated in 12 months: 4 short, more than the ceil(14 x 2 / 12) = 3
+        # escalations of the two months before the window that may be declined inside it /
+        # 15 escalated: 3 short, within the ceil(15 x 2 / 12) = 3 allowed for timing [A3]
+        ("declines_without_escalation", dict(escalated=14), dict(escalated=15)),
         # 140 of 180 within two months (upper 95% limit 83%) / 165 of 180 (upper 95% 95%)
         (
             "decisions_outside_two_months",
@@ -254,3 +260,126 @@ def test_flags_have_the_documented_columns_and_severities():
     assert tuple(flags.columns) == b.FLAG_COLUMNS
     assert set(flags["severity"]) <= {"high", "medium", "low"}
     assert set(flags["flag"]) <= set(b.FLAGS)
+
+
+# ------------------------------------------------------------- small numbers, FDR, intervals
+
+
+def test_no_clinical_gap_test_under_ten_decided_in_either_group():
+    codes = [f"R{i:02d}" for i in range(12)]
+    # clinical 6 of 6 approved, non-clinical 0 of 3: a big gap on tiny groups, not tested.
+    tiny = pd.concat([_staff_groups(codes[:1], clinical=(6, 6), non_clinical=(0, 3)),
+                      _staff_groups(codes[1:])])  # fmt: skip
+    frame = _peers()
+    m = b.trust_measures(frame, tiny).set_index("org_code")
+    assert np.isnan(m.loc["R00", "clinical_gap_p_value"]) and np.isnan(
+        m.loc["R00", "clinical_gap_z"]
+    )
+    assert _flagged(_flags(frame, tiny), "clinical_approval_gap").empty
+    # 10 of 10 against 0 of 10: both groups big enough, Fisher's exact test, flagged.
+    ten = pd.concat([_staff_groups(codes[:1], clinical=(10, 10), non_clinical=(0, 10)),
+                     _staff_groups(codes[1:])])  # fmt: skip
+    m = b.trust_measures(frame, ten).set_index("org_code")
+    assert m.loc["R00", "clinical_gap_p_value"] == pytest.approx(2 / 184756, rel=1e-9)
+    hit = _flagged(_flags(frame, ten), "clinical_approval_gap")
+    assert len(hit) == 1 and "non-clinical staff approved" in hit["rule"].iloc[0]
+
+
+def test_group_rates_and_decline_reason_shares_have_both_wilson_intervals():
+    codes = [f"R{i:02d}" for i in range(12)]
+    m = b.trust_measures(_peers(), _staff_groups(codes)).set_index("org_code").loc["R00"]
+    names = ["clinical_approval_rate", "non_clinical_approval_rate"] + [
+        f"decline_share_{r.removeprefix('declined_')}" for r in b.DECLINE_REASONS
+    ]
+    assert len(names) == 11
+    counts = {"clinical_approval_rate": (900, 1000), "non_clinical_approval_rate": (450, 500),
+              "decline_share_demand": (18, 18), "decline_share_other": (0, 18)}  # fmt: skip
+    for name in names:
+        for confidence, suffix in ((0.95, "95"), (0.998, "998")):
+            lower, upper = m[f"{name}_lower{suffix}"], m[f"{name}_upper{suffix}"]
+            assert 0 <= lower <= m[name] <= upper <= 1, name
+            if name in counts:
+                x, n = counts[name]
+                assert (lower, upper) == pytest.approx(stats.wilson_interval(x, n, confidence))
+
+
+def test_flags_carry_p_and_q_values_and_q_decides():
+    # 60 of 180 declined: p tiny, and still tiny after Benjamini-Hochberg over all tests.
+    far = _flags(_peers(approved_in_full=80, declined=60, declined_demand=60, escalated=60))
+    hit = _flagged(far, "decline_rate_high_outlier").iloc[0]
+    assert 0 < hit["p_value"] <= hit["q_value"] <= b.FDR_HIGH
+    # A trust whose own test has p < 0.05 but whose q-value, among all trusts' tests, is not
+    # at most 0.05: not flagged.
+    frame = _peers(approved_in_full=110, declined=28, declined_demand=28, escalated=30)
+    m = b.trust_measures(frame).set_index("org_code").loc["R00"]
+    assert m["decline_rate_high_p_value"] < 0.05 < m["decline_rate_high_q_value"]
+    assert _flagged(_flags(frame), "decline_rate_high_outlier").empty
+    # rule-based flags have no p-value
+    rule = _flagged(_flags(_peers(declined_other=1, declined_demand=17)), "non_statutory_declines")
+    assert np.isnan(rule["p_value"].iloc[0]) and np.isnan(rule["q_value"].iloc[0])
+
+
+def test_timeliness_severity_comes_from_significance():
+    # 140 of 180 (77.8%): above the 75% an observed threshold would have needed for "high",
+    # but its q-value is far below 0.002: high.
+    high = _flagged(_flags(_peers(decided_within_2_months=140)), "decisions_outside_two_months")
+    assert list(high["severity"]) == ["high"] and high["q_value"].iloc[0] <= b.FDR_HIGH
+    # 147 of 180 (81.7%): significant, q between 0.002 and 0.05 among all the tests: medium.
+    medium = _flagged(_flags(_peers(decided_within_2_months=147)), "decisions_outside_two_months")
+    assert list(medium["severity"]) == ["medium"]
+    assert b.FDR_HIGH < medium["q_value"].iloc[0] <= b.FDR_FLAG
+    # 152 of 180 (84.4%): p = 0.013 on its own, but not a discovery among all the tests.
+    assert _flagged(
+        _flags(_peers(decided_within_2_months=152)), "decisions_outside_two_months"
+    ).empty
+
+
+def test_the_peer_median_leaves_the_trust_out():
+    frame = _peers(q4d_pct_satisfied=10.0)
+    m = b.trust_measures(frame).set_index("org_code")
+    others = frame["q4d_pct_satisfied"].iloc[1:]
+    assert m.loc["R00", "q4d_pct_satisfied_peer_median"] == pytest.approx(others.median())
+    expected_r01 = frame["q4d_pct_satisfied"].drop(index=1).median()
+    assert m.loc["R01", "q4d_pct_satisfied_peer_median"] == pytest.approx(expected_r01)
+
+
+def test_the_composite_score_is_not_counted_with_its_parts():
+    # Q4d and "We work flexibly" (which contains Q6d and Q4d) low, Q6d ordinary: no flag.
+    frame = _peers(q4d_pct_satisfied=40.0, we_work_flexibly_score=5.0, approved_in_full=130)
+    m = b.trust_measures(frame).set_index("org_code").loc["R00"]
+    assert m["we_work_flexibly_score_vs_peers_significance"] in (stats.LOW_INNER, stats.LOW_OUTER)
+    assert m["staff_voice_low_measures"] == 1
+    assert _flagged(_flags(frame), "voice_below_peers").empty
+
+
+def test_staff_voice_uses_the_question_base_and_the_design_effect():
+    frame = _peers(q6d_pct_agree=60.0)
+    frame["q6d_responses"] = 400.0  # the question's own base, where published
+    m = b.trust_measures(frame).set_index("org_code")
+    y, p0 = 0.60, m.loc["R00", "q6d_pct_agree_peer_median"] / 100
+    effective = 400.0 / b.VOICE_DESIGN_EFFECT
+    # these peers differ no more than chance gives (tau2 = 0): z on the effective base alone
+    z0 = (np.arcsin(np.sqrt(y)) - np.arcsin(np.sqrt(p0))) * 2 * np.sqrt(effective)
+    got = m.loc["R00", "q6d_pct_agree_vs_peers_z"]
+    assert got == pytest.approx(z0, rel=1e-9) and got < 0
+    without_base = b.trust_measures(_peers(q6d_pct_agree=60.0)).set_index("org_code")
+    assert abs(without_base.loc["R00", "q6d_pct_agree_vs_peers_z"]) > abs(got)  # base 800
+
+
+def test_every_ranked_trust_has_a_rank_interval():
+    rows = [_trust(f"R{i:02d}", approved_in_full=100 + 5 * i, declined=80 - 5 * i)
+            for i in range(10)] + [_trust("RZZ", approved_in_full=5, approved_with_changes=0,
+                                          declined=3)]  # fmt: skip
+    m = b.trust_measures(pd.DataFrame(rows)).set_index("org_code")
+    ranked = m[m["national_rank"].notna()]
+    assert len(ranked) == 10 and np.isnan(m.loc["RZZ", "national_rank_lower95"])
+    for scope in ("national", "peer"):
+        lower, upper = ranked[f"{scope}_rank_lower95"], ranked[f"{scope}_rank_upper95"]
+        assert (lower <= ranked[f"{scope}_rank"]).all() and (ranked[f"{scope}_rank"] <= upper).all()
+    # 180 decided each, rates 5 points apart: neighbours overlap, the extremes do not.
+    assert (
+        ranked["national_rank_upper95"].max() == 10 and ranked["national_rank_lower95"].min() == 1
+    )
+    assert (ranked["national_rank_upper95"] - ranked["national_rank_lower95"]).min() >= 1
+    supported = ranked["national_quartile_supported"]
+    assert supported.dtype == "boolean" and not supported.all()
