@@ -35,11 +35,12 @@ STALE_DAYS = 183
 #: Decisions within two months: a trust is flagged when its share of decisions made within
 #: two months is significantly below this standard (score test) [A8].
 TIMELINESS_STANDARD = 0.90
-#: False discovery rate of the tested flags (Benjamini-Hochberg over trusts x tests): a flag
-#: is raised when its q-value is at most this [A13] ...
-FDR_FLAG = 0.05
-#: ... and its severity is "high" when its q-value is at most this.
-FDR_HIGH = 0.002
+#: A flag decided by a test is raised when its p-value is below this (beyond the 95% limits,
+#: in the direction the flag looks for) [A13] ...
+FLAG_P = 0.05
+#: ... and is "high" when its Benjamini-Hochberg q-value over every trust x tested flag is at
+#: most this: a discovery with the false discovery rate held at 5% [A13].
+FDR_HIGH = 0.05
 #: Clinical vs non-clinical gap: each group needs at least this many decided requests [A9].
 MIN_DECIDED_PER_GROUP = 10
 #: Staff Survey percentages are weighted: their variance is taken as this many times the
@@ -495,16 +496,21 @@ def _staff_voice(out: _Columns, t: pd.DataFrame, peer: pd.Series) -> None:
 
     Per measure: the median of the trust's peers (the other trusts of its peer group with a
     value, not the trust itself), the difference, a z-score, its two-sided p-value and a
-    significance label. Percentages: on the arcsine scale, variance
-    ``design effect / (4 x base) + tau^2``, the base being the question's own number of
-    respondents (``<question>_responses``) where published, else ``responses``; tau^2 the
-    between-trust variance of Spiegelhalter (2005) (:func:`transforms.stats.overdispersion`,
-    each trust against its own peer median) so that ordinary differences between trusts are
-    not called significant. Score (0-10, no base published): a robust z-score, the difference
-    over 1.4826 x the national median absolute difference from the peer medians; shown, not
-    counted. ``staff_voice_p_value``: the larger of the low-side p-values of Q4d and Q6d (an
-    intersection-union test: both must be low); its q-value decides the staff voice flags
-    [A13].
+    significance label.
+
+    - Percentages, on the arcsine scale: variance ``design effect / (4 x base) + tau^2``. The
+      base is the question's own number of respondents (``<question>_base``, e.g.
+      ``q6d_base``) where the trust rows carry it, else ``responses`` (the Q4d base). tau^2 is
+      the between-trust variance of Spiegelhalter (2005)
+      (:func:`transforms.stats.overdispersion`, each trust against its own peer median), so
+      that ordinary differences between trusts are not called significant.
+    - The "We work flexibly" score (0-10, no base published): a robust z-score, the
+      difference over 1.4826 x the national median absolute difference from the peer
+      medians; shown, not counted (it is built from Q4d and Q6d among others).
+
+    ``staff_voice_p_value`` is the larger of the low-side p-values of Q4d and Q6d (an
+    intersection-union test: both must be low); it raises the staff voice flags and its
+    q-value sets their severity [A13].
     """
     responses = _num(t["responses"]) if "responses" in t else pd.Series(np.nan, index=t.index)
     groups = peer.to_numpy()
@@ -515,7 +521,7 @@ def _staff_voice(out: _Columns, t: pd.DataFrame, peer: pd.Series) -> None:
         out[f"{column}_peer_median"] = median
         out[f"{column}_vs_peers"] = value - median
         if kind == "percent":
-            own_base = f"{column.split('_')[0]}_responses"
+            own_base = f"{column.split('_')[0]}_base"
             base = _num(t[own_base]).fillna(responses) if own_base in t else responses
             effective = base.where(base > 0) / VOICE_DESIGN_EFFECT
             y, p0 = (value / 100).clip(0, 1), (median / 100).clip(0, 1)
@@ -678,15 +684,15 @@ def policy_practice_flags(
         # 2. Decline rate a high outlier (overdispersion-adjusted funnel, FDR) [A2, A13].
         p, q = tested(r, "decline_rate_high_outlier")
         z = r.get("decline_rate_funnel_z")
-        if enough[i] and pd.notna(z) and z > 0 and q <= FDR_FLAG:
+        if enough[i] and pd.notna(z) and z > 0 and p < FLAG_P:
             outer = q <= FDR_HIGH
             add(
                 code,
                 "decline_rate_high_outlier",
                 "decline rate above the national rate, beyond what ordinary variation between "
-                "trusts gives (funnel plot adjusted for overdispersion; false discovery rate "
-                "controlled across trusts and tests)",
-                f"q-value at most {FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
+                "trusts gives (funnel plot adjusted for overdispersion)",
+                f"p-value below {FLAG_P:g}, upper 95% control limit (high: q-value at most "
+                f"{FDR_HIGH:g})",
                 f"decline rate {_pct(r['decline_rate'])} ({_int(r['declined'])} of "
                 f"{_int(decided[i])} decided); national {_pct(r['national_decline_rate'])}; "
                 f"95% limit {_pct(r['decline_rate_control_upper95'])}, 99.8% limit "
@@ -731,14 +737,14 @@ def policy_practice_flags(
         # 5. Decisions outside two months: significantly below the standard (FDR) [A8, A13].
         p, q = tested(r, "decisions_outside_two_months")
         z = r.get("timeliness_z")
-        if enough[i] and pd.notna(z) and z < 0 and q <= FDR_FLAG:
+        if enough[i] and pd.notna(z) and z < 0 and p < FLAG_P:
             add(
                 code,
                 "decisions_outside_two_months",
                 "significantly fewer decisions within two months (including appeal) than the "
-                "standard (score test; false discovery rate controlled across trusts and tests)",
-                f"below {_pct(TIMELINESS_STANDARD)} with q-value at most {FDR_FLAG:g} (high: "
-                f"at most {FDR_HIGH:g})",
+                "standard (score test)",
+                f"below {_pct(TIMELINESS_STANDARD)} with p-value below {FLAG_P:g} (high: "
+                f"q-value at most {FDR_HIGH:g})",
                 f"{_int(r['decided_within_2_months'])} of {_int(decided[i])} decisions within "
                 f"two months ({_pct(r['timeliness_rate'])}, 95% CI "
                 f"{_pct(r['timeliness_rate_lower95'])}-{_pct(r['timeliness_rate_upper95'])}); "
@@ -751,17 +757,16 @@ def policy_practice_flags(
         # test, FDR [A9, A13].
         p, q = tested(r, "clinical_approval_gap")
         gap = r.get("clinical_approval_gap")
-        if pd.notna(q) and q <= FDR_FLAG and abs(gap) >= CLINICAL_GAP_MIN:
+        if pd.notna(p) and p < FLAG_P and abs(gap) >= CLINICAL_GAP_MIN:
             lower_group = "clinical" if gap > 0 else "non-clinical"
             add(
                 code,
                 "clinical_approval_gap",
                 f"{lower_group} staff approved significantly less often than "
                 f"{'non-clinical' if gap > 0 else 'clinical'} staff (Fisher's exact test, each "
-                f"group at least {MIN_DECIDED_PER_GROUP} decided; false discovery rate "
-                "controlled across trusts and tests)",
-                f"gap of at least {CLINICAL_GAP_MIN * 100:.0f} points and q-value at most "
-                f"{FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
+                f"group at least {MIN_DECIDED_PER_GROUP} decided)",
+                f"gap of at least {CLINICAL_GAP_MIN * 100:.0f} points and p-value below "
+                f"{FLAG_P:g} (high: q-value at most {FDR_HIGH:g})",
                 f"clinical {_pct(r['clinical_approval_rate'])} of "
                 f"{_int(r['clinical_decided'])} decided, non-clinical "
                 f"{_pct(r['non_clinical_approval_rate'])} of {_int(r['non_clinical_decided'])}; "
@@ -772,7 +777,7 @@ def policy_practice_flags(
             )
         # 7. Good numbers on paper, staff voice significantly below peers (FDR) [A11, A13].
         p_voice, q_voice = tested(r, "voice_below_peers")
-        voice_low = bool(pd.notna(q_voice) and q_voice <= FDR_FLAG)
+        voice_low = bool(pd.notna(p_voice) and p_voice < FLAG_P)
         voice_text = "; ".join(
             f"{c} {r[c]:.1f} vs peer median {r[f'{c}_peer_median']:.1f} "
             f"({r[f'{c}_vs_peers_significance']})"
@@ -792,8 +797,8 @@ def policy_practice_flags(
                 "voice_below_peers",
                 "approval rate at or above the national rate, but staff say significantly "
                 "less often than peers that they can work flexibly",
-                "approval >= national rate, and Q4d and Q6d both below the peer median with "
-                f"q-value at most {FDR_FLAG:g} (high: at most {FDR_HIGH:g})",
+                "approval >= national rate, and Q4d and Q6d both significantly below the peer "
+                f"median (p-value below {FLAG_P:g}; high: q-value at most {FDR_HIGH:g})",
                 f"approval rate {_pct(r['approval_rate'])} (national "
                 f"{_pct(r['national_approval_rate'])}); {voice_text}",
                 "high" if q_voice <= FDR_HIGH else "medium",

@@ -303,17 +303,21 @@ def test_group_rates_and_decline_reason_shares_have_both_wilson_intervals():
                 assert (lower, upper) == pytest.approx(stats.wilson_interval(x, n, confidence))
 
 
-def test_flags_carry_p_and_q_values_and_q_decides():
-    # 60 of 180 declined: p tiny, and still tiny after Benjamini-Hochberg over all tests.
+def test_flags_carry_p_and_q_values_p_raises_and_q_sets_severity():
+    # 60 of 180 declined: p tiny, and still tiny after Benjamini-Hochberg over all tests: high.
     far = _flags(_peers(approved_in_full=80, declined=60, declined_demand=60, escalated=60))
     hit = _flagged(far, "decline_rate_high_outlier").iloc[0]
-    assert 0 < hit["p_value"] <= hit["q_value"] <= b.FDR_HIGH
-    # A trust whose own test has p < 0.05 but whose q-value, among all trusts' tests, is not
-    # at most 0.05: not flagged.
+    assert 0 < hit["p_value"] <= hit["q_value"] <= b.FDR_HIGH and hit["severity"] == "high"
+    # 28 of 138 declined: p < 0.05 on its own test, but among every trust's tests its q-value
+    # is above 0.05: raised, low severity.
     frame = _peers(approved_in_full=110, declined=28, declined_demand=28, escalated=30)
     m = b.trust_measures(frame).set_index("org_code").loc["R00"]
     assert m["decline_rate_high_p_value"] < 0.05 < m["decline_rate_high_q_value"]
-    assert _flagged(_flags(frame), "decline_rate_high_outlier").empty
+    hit = _flagged(_flags(frame), "decline_rate_high_outlier")
+    assert list(hit["severity"]) == ["low"] and hit["q_value"].iloc[0] > b.FDR_HIGH
+    # a decline rate significantly *low* is not a discovery for this flag: p near 1
+    low = b.trust_measures(_peers(approved_in_full=160, declined=2, declined_demand=2))
+    assert low.set_index("org_code").loc["R00", "decline_rate_high_p_value"] > 0.99
     # rule-based flags have no p-value
     rule = _flagged(_flags(_peers(declined_other=1, declined_demand=17)), "non_statutory_declines")
     assert np.isnan(rule["p_value"].iloc[0]) and np.isnan(rule["q_value"].iloc[0])
@@ -321,16 +325,16 @@ def test_flags_carry_p_and_q_values_and_q_decides():
 
 def test_timeliness_severity_comes_from_significance():
     # 140 of 180 (77.8%): above the 75% an observed threshold would have needed for "high",
-    # but its q-value is far below 0.002: high.
+    # but a discovery among all the tests (q at most 0.05): high.
     high = _flagged(_flags(_peers(decided_within_2_months=140)), "decisions_outside_two_months")
     assert list(high["severity"]) == ["high"] and high["q_value"].iloc[0] <= b.FDR_HIGH
-    # 147 of 180 (81.7%): significant, q between 0.002 and 0.05 among all the tests: medium.
-    medium = _flagged(_flags(_peers(decided_within_2_months=147)), "decisions_outside_two_months")
+    # 152 of 180 (84.4%): p = 0.013 on its own, q above 0.05 among all the tests: medium.
+    medium = _flagged(_flags(_peers(decided_within_2_months=152)), "decisions_outside_two_months")
     assert list(medium["severity"]) == ["medium"]
-    assert b.FDR_HIGH < medium["q_value"].iloc[0] <= b.FDR_FLAG
-    # 152 of 180 (84.4%): p = 0.013 on its own, but not a discovery among all the tests.
+    assert medium["p_value"].iloc[0] < b.FLAG_P < medium["q_value"].iloc[0]
+    # 158 of 180 (87.8%): below 90%, but not significantly.
     assert _flagged(
-        _flags(_peers(decided_within_2_months=152)), "decisions_outside_two_months"
+        _flags(_peers(decided_within_2_months=158)), "decisions_outside_two_months"
     ).empty
 
 
@@ -354,7 +358,7 @@ def test_the_composite_score_is_not_counted_with_its_parts():
 
 def test_staff_voice_uses_the_question_base_and_the_design_effect():
     frame = _peers(q6d_pct_agree=60.0)
-    frame["q6d_responses"] = 400.0  # the question's own base, where published
+    frame["q6d_base"] = 400.0  # the question's own base, where published
     m = b.trust_measures(frame).set_index("org_code")
     y, p0 = 0.60, m.loc["R00", "q6d_pct_agree_peer_median"] / 100
     effective = 400.0 / b.VOICE_DESIGN_EFFECT
