@@ -321,11 +321,9 @@ def trust_measures(
         out[f"requests_per_100_staff_lower{suffix}"] = lower * scale
         out[f"requests_per_100_staff_upper{suffix}"] = upper * scale
     peer = t["peer_group"] if "peer_group" in t else pd.Series(None, index=t.index)
-    out["peer_median_requests_per_100_staff"] = (
-        out["requests_per_100_staff"]
-        .groupby(peer.to_numpy(), dropna=False)
-        .transform("median")
-        .where(peer.notna().to_numpy())
+    # The peer median without the trust itself, as for staff voice [A10, A11].
+    out["peer_median_requests_per_100_staff"] = _leave_one_out_median(
+        out["requests_per_100_staff"], peer.to_numpy()
     )
 
     _funnels(out, count, min_decided)

@@ -170,10 +170,11 @@ def test_unplanted_trusts_fall_outside_the_99_8_funnel_no_more_often_than_chance
 
 
 def test_unplanted_trusts_get_high_severity_flags_no_more_often_than_chance(demo_build):
-    # Only the statistical flags can fire on an unplanted trust, and their "high" level is a
-    # 99.8% test (0.2% two-sided per test); three such tests per trust (decline outlier,
-    # clinical gap, staff voice on two of three measures - the last far rarer). Bound: the
-    # 99.9% quantile of Binomial(n, 3 x 0.002).
+    # Only the statistical flags can fire on an unplanted trust, and their "high" level needs
+    # a Benjamini-Hochberg q-value of at most 0.05 over every trust x tested flag, far rarer
+    # than a 99.8% test (0.2% two-sided per test) on ordinary trusts; three such tests per
+    # trust (decline outlier, clinical gap, staff voice). Bound: the 99.9% quantile of
+    # Binomial(n, 3 x 0.002).
     nation, _, tables = demo_build
     gaps = tables["policy_practice_gaps"]
     unplanted = _unplanted(nation, tables)
@@ -184,6 +185,34 @@ def test_unplanted_trusts_get_high_severity_flags_no_more_often_than_chance(demo
                   "decisions_outside_two_months", "pledged_not_publishing",
                   "data_stale_or_rejected", "low_uptake_low_voice"}  # fmt: skip
     assert not set(gaps.loc[gaps["org_code"].isin(unplanted), "flag"]) & rule_based
+
+
+def test_no_gap_test_on_small_groups_and_tested_flags_carry_p_and_q(demo_build):
+    _, _, tables = demo_build
+    b = tables["trust_benchmark"].set_index("org_code")
+    gaps = tables["policy_practice_gaps"]
+    small = (b["clinical_decided"] < 10) | (b["non_clinical_decided"] < 10)
+    assert b.loc[small, "clinical_gap_p_value"].isna().all()
+    clinical = gaps.loc[gaps["flag"] == "clinical_approval_gap", "org_code"]
+    assert not small.reindex(clinical).any()
+    tested = gaps[gaps["flag"].isin(["decline_rate_high_outlier", "clinical_approval_gap",
+                                     "decisions_outside_two_months", "voice_below_peers",
+                                     "low_uptake_low_voice"])]  # fmt: skip
+    assert len(tested) and tested["p_value"].notna().all()
+    assert (tested["p_value"] <= tested["q_value"]).all() and (tested["q_value"] <= 1).all()
+
+
+def test_every_ranked_trust_has_a_rank_interval(demo_build):
+    _, _, tables = demo_build
+    b = tables["trust_benchmark"]
+    for scope in ("national", "peer"):
+        ranked = b[b[f"{scope}_rank"].notna()]
+        assert len(ranked) > 100
+        assert (ranked[f"{scope}_rank_lower95"] <= ranked[f"{scope}_rank"]).all()
+        assert (ranked[f"{scope}_rank"] <= ranked[f"{scope}_rank_upper95"]).all()
+        assert ranked[f"{scope}_quartile_supported"].notna().all()
+    unranked = b[b["national_rank"].isna()]
+    assert unranked["national_rank_lower95"].isna().all()
 
 
 def test_the_overdispersed_demo_funnel_is_adjusted(demo_build):

@@ -345,6 +345,13 @@ def test_the_peer_median_leaves_the_trust_out():
     assert m.loc["R00", "q4d_pct_satisfied_peer_median"] == pytest.approx(others.median())
     expected_r01 = frame["q4d_pct_satisfied"].drop(index=1).median()
     assert m.loc["R01", "q4d_pct_satisfied_peer_median"] == pytest.approx(expected_r01)
+    # uptake too: 11 peers at 10 per 100 staff and R00 at 1 -> R00's peers' median is 10
+    few = dict(requests_received=20, approved_in_full=10, approved_with_changes=2, declined=2,
+               declined_demand=2, escalated=2, decided_within_2_months=14)  # fmt: skip
+    few = _peers(**few)
+    m = b.trust_measures(few).set_index("org_code")
+    assert m.loc["R00", "peer_median_requests_per_100_staff"] == pytest.approx(10.0)
+    assert m.loc["R01", "peer_median_requests_per_100_staff"] == pytest.approx(10.0)
 
 
 def test_the_composite_score_is_not_counted_with_its_parts():
