@@ -357,7 +357,7 @@ def overdispersion(
         False: FunnelPlotR's phi, the mean square of the winsorised z-scores. True: that mean
         square divided by :func:`winsorised_consistency` so that phi is consistent for normal
         z-scores; the benchmark uses this (docs/methodology.md, "Overdispersion": without it,
-        10.4% of the trusts of null nations fell outside the adjusted 95% limits).
+        10.9% of the trusts of null nations fell outside the adjusted 95% limits).
 
     Returns
     -------
