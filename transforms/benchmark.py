@@ -302,6 +302,8 @@ def trust_measures(
         count["escalated"].notna() & count["declined"].notna()
     )
 
+    out["not_agreed_first_stage"] = count["not_agreed_first_stage"]
+
     # Rates with Wilson intervals at 95% and 99.8% (exact z) [A1].
     for p in PROPORTIONS:
         _add_rate(out, p.name, count[p.numerator], count[p.denominator])

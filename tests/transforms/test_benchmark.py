@@ -55,7 +55,7 @@ def test_rates_and_their_two_wilson_intervals():
     assert row["approval_rate"] == pytest.approx(162 / 180)
     assert row["decline_rate"] == pytest.approx(18 / 180)
     # over the requests not agreed at the first stage, max(escalated 30, declined 18) [A3]
-    assert row["escalation_rate"] == pytest.approx(30 / 30)
+    assert row["not_agreed_first_stage"] == 30 and row["escalation_rate"] == pytest.approx(30 / 30)
     assert b.trust_measures(pd.DataFrame([_trust(escalated=9)])).iloc[0][
         "escalation_rate"
     ] == pytest.approx(9 / 18)
