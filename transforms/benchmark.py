@@ -7,9 +7,11 @@ analyst can quote, in ``docs/methodology.md``; the numbers in brackets (``[A3]``
 assumptions-and-caveats log.
 
 - :func:`trust_measures` - rates with 95% and 99.8% Wilson intervals, uptake with exact
-  Poisson intervals, funnel positions (unadjusted and overdispersion-adjusted), ranks and
-  quartiles, staff voice against the peer group, the clinical vs non-clinical approval gap;
-- :func:`policy_practice_flags` - one row per trust per gap flag raised (brief, section 4).
+  Poisson intervals, funnel positions (unadjusted and overdispersion-adjusted), ranks with
+  their intervals and quartiles, staff voice against the peers, the clinical vs non-clinical
+  approval gap, and the p- and q-values of every test behind a flag;
+- :func:`policy_practice_flags` - one row per trust per gap flag raised, with the p- and
+  q-values of the tested ones (docs/methodology.md, "Policy–practice gap flags").
 """
 
 from __future__ import annotations
@@ -591,7 +593,7 @@ def policy_practice_flags(
     min_decided: int = MIN_DECIDED,
     stale_days: int = STALE_DAYS,
 ) -> pd.DataFrame:
-    """The policy-practice gap flags of the brief (section 4), one row per trust per flag.
+    """The policy-practice gap flags (docs/methodology.md), one row per trust per flag.
 
     Parameters
     ----------
@@ -614,7 +616,8 @@ def policy_practice_flags(
     DataFrame
         Columns :data:`FLAG_COLUMNS`: org_code, flag (one of :data:`FLAGS`), rule (text),
         threshold (text), evidence (text with the trust's values), severity
-        (high | medium | low). Sorted by org_code and flag order.
+        (high | medium | low), p_value and q_value (floats; missing for rule-based flags).
+        Sorted by org_code and flag order.
     """
     b = benchmark.reset_index(drop=True)
     rows: list[dict] = []
