@@ -62,7 +62,6 @@ LOW_UPTAKE_RATIO = 0.5
 #: the peer median; "We work flexibly" is built from Q4d, Q6b, Q6c and Q6d, so it is shown but
 #: not counted as further evidence [A11].
 VOICE_TESTED_MEASURES = ("q4d_pct_satisfied", "q6d_pct_agree")
-VOICE_LOW_MIN_MEASURES = len(VOICE_TESTED_MEASURES)
 
 Z95 = float(ndtri(1 - (1 - stats.FUNNEL_CONFIDENCE_INNER) / 2))
 Z998 = float(ndtri(1 - (1 - stats.FUNNEL_CONFIDENCE_OUTER) / 2))
