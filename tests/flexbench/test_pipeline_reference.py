@@ -338,7 +338,9 @@ BROKEN = [
             p, "Scientific, therapeutic & technical staff", "Digital and data staff"
         ),
         "workforce",
-        "new staff groups ['Digital and data staff']",
+        # A new staff group is a row-level problem; here it is a quarter of the tiny file, so
+        # too few rows are left against the last edition: the file is rejected as a whole.
+        "fewer than 90% of the 4 rows of the last loaded edition",
     ),
     ("survey", move_q4d_title, "staff_survey", "'Q4d' not found on row 1"),
     ("etr_2024", drop_etr_column, "ods_trusts", "etr has 26 columns, expected 27"),
