@@ -677,3 +677,112 @@ def test_a_proxy_named_in_the_environment_carries_every_request(server, monkeypa
 
     assert bodies == [b"org_code\nRJ1\n"] * 3
     assert [req.path for req, _ in server.log] == ["/flex.csv"] * 3
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on loopback with a certificate for ``trust.example`` only, signed by a
+    CA made here; records the TLS server name (SNI) and Host header of each request."""
+    import datetime as dt
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("flexbench test CA"))
+        .issuer_name(name("flexbench test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("trust.example"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("trust.example")]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    seen = {"sni": [], "host": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen["host"].append(self.headers.get("Host"))
+            body = b"org_code\nRJ1\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda sock, server_name, ctx: seen["sni"].append(server_name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield httpd.server_address[1], ca_file, seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_https_to_a_pinned_address_still_checks_the_certificate_for_the_host_name(
+    tls_server, connects, resolver, monkeypatch
+):
+    port, ca_file, seen = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    answers, _ = resolver
+    answers["other.example"] = ["127.0.0.1"]  # same address, a name the certificate lacks
+
+    status, _, body = get_bytes(f"https://trust.example:{port}/flex.csv", LOCAL)
+
+    assert (status, body) == (200, b"org_code\nRJ1\n")
+    assert connects == [("127.0.0.1", port)]  # connected to the checked address …
+    assert seen["sni"] == ["trust.example"]  # … named the host in TLS …
+    assert seen["host"] == [f"trust.example:{port}"]  # … and in the request
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        get_bytes(
+            f"https://other.example:{port}/flex.csv", FetchPolicy(allow_local=True, retries=0)
+        )
