@@ -432,7 +432,8 @@ def _pinned_connection(base, allow_local: bool):
     class PinnedConnection(base):
         def _new_conn(self):
             try:
-                addresses = checked_addresses(self._dns_host, self.port, allow_local)
+                host = self._dns_host.strip("[]")  # an IPv6 literal may keep its brackets
+                addresses = checked_addresses(host, self.port, allow_local)
             except UnsafeURLError:
                 raise
             except FetchError as exc:

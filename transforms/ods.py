@@ -283,9 +283,9 @@ def merge_etr(
         if "last_seen" not in prev.columns:
             prev["last_seen"] = pd.NaT
         prev["last_seen"] = prev["last_seen"].astype("datetime64[s]")
-        kept = prev[~prev["org_code"].isin(fresh["org_code"])][[*base_cols, "last_seen"]]
-        kept = kept.assign(in_latest_file=False)
-        current = pd.concat([fresh, kept[fresh.columns]], ignore_index=True)
+        kept = prev[~prev["org_code"].isin(fresh["org_code"])]
+        kept = kept.assign(in_latest_file=False).reindex(columns=fresh.columns)
+        current = pd.concat([fresh, kept], ignore_index=True)
         history = (
             previous_history.copy() if previous_history is not None else _initial_history(prev)
         )
