@@ -16,9 +16,11 @@ from expectations.core import ROW_COLUMN, Rule, RuleFailure, run_rules
 
 SUITE_NAME = "pledge_signups"
 
-#: A web address: http or https, a host, no spaces. Fetch safety (which hosts may be
-#: fetched) is decided by the fetch layer, not here.
-WEB_URL_REGEX = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+#: A web address: http or https, a host, no spaces. No backslash anywhere and no userinfo
+#: (``user@host``) in the host part: they make readers disagree on the host, so the fetch
+#: refuses them too (``flexbench.fetch.parse_web_url``). Which hosts may be fetched is decided
+#: by the fetch layer, not here.
+WEB_URL_REGEX = r"^https?://[^\s/?#\\@]+(?:[/?#][^\s\\]*)?$"
 
 SIGNUP_STATUSES = ("signed", "withdrawn")
 

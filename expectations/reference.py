@@ -1,8 +1,11 @@
 """GX suites for the reference data: ODS trusts, NHS Staff Survey, Workforce Statistics.
 
 Each suite runs on the staging frame a parser in ``transforms`` returns (which carries the
-``_row`` of each record in the source file), before anything is loaded. A failed rule fails
-the reference load and the previous good data is kept.
+``_row`` of each record in the source file), before anything is loaded. Every rule is
+row-level: the rows that break it are quarantined with its name and description
+(``audit.reference_quarantine``) and the other rows load; a rule that fails without naming
+rows (a column missing) rejects the file, whose previous good data is kept (docs/pipeline.md,
+"Reference files: row by row").
 """
 
 from __future__ import annotations
@@ -55,16 +58,32 @@ ODS_RULES = [
     Rule(
         "ods-region-known",
         "region_code",
-        "the national grouping is an NHS England region Y56–Y63 or a Welsh code W…",
+        "the national grouping, where given, is an NHS England region Y56–Y63 or a Welsh code W…",
         lambda e: e.ExpectColumnValuesToMatchRegex(column="region_code", regex=REGION_CODE_PATTERN),
     ),
     Rule(
         "ods-country-known",
         "country",
-        "the country derived from the national grouping is England or Wales",
+        "the country, from the national grouping or else the GOR code (column 24: A–K "
+        "England, W Wales), is England or Wales",
         lambda e: e.ExpectColumnValuesToBeInSet(column="country", value_set=["England", "Wales"]),
     ),
+    Rule(
+        "ods-english-region-present",
+        "region_code",
+        "an English trust has its NHS England region (national grouping, column 3)",
+        lambda e: e.ExpectColumnValuesToNotBeNull(
+            column="region_code", row_condition='country=="England"', condition_parser="pandas"
+        ),
+    ),
 ]
+
+#: The columns naming a record of each source in ``audit.reference_quarantine``.
+RECORD_KEYS = {
+    "ods_trusts": ["org_code"],
+    "staff_survey": ["org_code", "survey_year"],
+    "workforce": ["org_code", "period", "staff_group"],
+}
 
 _PERCENT_COLUMNS = ["q4d_pct_satisfied", "q6b_pct_agree", "q6c_pct_agree", "q6d_pct_agree"]
 

@@ -4,7 +4,7 @@
     flexbench extract  --out FILE [--format csv|xlsx|parquet] [--by window|quarter]
                        [--region CODE ..] [--peer-group NAME ..] [--trusts CODE,..]
                        [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--warehouse PATH] [--quiet]
-    flexbench status   [--warehouse PATH] [--only stale|rejected|problems] [--json]
+    flexbench status   [--warehouse PATH] [--only stale|rejected|problems] [--sources] [--json]
 
 ``flexbench/cli.py`` routes to :func:`cmd_site`, :func:`cmd_extract` and :func:`cmd_status`;
 their parsers are made by :func:`add_site_parser`, :func:`add_extract_parser` and
@@ -186,8 +186,64 @@ def add_status_parser(sub) -> argparse.ArgumentParser:
         choices=("stale", "rejected", "problems"),
         help="only stale trusts, only rejected latest files, or both",
     )
+    p.add_argument(
+        "--sources",
+        action="store_true",
+        help="only each source's freshness: last successful fetch, and a failed last attempt",
+    )
     p.add_argument("--json", action="store_true", help="print JSON records for scripts")
     return p
+
+
+_AUDIT_COLUMNS = {
+    "reference_loads": ["source", "url", "fetched_at", "loaded_at", "status", "reasons"],
+    "pledge_loads": ["loaded_at", "fetched_at", "status", "reasons"],
+    "publication_files": ["url", "fetched_at", "status", "reasons"],
+}
+
+
+def source_states(con):
+    """One row per source (ODS, Staff Survey, Workforce, pledge feed, publications): its last
+    successful fetch, its age in days, and what failed in its last attempt
+    (:func:`transforms.freshness.source_freshness`, read from the audit tables)."""
+    import pandas as pd
+
+    from flexbench.extract import has_table, query_frame
+    from transforms.freshness import source_freshness
+
+    frames = {}
+    for table, columns in _AUDIT_COLUMNS.items():
+        if has_table(con, "audit", table):
+            frames[table] = query_frame(con, f"select {', '.join(columns)} from audit.{table}")
+        else:
+            frames[table] = pd.DataFrame(columns=columns)
+    return source_freshness(
+        frames["reference_loads"],
+        frames["pledge_loads"],
+        frames["publication_files"],
+        pd.Timestamp.now(tz="UTC"),
+    )
+
+
+def _when(v) -> str:
+    import pandas as pd
+
+    if v is None or pd.isna(v):
+        return "never"
+    return f"{pd.Timestamp(v).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"
+
+
+def _print_sources(sources) -> None:
+    print("Sources (last successful fetch; a failed last attempt is named):")
+    for r in sources.to_dict("records"):
+        age = r["age_days"]
+        line = f"  {r['source']:<15} {_when(r['last_success_at'])}"
+        if age is not None and age == age:
+            line += f" ({int(age)} day{'s' if int(age) != 1 else ''} ago)"
+        if r["last_attempt_failed"]:
+            why = r["failure"] if len(r["failure"]) <= 140 else r["failure"][:139] + "…"
+            line += f"; last attempt FAILED {_when(r['last_attempt_at'])}: {why}"
+        print(line)
 
 
 STATE_ORDER = ("rejected", "fetch failed", "never published", "stale", "accepted")
@@ -237,6 +293,13 @@ def cmd_status(args) -> int:
     s = _settings(args.warehouse)
     con = _connect(s.warehouse_path)
     try:
+        sources = source_states(con)
+        if args.sources:
+            if args.json:
+                print(sources.to_json(orient="records", date_format="iso", indent=2))
+            else:
+                _print_sources(sources)
+            return 0
         df = publication_states(con)
     finally:
         con.close()
@@ -273,6 +336,7 @@ def cmd_status(args) -> int:
         + "."
     )
     if df.empty:
+        _print_sources(sources)
         return 0
     print(
         f"{'trust':<7} {'state':<16} {'last accepted':<13} {'data to':<10} "
@@ -287,6 +351,7 @@ def cmd_status(args) -> int:
             f"{r['org_code']:<7} {r['state']:<16} {_day(r.get('last_accepted_at')):<13} "
             f"{_day(r.get('latest_period_end')):<10} {_day(r.get('last_attempt_at')):<12}  {why}"
         )
+    _print_sources(sources)
     print(
         "Validation reports: `flexbench status --json` gives each rejected file's report path.",
         file=sys.stderr,

@@ -3,9 +3,14 @@
 Every source goes through :func:`fetch_to_landing`:
 
 - only ``https://`` URLs, unless local use is switched on (then ``http://`` and ``file://``
-  too); hosts that resolve to private, loopback, link-local or reserved addresses are refused
-  outside local use, and every redirect hop is checked again (URLs come from outside: the
-  pledge feed supplies them);
+  too). A URL is parsed once, strictly (:func:`parse_web_url`: no backslash, no userinfo,
+  no malformed port or brackets, no numeric host other than a plain IP address), and the
+  request is sent to the URL rebuilt from those parts. Every address a host resolves to must
+  be public (:func:`address_refusal`: no special-purpose range of the IANA registries;
+  loopback only for local use). The connection resolves the name once, checks the addresses
+  and connects to those and no others (:func:`_pinned_connection`), so a DNS answer that
+  changes after the check cannot lead inside. Every redirect hop is checked again (URLs come
+  from outside: the pledge feed supplies them);
 - retries with exponential backoff on connection errors, timeouts and 5xx (urllib3 ``Retry``);
 - a conditional GET (ETag / Last-Modified) and a sha256 of the body, so an unchanged file
   costs one small request and is reported ``unchanged``;
@@ -25,8 +30,9 @@ the environment, read whenever a :class:`FetchPolicy` is made:
 ``FLEXBENCH_FETCH_MAX_SECONDS`` total seconds to read one response (``300``)
 ==============================  =====================================================
 
-Known limit: the address check resolves the host before the request; a DNS answer that
-changes between the check and the connection (DNS rebinding) is not defended against.
+Known limit: through a proxy named in the environment (``https_proxy`` …), the connection
+goes to the proxy, which resolves the target's name itself; the target is still checked
+before the request.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -140,39 +147,225 @@ def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def check_url(url: str, policy: FetchPolicy) -> None:
-    """Refuse a URL the fetch safety rules do not allow (raises UnsafeURLError)."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower()
-    if scheme == "file":
+#: Special-purpose ranges of the IANA IPv4 and IPv6 Special-Purpose Address Registries, and
+#: multicast. ``ipaddress``'s ``is_global`` misses some of them in Python 3.11 (192.0.0.0/24,
+#: multicast, NAT64, 6to4), so the list is written out; an address in any of them is refused
+#: (loopback only is opened by local use). See docs/pipeline.md, "Fetch safety".
+SPECIAL_PURPOSE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.31.196.0/24",
+        "192.52.193.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "192.175.48.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "255.255.255.255/32",
+        "::/96",  # unspecified, loopback and the deprecated IPv4-compatible addresses
+        "::ffff:0:0/96",  # IPv4-mapped
+        "64:ff9b::/96",  # NAT64
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",  # Teredo, benchmarking, ORCHID and other IETF assignments
+        "2001:db8::/32",
+        "2002::/16",  # 6to4: carries any IPv4 address inside
+        "2620:4f:8000::/48",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_NETLOC = re.compile(r"^(?P<host>\[[^\[\]]*\]|[^:\[\]]*)(?::(?P<port>.*))?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class WebURL:
+    """A web address parsed once, strictly: what is checked is what is connected to.
+
+    ``url`` is rebuilt from the parts (no userinfo, no fragment), so the HTTP client reads
+    the same host from it as the check did.
+    """
+
+    scheme: str
+    host: str  # lower case; an IPv6 address without its brackets
+    port: int
+    url: str
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None  # when the host is a literal
+
+
+def _refuse(url: str, why: str) -> UnsafeURLError:
+    return UnsafeURLError(f"{url}: {why}")
+
+
+def _numeric_host(host: str) -> bool:
+    """A host whose last label is a number: the URL standard (and the C resolver) read it as
+    an IPv4 address in one of many forms (``2130706433``, ``0x7f.1``, ``0177.0.0.1``)."""
+    last = host.rstrip(".").rsplit(".", 1)[-1]
+    return last.isdigit() or (
+        last.startswith("0x") and all(c in "0123456789abcdef" for c in last[2:])
+    )
+
+
+def parse_web_url(url: str) -> WebURL:
+    """Parse an ``http(s)://`` URL strictly (raises UnsafeURLError on anything ambiguous).
+
+    Refused: backslashes, spaces and control characters anywhere; userinfo (``user@host``);
+    a port that is not a number from 1 to 65535; brackets around anything but an IPv6
+    address, and IPv6 zone identifiers; percent-encoded or non-ASCII host names; a numeric
+    host that is not a plain dotted quad (``2130706433``, ``0x7f.1``, ``127.1``).
+    """
+    if not isinstance(url, str) or not url:
+        raise UnsafeURLError(f"{url!r}: not a URL")
+    if "\\" in url:
+        raise _refuse(url, "a backslash is not allowed in a URL")
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
+        raise _refuse(url, "spaces and control characters are not allowed in a URL")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise _refuse(url, f"malformed URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise _refuse(url, "only https:// URLs are fetched")
+    netloc = parts.netloc
+    if "@" in netloc:
+        raise _refuse(url, "user names or passwords in a URL (user@host) are not allowed")
+    match = _NETLOC.match(netloc)
+    if not match:
+        raise _refuse(url, "malformed host (brackets only around an IPv6 address)")
+    host, port_text = match.group("host"), match.group("port")
+    if port_text is None:
+        port = _DEFAULT_PORTS[scheme]
+    elif port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        raise _refuse(url, f"port {port_text!r} is not a port number (1 to 65535)")
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    if host.startswith("["):
+        inner = host[1:-1]
+        if "%" in inner:
+            raise _refuse(url, "IPv6 zone identifiers are not allowed")
+        try:
+            address = ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise _refuse(url, f"{host} is not an IPv6 address") from None
+        host = address.compressed
+        shown = f"[{host}]"
+    else:
+        host = host.lower()
+        if not host:
+            raise _refuse(url, "the URL has no host")
+        if not host.isascii() or "%" in host:
+            raise _refuse(url, "write the host name in plain ASCII (its punycode form)")
+        if _numeric_host(host):
+            try:
+                address = ipaddress.IPv4Address(host)  # dotted quad, no leading zeros
+            except ValueError:
+                raise _refuse(
+                    url, f"{host} is not a plain IPv4 address (four decimal numbers)"
+                ) from None
+        elif not all(_LABEL.match(label) for label in host.removesuffix(".").split(".")):
+            raise _refuse(url, f"{host} is not a valid host name")
+        shown = host
+    explicit = f":{port}" if port_text is not None else ""
+    rebuilt = f"{scheme}://{shown}{explicit}{parts.path or '/'}"
+    if parts.query:
+        rebuilt += f"?{parts.query}"
+    return WebURL(scheme, host, port, rebuilt, address)
+
+
+def address_refusal(
+    address: str | ipaddress.IPv4Address | ipaddress.IPv6Address, allow_local: bool
+) -> str | None:
+    """Why ``address`` may not be connected to, or None when it may.
+
+    Every special-purpose range (:data:`SPECIAL_PURPOSE_NETWORKS`) and every address that is
+    not global is refused; loopback (127.0.0.0/8, ::1) only outside local use.
+    """
+    addr = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if any(addr in net for net in LOOPBACK_NETWORKS):
+        return None if allow_local else "loopback addresses are allowed only for local use"
+    special = any(addr.version == net.version and addr in net for net in SPECIAL_PURPOSE_NETWORKS)
+    if special or not addr.is_global or addr.is_multicast:
+        return f"non-public address ({addr})"
+    return None
+
+
+def checked_addresses(host: str, port: int, allow_local: bool, url: str | None = None) -> list[str]:
+    """Resolve ``host`` and return its addresses, every one checked by :func:`address_refusal`.
+
+    One refused address refuses the host (a name that also points inside is not fetched).
+    The connection goes to these addresses and no others (:func:`_pinned_connection`).
+    """
+    shown = url or host
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        found = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise FetchError(f"{shown}: cannot resolve host {host} ({exc.strerror})") from None
+        found = []
+        for info in infos:
+            text = str(info[4][0])
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:  # a scoped IPv6 address (fe80::1%eth0) is link-local anyway
+                raise UnsafeURLError(
+                    f"{shown}: {host} resolves to a non-public address ({text})"
+                ) from None
+            if addr not in found:
+                found.append(addr)
+        if not found:
+            raise FetchError(f"{shown}: cannot resolve host {host} (no address)")
+    for addr in found:
+        why = address_refusal(addr, allow_local)
+        if why is not None:
+            if why.startswith("loopback"):
+                raise UnsafeURLError(f"{shown}: {why}")
+            raise UnsafeURLError(f"{shown}: {host} resolves to a {why}")
+    return [str(a) for a in found]
+
+
+def check_url(url: str, policy: FetchPolicy) -> WebURL | None:
+    """Refuse a URL the fetch safety rules do not allow (raises UnsafeURLError).
+
+    Returns the parsed web address (None for an allowed ``file://`` URL). The check is made
+    again, on the addresses actually connected to, when a connection is opened.
+    """
+    if url.split(":", 1)[0].lower() == "file":
         if not policy.allow_local:
             raise UnsafeURLError(f"{url}: file:// URLs are allowed only for local use")
-        return
-    if scheme not in {"http", "https"}:
-        raise UnsafeURLError(f"{url}: only https:// URLs are fetched")
-    if scheme == "http" and not policy.allow_local:
+        if urlsplit(url).netloc not in ("", "localhost"):
+            raise UnsafeURLError(f"{url}: a file:// URL names no host")
+        return None
+    target = parse_web_url(url)
+    if target.scheme == "http" and not policy.allow_local:
         raise UnsafeURLError(f"{url}: only https:// URLs are fetched (http:// is for local use)")
-    host = parsed.hostname
-    if not host:
-        raise UnsafeURLError(f"{url}: the URL has no host")
-    try:
-        infos = socket.getaddrinfo(host, parsed.port or (443 if scheme == "https" else 80))
-    except socket.gaierror as exc:
-        raise FetchError(f"{url}: cannot resolve host {host} ({exc.strerror})") from None
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%")[0])
-        local = addr.is_loopback
-        forbidden = (
-            addr.is_private
-            or addr.is_link_local
-            or addr.is_reserved
-            or addr.is_multicast
-            or addr.is_unspecified
-        )
-        if local and not policy.allow_local:
-            raise UnsafeURLError(f"{url}: loopback addresses are allowed only for local use")
-        if forbidden and not local:
-            raise UnsafeURLError(f"{url}: {host} resolves to a non-public address ({addr})")
+    checked_addresses(target.host, target.port, policy.allow_local, url)
+    return target
 
 
 _SESSIONS: dict[tuple, Any] = {}
@@ -224,14 +417,91 @@ def _session_class():
     return Session
 
 
-def _session(policy: FetchPolicy):
+def _pinned_connection(base, allow_local: bool):
+    """``base`` (urllib3's HTTPConnection or HTTPSConnection) connecting only to checked
+    addresses.
+
+    A new connection resolves its host once, checks every address (:func:`checked_addresses`)
+    and connects to those addresses and no others; a refused address raises UnsafeURLError
+    before any socket is opened. The Host header, TLS SNI and the certificate check still use
+    the host name (urllib3 takes them from ``self.host``, not from the socket's peer).
+    """
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+    from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+    class PinnedConnection(base):
+        def _new_conn(self):
+            try:
+                host = self._dns_host.strip("[]")  # an IPv6 literal may keep its brackets
+                addresses = checked_addresses(host, self.port, allow_local)
+            except UnsafeURLError:
+                raise
+            except FetchError as exc:
+                raise NameResolutionError(self.host, self, socket.gaierror(str(exc))) from None
+            error: OSError | None = None
+            for address in addresses:
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                try:
+                    for option in self.socket_options or ():
+                        sock.setsockopt(*option)
+                    if self.timeout is not _DEFAULT_TIMEOUT:
+                        sock.settimeout(self.timeout)
+                    if self.source_address:
+                        sock.bind(self.source_address)
+                    sock.connect((address, self.port))
+                    return sock
+                except TimeoutError as exc:
+                    sock.close()
+                    raise ConnectTimeoutError(
+                        self,
+                        f"Connection to {self.host} timed out. (connect timeout={self.timeout})",
+                    ) from exc
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+            raise NewConnectionError(self, f"Failed to establish a new connection: {error}")
+
+    PinnedConnection.__name__ = f"Pinned{base.__name__}"
+    return PinnedConnection
+
+
+def _adapter(policy: FetchPolicy, retry):
+    """An HTTPAdapter whose direct connections are pinned to checked addresses.
+
+    Connections through a proxy named in the environment go to the proxy (set by whoever
+    runs flexbench, so trusted); the target is then checked by :func:`check_url` before the
+    request, and the proxy resolves the name itself (a limit stated in docs/pipeline.md).
+    """
     from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class PinnedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = _pinned_connection(HTTPConnection, policy.allow_local)
+
+    class PinnedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = _pinned_connection(HTTPSConnection, policy.allow_local)
+
+    class PinnedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": PinnedHTTPPool,
+                "https": PinnedHTTPSPool,
+            }
+
+    # One pool of kept-alive connections per host, POOL_SIZE connections each.
+    return PinnedAdapter(max_retries=retry, pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
+
+
+def _session(policy: FetchPolicy):
     from urllib3.util.retry import Retry
 
     # A server's Retry-After is honoured, but never for longer than MAX_WAIT (or the policy's
     # total read time): a hostile "Retry-After: 86400" cannot hold a run.
     wait = int(max(0, min(MAX_WAIT, policy.max_seconds)))
-    key = (policy.retries, policy.backoff, wait)
+    key = (policy.retries, policy.backoff, wait, policy.allow_local)
     if key not in _SESSIONS:
         retry = Retry(
             total=policy.retries,
@@ -247,7 +517,7 @@ def _session(policy: FetchPolicy):
             respect_retry_after_header=True,
         )
         s = _session_class()()
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
+        adapter = _adapter(policy, retry)
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         s.headers["User-Agent"] = "flexbench/0.1 (+national NHS flexible working benchmark)"
@@ -263,8 +533,8 @@ def get_bytes(url: str, policy: FetchPolicy, headers: dict[str, str] | None = No
     """
     import requests
 
-    check_url(url, policy)
-    if urlparse(url).scheme == "file":
+    target = check_url(url, policy)
+    if target is None:  # a file:// URL, local use only
         path = Path(unquote(urlparse(url).path))
         if not path.exists():
             raise FetchError(f"{url}: no such file")
@@ -272,7 +542,9 @@ def get_bytes(url: str, policy: FetchPolicy, headers: dict[str, str] | None = No
             raise FetchError(f"{url}: larger than the {policy.max_bytes} byte limit")
         return 200, {}, path.read_bytes()
     session = _session(policy)
-    current = url
+    # The request goes to the URL rebuilt from the parsed parts: the client reads the host the
+    # check read (and the connection checks the addresses it connects to once more).
+    current = target.url
     for _ in range(MAX_REDIRECTS + 1):
         try:
             resp = session.get(
@@ -296,12 +568,19 @@ def get_bytes(url: str, policy: FetchPolicy, headers: dict[str, str] | None = No
         if resp.is_redirect:
             location = resp.headers.get("Location", "")
             resp.close()
-            current = urljoin(current, location)
+            if "\\" in location:
+                raise UnsafeURLError(f"{url}: redirected to {location}, which has a backslash")
+            following = urljoin(current, location)
             # A redirect may only lead to another web address, checked like the first one
             # (never to file://, even where local use is on).
-            if urlparse(current).scheme.lower() not in {"http", "https"}:
-                raise UnsafeURLError(f"{url}: redirected to {current}, which is not a web address")
-            check_url(current, policy)
+            if following.split(":", 1)[0].lower() not in {"http", "https"}:
+                raise UnsafeURLError(
+                    f"{url}: redirected to {following}, which is not a web address"
+                )
+            try:
+                current = check_url(following, policy).url
+            except UnsafeURLError as exc:
+                raise UnsafeURLError(f"{url}: redirected to {exc}") from None
             continue
         with resp:
             declared = resp.headers.get("Content-Length")

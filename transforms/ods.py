@@ -11,6 +11,7 @@ header and 27 columns; the ones the benchmark uses are (1-based, as documented b
 10 postcode
 11 open date (YYYYMMDD)
 12 close date (YYYYMMDD, blank while open)
+24 GOR code: the government office region, A–K for England's regions, W for Wales
 == ============================================================
 
 Assumptions (numbered in the project's assumptions log style; cited where implemented):
@@ -23,6 +24,11 @@ ODS-2  A trust belongs to the benchmark population of a window when it is Englis
        the number of days it was open in the window, so metrics can be read knowing it
        published for part of the window only; predecessor and successor of a merger both
        appear. Quality: good (ODS dates are authoritative). Impact: medium near mergers.
+ODS-4  The country of a trust comes from its national grouping (Y… England, W… Wales); where
+       the grouping is empty (later editions leave it, and the health geography, empty for
+       some Welsh trusts), from the GOR code in column 24 (A–K England, W Wales). Quality:
+       good. Impact: high (it decides who is in the English population). An English trust
+       without a region is not loaded from that file (its previous record is kept).
 ODS-3  A newer etr file is the truth for every trust it lists (name, region, ICB, dates). A
        trust absent from the newer file is kept as last seen (flag ``in_latest_file=False``),
        never deleted. The first name known for a trust is taken as valid from its open date;
@@ -37,7 +43,12 @@ import zipfile
 
 import pandas as pd
 
-from transforms.reference_quality import SchemaChangeError
+from transforms.reference_quality import (
+    PROBLEM_COLUMN,
+    SchemaChangeError,
+    check_column_type,
+    note_problem,
+)
 
 ETR_COLUMN_COUNT = 27
 # 0-based positions of the used columns in the headerless file.
@@ -49,7 +60,11 @@ ETR_POSITIONS = {
     "postcode": 9,
     "open_date": 10,
     "close_date": 11,
+    "gor_code": 23,
 }
+#: GOR codes (column 24) of England's regions and of Wales (ODS-4).
+ENGLISH_GOR_CODES = frozenset("ABCDEFGHJK")
+WELSH_GOR_CODE = "W"
 ODS_COLUMNS = [
     "org_code",
     "name",
@@ -59,6 +74,7 @@ ODS_COLUMNS = [
     "open_date",
     "close_date",
     "country",
+    "gor_code",
 ]
 HISTORY_COLUMNS = ["org_code", "name", "valid_from", "valid_to"]
 
@@ -86,14 +102,31 @@ def _etr_text(data: bytes, filename: str) -> str:
         return data.decode("latin-1")  # the real file is latin-1/ASCII
 
 
-def _parse_yyyymmdd(values: pd.Series, column: str, filename: str) -> pd.Series:
+def _parse_yyyymmdd(out: pd.DataFrame, column: str, label: str, filename: str) -> None:
+    """Read ``out[column]`` as YYYYMMDD dates in place. A date that cannot be read is left
+    blank and noted as a problem of its row (quarantined); when most of the column cannot be
+    read, the column has moved: :class:`SchemaChangeError`."""
+    values = out[column]
     blank = values.str.strip() == ""
     parsed = pd.to_datetime(values.where(~blank), format="%Y%m%d", errors="coerce")
     bad = parsed.isna() & ~blank
-    if bad.any():
-        rows = (values.index[bad] + 1).tolist()[:10]
-        raise ValueError(f"{filename}: {column} is not a YYYYMMDD date on rows {rows}")
-    return parsed.astype("datetime64[s]")
+    check_column_type(bad, ~blank, f"{filename}: {label}", values)
+    for i in out.index[bad]:
+        note_problem(out, bad & (out.index == i), f"{label} {values[i]!r} is not a YYYYMMDD date")
+    out[column] = parsed.astype("datetime64[s]")
+
+
+def country_of(region_code: pd.Series, gor_code: pd.Series) -> pd.Series:
+    """England, Wales or Other, from the national grouping, else the GOR code (ODS-4)."""
+    region = region_code.fillna("").str.upper()
+    gor = gor_code.fillna("").str.upper()
+    country = pd.Series("Other", index=region.index, dtype="str")
+    from_gor = region == ""
+    country[region.str.startswith("Y")] = "England"
+    country[region.str.startswith("W")] = "Wales"
+    country[from_gor & gor.isin(ENGLISH_GOR_CODES)] = "England"
+    country[from_gor & (gor == WELSH_GOR_CODE)] = "Wales"
+    return country
 
 
 def parse_etr(data: bytes, filename: str) -> pd.DataFrame:
@@ -111,17 +144,18 @@ def parse_etr(data: bytes, filename: str) -> pd.DataFrame:
     DataFrame
         One row per ODS code: ``org_code``, ``name``, ``region_code``, ``icb_code``,
         ``postcode``, ``open_date`` (datetime64, day), ``close_date`` (NaT while open),
-        ``country`` (``"England"`` for national grouping Y…, ``"Wales"`` for W…,
-        ``"Other"`` otherwise), and ``_row`` (line number in the file, for reports).
+        ``country`` (``"England"`` for national grouping Y…, ``"Wales"`` for W…; where
+        the grouping is empty, from the GOR code; ``"Other"`` otherwise: ODS-4),
+        ``gor_code``, ``_row`` (line number in the file, for reports) and ``_problem``
+        (why a value of the row could not be read, e.g. a date not in YYYYMMDD; None
+        when it could: the row is then quarantined by the load). Blank cells are None.
         Closed trusts are kept.
 
     Raises
     ------
     SchemaChangeError
         The file is not a 27-column headerless CSV (e.g. an HTML error page, a header row,
-        a column added or dropped).
-    ValueError
-        A date is not YYYYMMDD.
+        a column added or dropped), or most of a date column is not YYYYMMDD.
     """
     text = _etr_text(data, filename)
     raw = pd.read_csv(
@@ -147,17 +181,14 @@ def parse_etr(data: bytes, filename: str) -> pd.DataFrame:
         )
     raw = raw.map(str.strip)
     out = pd.DataFrame({col: raw[pos] for col, pos in ETR_POSITIONS.items()})
-    out["open_date"] = _parse_yyyymmdd(out["open_date"], "open date (column 11)", filename)
-    out["close_date"] = _parse_yyyymmdd(out["close_date"], "close date (column 12)", filename)
-    region = out["region_code"].str.upper()
-    out["country"] = "Other"
-    out.loc[region.str.startswith("Y"), "country"] = "England"
-    out.loc[region.str.startswith("W"), "country"] = "Wales"
-    out["country"] = out["country"].astype("str")
-    out["icb_code"] = out["icb_code"].replace("", None)
-    out["postcode"] = out["postcode"].replace("", None)
+    out[PROBLEM_COLUMN] = pd.Series(None, index=out.index, dtype="object")
+    _parse_yyyymmdd(out, "open_date", "open date (column 11)", filename)
+    _parse_yyyymmdd(out, "close_date", "close date (column 12)", filename)
+    for col in ("org_code", "name", "region_code", "icb_code", "postcode", "gor_code"):
+        out[col] = out[col].replace("", None)
+    out["country"] = country_of(out["region_code"], out["gor_code"])
     out["_row"] = range(1, len(out) + 1)
-    return out[[*ODS_COLUMNS, "_row"]].reset_index(drop=True)
+    return out[[*ODS_COLUMNS, "_row", PROBLEM_COLUMN]].reset_index(drop=True)
 
 
 def _as_timestamp(value: dt.date | str | pd.Timestamp) -> pd.Timestamp:
@@ -252,9 +283,9 @@ def merge_etr(
         if "last_seen" not in prev.columns:
             prev["last_seen"] = pd.NaT
         prev["last_seen"] = prev["last_seen"].astype("datetime64[s]")
-        kept = prev[~prev["org_code"].isin(fresh["org_code"])][[*base_cols, "last_seen"]]
-        kept = kept.assign(in_latest_file=False)
-        current = pd.concat([fresh, kept[fresh.columns]], ignore_index=True)
+        kept = prev[~prev["org_code"].isin(fresh["org_code"])]
+        kept = kept.assign(in_latest_file=False).reindex(columns=fresh.columns)
+        current = pd.concat([fresh, kept], ignore_index=True)
         history = (
             previous_history.copy() if previous_history is not None else _initial_history(prev)
         )

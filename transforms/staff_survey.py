@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from transforms.reference_quality import SchemaChangeError
+from transforms.reference_quality import PROBLEM_COLUMN, SchemaChangeError
 
 TITLE_ROW = 1
 HEADER_ROW = 5
@@ -256,8 +256,9 @@ def parse_staff_survey(data: bytes, year: int) -> pd.DataFrame:
         (percent, 0–100, null when suppressed), ``we_work_flexibly_score`` (0–10),
         ``survey_benchmarking_group``, ``responses`` (the Q4d base: number of responses),
         ``unit_kind`` (``trust``, ``ICB``, ``CSU``, ``social enterprise`` or ``other``), the
-        per-measure bases ``q4d_base`` … ``we_work_flexibly_base``, and ``_row`` (row of the
-        unit on the Q4d sheet, for reports).
+        per-measure bases ``q4d_base`` … ``we_work_flexibly_base``, ``_row`` (row of the
+        unit on the Q4d sheet, or on the first sheet it is on, for reports) and ``_problem``
+        (a unit listed twice on a sheet: quarantined by the load; None otherwise).
 
     Raises
     ------
@@ -295,6 +296,7 @@ def parse_staff_survey(data: bytes, year: int) -> pd.DataFrame:
 
     units: dict[str, dict] = {}
     order: list[str] = []
+    twice: dict[str, list[str]] = {}  # code -> where it appears again
     for sheet in sheets:
         header_row = top[sheet][HEADER_ROW - 1]
         ids = _id_positions(sheet, header_row)
@@ -318,7 +320,10 @@ def parse_staff_survey(data: bytes, year: int) -> pd.DataFrame:
                 continue
             code = str(code).strip()
             if code in seen_here:
-                raise ValueError(f"staff survey sheet {sheet!r}: {code} appears twice (row {r})")
+                # Which of the two rows holds the unit's figures is unknown: the unit is
+                # quarantined (its _problem), the other units load.
+                twice.setdefault(code, []).append(f"{sheet!r} row {r}")
+                continue
             seen_here.add(code)
             unit = units.get(code)
             if unit is None:
@@ -326,7 +331,7 @@ def parse_staff_survey(data: bytes, year: int) -> pd.DataFrame:
                     "org_code": code,
                     "org_name": row[ids["org_name"]],
                     "survey_benchmarking_group": row[ids["survey_benchmarking_group"]],
-                    "_row": r if sheet == q4d_sheet else None,
+                    "_row": r,
                 }
                 order.append(code)
             elif sheet == q4d_sheet:
@@ -349,7 +354,13 @@ def parse_staff_survey(data: bytes, year: int) -> pd.DataFrame:
     for col in [*BASE_COLUMNS.values(), "responses"]:
         out[col] = out[col].round().astype("Int64")
     out["_row"] = out["_row"].astype("Int64")
-    return out[[*SURVEY_COLUMNS, *BASE_COLUMNS.values(), "_row"]].reset_index(drop=True)
+    out[PROBLEM_COLUMN] = [
+        f"appears more than once (also on sheet {', '.join(twice[c])})" if c in twice else None
+        for c in out["org_code"]
+    ]
+    return out[[*SURVEY_COLUMNS, *BASE_COLUMNS.values(), "_row", PROBLEM_COLUMN]].reset_index(
+        drop=True
+    )
 
 
 def split_unit_parent(code: str, ods_codes: set[str]) -> str | None:
@@ -413,6 +424,13 @@ def combine_split_units(survey_df: pd.DataFrame, ods_codes: Iterable[str]) -> pd
         }
         if "_row" in units.columns:
             row["_row"] = units["_row"].min()
+        if PROBLEM_COLUMN in units.columns:
+            problems = [
+                f"{c}: {p}"
+                for c, p in zip(units["org_code"], units[PROBLEM_COLUMN], strict=True)
+                if isinstance(p, str)
+            ]
+            row[PROBLEM_COLUMN] = "; ".join(problems) or None
         for measure, base_col in BASE_COLUMNS.items():
             if measure not in units.columns:
                 continue

@@ -12,9 +12,13 @@ Rules implemented here (brief 3.3):
 * The peer group of a trust is its BENCHMARK_GROUP (e.g. "Acute - Teaching"); the coarser
   CLUSTER_GROUP (e.g. "Acute") is kept beside it.
 
-A column, TYPE or staff group the parser does not know raises
+A missing column, or a TYPE the parser does not know, raises
 :class:`~transforms.reference_quality.SchemaChangeError` naming it: the publication changed
-and the mapping needs a person to look at it.
+and the mapping needs a person to look at it. A value that cannot be read on a row (HC or FTE
+not a number, a PERIOD not in the published form) is noted in the row's ``_problem`` and the
+row is quarantined by the load, unless most of the column is unreadable (then the column
+changed: SchemaChangeError). A staff group not in :data:`KNOWN_STAFF_GROUPS` is kept as
+published; the suite's ``workforce-staff-group-known`` rule quarantines its rows.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ import re
 
 import pandas as pd
 
-from transforms.reference_quality import SchemaChangeError
+from transforms.reference_quality import (
+    PROBLEM_COLUMN,
+    SchemaChangeError,
+    check_column_type,
+    note_problem,
+)
 
 SOURCE_COLUMNS = [
     "PERIOD",
@@ -152,13 +161,13 @@ def parse_workforce(data: bytes) -> pd.DataFrame:
         ``benchmark_group`` (the peer group), ``cluster_group``, ``region_code``,
         ``ics_code``, and ``_row`` (line number in the file, header = 1, for reports).
 
+        ``_problem`` notes why a row's value could not be read (None when it could).
+
     Raises
     ------
     SchemaChangeError
-        A published column is missing or renamed, a TYPE or staff group is unknown, the
-        period is not in the published form, or the content is HTML.
-    ValueError
-        HC or FTE holds something that is not a number.
+        A published column is missing or renamed, a TYPE is unknown, most of PERIOD, HC
+        or FTE cannot be read, or the content is HTML.
     """
     text = _decode(data)
     raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -171,26 +180,31 @@ def parse_workforce(data: bytes) -> pd.DataFrame:
     raw = raw.apply(lambda s: s.str.strip())
     raw["_row"] = range(2, len(raw) + 2)
 
+    # TYPE says which rows are staff in post: an unknown TYPE changes how the file is read.
     unknown_types = sorted(set(raw["TYPE"]) - set(KNOWN_TYPES))
     if unknown_types:
         raise SchemaChangeError(f"workforce CSV has unknown TYPE values {unknown_types}")
-    unknown_groups = sorted(set(raw["STAFF_GROUP_1_NAME"]) - set(KNOWN_STAFF_GROUPS))
-    if unknown_groups:
-        raise SchemaChangeError(
-            f"workforce CSV has new staff groups {unknown_groups} (STAFF_GROUP_1_NAME)"
-        )
 
     staff = raw[raw["TYPE"] == STAFF_IN_POST_TYPE]
     out = staff.rename(columns=_RENAME)[[*_RENAME.values(), "_row"]].copy()
-    ends = {p: period_end_of(p) for p in out["period"].unique()}
+    out[PROBLEM_COLUMN] = pd.Series(None, index=out.index, dtype="object")
+    ends = {}
+    for period in out["period"].unique():
+        try:
+            ends[period] = period_end_of(period)
+        except SchemaChangeError:
+            ends[period] = None
+    bad_period = out["period"].map(ends).isna()
+    check_column_type(bad_period, out["period"] != "", "workforce CSV: PERIOD", out["period"])
+    note_problem(out, bad_period, "PERIOD is not 'YYYYMM to YYYYMM' as published")
     out["period_end"] = pd.to_datetime(out["period"].map(ends)).astype("datetime64[s]")
     for col, source, kind in (("headcount", "HC", "Int64"), ("fte", "FTE", "float64")):
         values = pd.to_numeric(out[col].replace("", None), errors="coerce")
         bad = values.isna() & (out[col] != "")
-        if bad.any():
-            rows = out.loc[bad, "_row"].tolist()[:10]
-            raise ValueError(f"workforce CSV: {source} is not a number on rows {rows}")
+        check_column_type(bad, out[col] != "", f"workforce CSV: {source}", out[col])
+        note_problem(out, bad, f"{source} is not a number")
         out[col] = values.astype(kind)
-    for col in ("ics_code", "benchmark_group", "cluster_group", "region_code"):
+    for col in ("org_code", "org_name", "ics_code", "benchmark_group", "cluster_group"):
         out[col] = out[col].replace("", None)
-    return out[[*WORKFORCE_COLUMNS, "_row"]].reset_index(drop=True)
+    out["region_code"] = out["region_code"].replace("", None)
+    return out[[*WORKFORCE_COLUMNS, "_row", PROBLEM_COLUMN]].reset_index(drop=True)

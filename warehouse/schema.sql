@@ -14,6 +14,15 @@ create table if not exists audit.reference_loads (
     rows integer, reasons varchar
 );
 
+-- Rows of reference files that were not loaded: one row per file load per row that broke a
+-- rule (docs/pipeline.md, "Reference files: row by row"). Keys: source, sha256, row_number.
+-- record_key names the record (ODS code; code/year; code/period/staff group); reasons lists
+-- every rule the row broke. The other rows of the file loaded.
+create table if not exists audit.reference_quarantine (
+    source varchar, url varchar, sha256 varchar, fetched_at timestamptz, loaded_at timestamptz,
+    row_number integer, record_key varchar, reasons varchar
+);
+
 -- One row per fetched publication file (grain of the brief, section 7).
 create table if not exists audit.publication_files (
     org_code varchar, url varchar, sha256 varchar, fetched_at timestamptz,

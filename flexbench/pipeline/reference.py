@@ -1,9 +1,12 @@
 """Reference data: ODS trusts, NHS Staff Survey, NHS Workforce Statistics (the reference DAG).
 
 Each source is fetched and landed unchanged, parsed from its real published format, validated
-by its GX suite, and loaded in one transaction. A source that fails (unreachable, a schema
-change upstream, a failed rule) keeps its last good data; the load reports what went wrong and
-the task fails once the others are loaded, naming the source and the problem.
+by its GX suite, and loaded in one transaction. Files fail row by row (docs/pipeline.md,
+"Reference files: row by row"): a row that cannot be read or breaks a rule is quarantined in
+``audit.reference_quarantine`` with its reasons and the other rows load. A source that fails
+as a whole (unreachable, a structural change upstream, too few rows against its last loaded
+edition) keeps its last good data; the load reports what went wrong and the task fails once
+the others are loaded, naming the source and the problem.
 """
 
 from __future__ import annotations
@@ -88,12 +91,18 @@ def load(
 
     import warehouse
     from expectations.core import ROW_COLUMN, run_rules
-    from transforms.reference_quality import coverage_summary, coverage_text
+    from expectations.reference import RECORD_KEYS
+    from transforms.reference_quality import (
+        coverage_summary,
+        coverage_text,
+        split_quarantine,
+        too_few_rows,
+    )
     from transforms.staff_survey import combine_split_units
 
     loaded_at = pd.Timestamp(datetime.now(UTC))
     con = warehouse.connect(settings.warehouse_path)
-    problems, summary, audit = [], [], []
+    problems, summary, audit, quarantine = [], [], [], []
     try:
         warehouse.apply_schema(con)
         done = {
@@ -102,6 +111,7 @@ def load(
                 "select source, sha256 from audit.reference_loads where status = 'loaded'"
             ).fetchall()
         }
+        last_rows = _last_edition_rows(con)
         # ODS first: the survey needs the ODS codes to combine split units.
         order = {"ods_trusts": 0, "workforce": 1, "staff_survey": 2}
         frames: dict[str, list] = {}
@@ -144,16 +154,50 @@ def load(
                 problems.append(f"{item['source']} ({name}): {reason} (previous data kept)")
                 audit.append({**row, "status": "rejected", "reasons": reason})
                 continue
-            if failures:
-                text = "; ".join(f.line() for f in failures)
+            kept, held, structural = split_quarantine(
+                checked, failures, RECORD_KEYS[item["source"]]
+            )
+            # Quarantined rows are never loaded; a rule the file breaks as a whole, or too few
+            # rows left against the source's last loaded edition, rejects the file.
+            few = too_few_rows(len(kept), last_rows.get(item["source"]))
+            if structural or few:
+                text = "; ".join([f.line() for f in structural] + ([few] if few else []))
+                if len(held):
+                    text += f" ({len(held)} rows broke a rule: {_first_reasons(held)})"
                 problems.append(
                     f"{item['source']} ({name}): failed validation: {text} (previous data kept)"
                 )
                 audit.append({**row, "status": "rejected", "reasons": text})
                 continue
+            reasons = None
+            if len(held):
+                reasons = (
+                    f"{len(held)} rows quarantined (audit.reference_quarantine): "
+                    f"{_first_reasons(held)}"
+                )
+                log.warning("%s (%s): %s", item["source"], name, reasons)
+                quarantine.append(
+                    held.assign(
+                        source=item["source"],
+                        url=item["url"],
+                        sha256=item["sha256"],
+                        fetched_at=item["fetched_at"],
+                        loaded_at=loaded_at,
+                    )
+                )
+            kept = kept.drop(columns=[ROW_COLUMN], errors="ignore")
+            last_rows[item["source"]] = len(kept)
             # The sha goes with the rows so a reload of the same file is recognised.
-            frames.setdefault(item["source"], []).append((frame, item["sha256"]))
-            audit.append({**row, "status": "loaded", "rows": len(frame)})
+            frames.setdefault(item["source"], []).append((kept, item["sha256"]))
+            audit.append(
+                {
+                    **row,
+                    "status": "loaded",
+                    "rows": len(kept),
+                    "reasons": reasons,
+                    "quarantined": len(held),
+                }
+            )
         with warehouse.transaction(con):
             for source, dfs in frames.items():
                 table = _RAW[source]
@@ -174,11 +218,18 @@ def load(
                     con.execute(f"delete from {table} where sha256 = ?", [sha])
                     con.execute(f"insert into {table} by name select * from ref_df")
                     con.unregister("ref_df")
-            audit_df = pd.DataFrame(audit)
+            audit_df = pd.DataFrame(audit).drop(columns=["quarantined"], errors="ignore")
             if not audit_df.empty:
                 audit_df["fetched_at"] = pd.to_datetime(audit_df["fetched_at"], utc=True)
                 con.register("audit_df", audit_df)
                 con.execute("insert into audit.reference_loads by name select * from audit_df")
+                con.unregister("audit_df")
+            if quarantine:
+                held_df = pd.concat(quarantine, ignore_index=True)
+                held_df["fetched_at"] = pd.to_datetime(held_df["fetched_at"], utc=True)
+                con.register("held_df", held_df)
+                con.execute("insert into audit.reference_quarantine by name select * from held_df")
+                con.unregister("held_df")
             warehouse.build_layers_named(
                 con,
                 [
@@ -195,12 +246,39 @@ def load(
             )
         log.info("reference coverage: %s", coverage_text(coverage))
         for a in audit:
-            summary.append({"source": a["source"], "status": a["status"], "rows": a["rows"]})
+            summary.append(
+                {
+                    "source": a["source"],
+                    "status": a["status"],
+                    "rows": a["rows"],
+                    "quarantined": a.get("quarantined", 0),
+                }
+            )
     finally:
         con.close()
     if problems:
         raise ReferenceLoadError("; ".join(problems))
     return {"sources": summary, "coverage_issues": int(len(coverage))}
+
+
+def _last_edition_rows(con) -> dict[str, int]:
+    """Rows loaded from the last loaded edition of each source (the too-few-rows rule)."""
+    rows = con.execute(
+        "select source, rows from audit.reference_loads where status = 'loaded' "
+        "and rows is not null "
+        "qualify row_number() over (partition by source order by loaded_at desc) = 1"
+    ).fetchall()
+    return {source: int(n) for source, n in rows}
+
+
+def _first_reasons(held, shown: int = 5) -> str:
+    """The first quarantined rows, in one line: 'row 7 (RAA): reason; …'."""
+    parts = [
+        f"row {r.row_number} ({r.record_key}): {r.reasons}"
+        for r in held.head(shown).itertuples(index=False)
+    ]
+    more = f"; and {len(held) - shown} more" if len(held) > shown else ""
+    return "; ".join(parts) + more
 
 
 def _ods_codes(con) -> set[str]:

@@ -48,6 +48,10 @@ CASES = [
     ({"action_plan_url": "www.example.nhs.uk/plan"}, "action-plan-url-web-address"),
     ({"data_url": "ftp://example.nhs.uk/data.csv"}, "data-url-web-address"),
     ({"data_url": "https://example.nhs.uk/my data.csv"}, "data-url-web-address"),
+    # the host part read differently by different readers: refused, as the fetch refuses it
+    ({"data_url": "https://10.0.0.1\\@example.org/x.csv"}, "data-url-web-address"),
+    ({"data_url": "https://example.org@10.0.0.1/x.csv"}, "data-url-web-address"),
+    ({"data_url": "https://example.org/x\\..\\y.csv"}, "data-url-web-address"),
 ]
 
 

@@ -25,15 +25,17 @@ def failed(failures) -> dict[str, list[int]]:
 
 ODS = pd.DataFrame(
     {
-        "org_code": ["RA1", "RA2", "RA2", "RA4"],
-        "name": ["A", "B", "C", "D"],
-        "region_code": ["Y56", "W00", "Y64", "Y63"],
-        "icb_code": ["QKK", "Q99", "QKK", "QKK"],
-        "postcode": ["SE1", "CF1", "SE1", "NE1"],
-        "open_date": pd.to_datetime(["2000-04-01", "2000-04-01", "2000-04-01", "2020-04-01"]),
-        "close_date": pd.to_datetime([None, None, None, "2019-03-31"]),
-        "country": ["England", "Wales", "England", "England"],
-        "_row": [1, 2, 3, 4],
+        "org_code": ["RA1", "RA2", "RA2", "RA4", "RQF", "RA6"],
+        "name": ["A", "B", "C", "D", "E", "F"],
+        # RQF: a Welsh trust whose grouping is empty (its country came from the GOR code W);
+        # RA6: an English trust (GOR code H) whose grouping is empty.
+        "region_code": ["Y56", "W00", "Y64", "Y63", None, None],
+        "icb_code": ["QKK", "Q99", "QKK", "QKK", None, "QKK"],
+        "postcode": ["SE1", "CF1", "SE1", "NE1", "CF1", "SE1"],
+        "open_date": pd.to_datetime(["2000-04-01"] * 3 + ["2020-04-01"] + ["2000-04-01"] * 2),
+        "close_date": pd.to_datetime([None, None, None, "2019-03-31", None, None]),
+        "country": ["England", "Wales", "England", "England", "Wales", "England"],
+        "_row": [1, 2, 3, 4, 5, 6],
     }
 )
 
@@ -76,6 +78,7 @@ WORKFORCE = pd.DataFrame(
                 "ods-code-unique": [2, 3],  # RA2 twice
                 "ods-region-known": [3],  # Y64 is not a region
                 "ods-dates-ordered": [4],  # closed before it opened
+                "ods-english-region-present": [6],  # RQF, Welsh, needs none
             },
         ),
         (

@@ -152,7 +152,71 @@ def test_status_lists_rejected_trusts_first_with_why(wh, capsys):
     assert "1 rejected" in lines[0]
     assert lines[2].startswith(REJECTED_TRUST) and "rejected" in lines[2]
     assert "outcomes-sum" in lines[2]
+    # Each source's freshness follows the trusts.
+    sources = lines[lines.index(next(x for x in lines if x.startswith("Sources"))) + 1 :]
+    assert [x.split()[0] for x in sources] == [
+        "ods_trusts",
+        "staff_survey",
+        "workforce",
+        "pledge_signups",
+        "publications",
+    ]
     assert main(["status", "--warehouse", str(wh), "--only", "rejected", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["org_code"] for r in records] == [REJECTED_TRUST]
     assert records[0]["last_report_path"].endswith(".json")
+
+
+def test_status_shows_each_sources_freshness_and_names_the_sources_that_failed(tmp_path, capsys):
+    # The real pipeline steps, one source failing each way: the workforce file gone upstream,
+    # the pledge feed unreachable, one trust's publication URL dead.
+    from test_pipeline_reference import make_settings, run, write_files
+
+    from flexbench.fetch import now_utc
+    from flexbench.pipeline import pledge, publications, reference
+
+    files = write_files(tmp_path / "published")
+    s = make_settings(tmp_path, files["etr_2024"], files["survey"], files["workforce"])
+    run(s)
+    files["workforce"].unlink()
+    with pytest.raises(reference.ReferenceLoadError):
+        run(s)
+    feed = "https://pledge.example/signups.json"
+    with pytest.raises(pledge.PledgeLoadError):
+        pledge.load(
+            s,
+            {"status": "failed", "url": feed, "fetched_at": now_utc(),
+             "error": f"{feed}: unreachable (connection refused)"},
+        )  # fmt: skip
+    served = tmp_path / "published" / "raa.csv"
+    served.write_text("org_code\nRAA\n")
+    batch = [
+        {"org_code": "RAA", "url": served.as_uri()},
+        {"org_code": "RBB", "url": (tmp_path / "gone.csv").as_uri()},
+    ]
+    today = pd.Timestamp.now().date()
+    outcomes = publications.validate_batch(s, publications.fetch_batch(s, batch), today)
+    publications.load(s, outcomes, "run-1", today)
+
+    assert main(["status", "--warehouse", str(s.warehouse_path), "--sources", "--json"]) == 0
+    got = {r["source"]: r for r in json.loads(capsys.readouterr().out)}
+
+    assert list(got) == ["ods_trusts", "staff_survey", "workforce", "pledge_signups",
+                         "publications"]  # fmt: skip
+    for source in ("ods_trusts", "staff_survey"):
+        assert not got[source]["last_attempt_failed"] and got[source]["age_days"] == 0
+    # The workforce data is still there, from the first load: its age is shown, and that
+    # its last attempt failed, with the reason.
+    assert got["workforce"]["last_attempt_failed"] and got["workforce"]["age_days"] == 0
+    assert "fetch failed" in got["workforce"]["failure"]
+    assert "no such file" in got["workforce"]["failure"]
+    assert got["pledge_signups"]["last_success_at"] is None
+    assert "unreachable" in got["pledge_signups"]["failure"]
+    assert got["publications"]["failure"] == "the last fetch of 1 of 2 publication URLs failed"
+
+    assert main(["status", "--warehouse", str(s.warehouse_path), "--sources"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith("Sources")
+    failed = [line.split()[0] for line in text[1:] if "last attempt FAILED" in line]
+    assert failed == ["workforce", "pledge_signups", "publications"]
+    assert "never" in next(line for line in text if line.split()[0] == "pledge_signups")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -115,6 +116,286 @@ def test_a_refused_redirect_is_a_failed_fetch_with_the_reason(server, tmp_path):
     assert result.status == "failed"
     assert "10.0.0.7" in result.error
     assert not (tmp_path / "publications").exists()  # nothing landed
+
+
+# --- the tricky-URL table: refused before any socket opens -----------------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """Every address a socket of this process connects to, in order."""
+    import _socket
+    import socket
+
+    seen: list[tuple] = []
+
+    def connect(sock, address):
+        seen.append(tuple(address)[:2])
+        return _socket.socket.connect(sock, address)
+
+    def connect_ex(sock, address):
+        seen.append(tuple(address)[:2])
+        return _socket.socket.connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return seen
+
+
+#: Names the fake resolver knows (no real DNS in these tests); a list is one answer per call.
+RESOLVER = {
+    "trust.example": ["127.0.0.1"],
+    "inside.example": ["10.1.2.3"],
+    "cgnat.example": ["100.64.7.7"],
+    "mixed.example": ["93.184.216.34", "10.1.2.3"],
+    "v6inside.example": ["fd00::1"],
+    "mapped.example": ["::ffff:169.254.169.254"],
+    "scoped.example": ["fe80::1%eth0"],
+    "metadata.example": ["169.254.169.254"],
+}
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """Replace the system resolver; ``answers`` may be changed by a test (DNS rebinding)."""
+    import socket
+
+    answers = {name: list(addrs) for name, addrs in RESOLVER.items()}
+    asked: list[str] = []
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        asked.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        found = answers[host]
+        if callable(found):
+            found = found()
+        out = []
+        for addr in found:
+            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            sockaddr = (addr, port or 0, 0, 0) if fam == socket.AF_INET6 else (addr, port or 0)
+            out.append((fam, socket.SOCK_STREAM, 6, "", sockaddr))
+        return out
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers, asked
+
+
+TRICKY = [
+    # (url, policy, words the refusal must contain). Each case: one way of reaching inside.
+    # Backslashes: some parsers read the host after "\@", the HTTP client reads it before.
+    ("https://10.0.0.1\\@example.org/x.csv", PUBLIC_ONLY, "backslash"),
+    ("https://127.0.0.1\\@example.org/x.csv", PUBLIC_ONLY, "backslash"),
+    ("https://169.254.169.254\\@example.org/x.csv", PUBLIC_ONLY, "backslash"),
+    ("https://example.org\\.10.0.0.1/x.csv", PUBLIC_ONLY, "backslash"),
+    ("http://10.0.0.1\\@127.0.0.1/x.csv", LOCAL, "backslash"),
+    # userinfo: the host is what follows the last "@"; a reader may stop at the first
+    ("https://user@example.org/x.csv", PUBLIC_ONLY, "user@host"),
+    ("https://example.org@10.0.0.1/x.csv", PUBLIC_ONLY, "user@host"),
+    ("https://example.org:443@10.0.0.1/x.csv", PUBLIC_ONLY, "user@host"),
+    ("https://127.0.0.1%2f@example.org/x.csv", PUBLIC_ONLY, "user@host"),
+    # ports and brackets: refusals, not ValueError
+    ("https://example.org:99999/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://example.org:0/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://example.org:https/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://example.org:/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://example.org:+443/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://example.org:４４３/x.csv", PUBLIC_ONLY, "is not a port number"),
+    ("https://[example.org]/x.csv", PUBLIC_ONLY, "malformed"),
+    ("https://[::1/x.csv", PUBLIC_ONLY, "malformed"),
+    ("https://exa[mple.org]/x.csv", PUBLIC_ONLY, "malformed"),
+    # IPv4 written otherwise than as a dotted quad: the C resolver reads all as 127.0.0.1
+    ("https://2130706433/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("http://2130706433/x.csv", LOCAL, "not a plain IPv4 address"),
+    ("https://0x7f.1/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("https://0x7f000001/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("https://0177.0.0.1/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("https://127.1/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("https://10.0.0.1./x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    ("https://017700000001/x.csv", PUBLIC_ONLY, "not a plain IPv4 address"),
+    # percent-encodings and look-alike characters in the host
+    ("https://%31%32%37.0.0.1/x.csv", PUBLIC_ONLY, "plain ASCII"),
+    ("https://127%2e0%2e0%2e1/x.csv", PUBLIC_ONLY, "plain ASCII"),
+    ("https://１２７.０.０.１/x.csv", PUBLIC_ONLY, "plain ASCII"),
+    ("https://exаmple.org/x.csv", PUBLIC_ONLY, "plain ASCII"),  # Cyrillic "а"
+    ("https://example.org /x.csv", PUBLIC_ONLY, "spaces and control characters"),
+    ("https://example.org\t.10.0.0.1/x.csv", PUBLIC_ONLY, "spaces and control characters"),
+    ("https://inside_.example!/x.csv", PUBLIC_ONLY, "not a valid host name"),
+    # IPv6 forms
+    ("https://[::1]/x.csv", PUBLIC_ONLY, "loopback"),
+    ("https://[0:0:0:0:0:0:0:1]/x.csv", PUBLIC_ONLY, "loopback"),
+    ("https://[::ffff:127.0.0.1]/x.csv", PUBLIC_ONLY, "non-public address (::ffff:7f00:1)"),
+    ("http://[::ffff:127.0.0.1]/x.csv", LOCAL, "non-public address"),
+    ("https://[::ffff:7f00:1]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[::ffff:a9fe:a9fe]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[::127.0.0.1]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[fe80::1%25eth0]/x.csv", PUBLIC_ONLY, "zone identifiers"),
+    ("https://[fe80::1]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[fd00::1]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[64:ff9b::a00:1]/x.csv", PUBLIC_ONLY, "non-public"),  # NAT64 of 10.0.0.1
+    ("https://[2002:a00:1::]/x.csv", PUBLIC_ONLY, "non-public"),  # 6to4 of 10.0.0.1
+    ("https://[ff02::1]/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://[::]/x.csv", PUBLIC_ONLY, "non-public"),
+    # IPv4 special-purpose ranges
+    ("https://100.64.0.1/x.csv", PUBLIC_ONLY, "non-public address (100.64.0.1)"),
+    ("https://100.127.255.254/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://192.0.0.8/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://192.0.2.1/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://198.18.0.1/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://224.0.0.1/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://240.0.0.1/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://255.255.255.255/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://0.0.0.0/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://172.16.0.1/x.csv", PUBLIC_ONLY, "non-public"),
+    ("http://100.64.0.1/x.csv", LOCAL, "non-public"),
+    ("http://192.168.0.1/x.csv", LOCAL, "non-public"),
+    # names that resolve inside (the fake resolver)
+    ("https://localhost.example/x.csv", PUBLIC_ONLY, "cannot resolve"),
+    ("https://trust.example/x.csv", PUBLIC_ONLY, "loopback"),
+    ("https://inside.example/x.csv", PUBLIC_ONLY, "non-public address (10.1.2.3)"),
+    ("http://inside.example/x.csv", LOCAL, "non-public address (10.1.2.3)"),
+    ("https://cgnat.example/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://mixed.example/x.csv", PUBLIC_ONLY, "non-public address (10.1.2.3)"),
+    ("https://v6inside.example/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://mapped.example/x.csv", PUBLIC_ONLY, "non-public"),
+    ("https://scoped.example/x.csv", PUBLIC_ONLY, "non-public"),
+    ("http://metadata.example/latest/meta-data/", LOCAL, "non-public"),
+]
+
+
+@pytest.mark.parametrize(("url", "policy", "words"), TRICKY)
+def test_a_tricky_url_is_refused_before_any_socket_opens(url, policy, words, connects, resolver):
+    with pytest.raises(FetchError, match=re.escape(words)) as refused:
+        get_bytes(url, policy)
+
+    assert not connects
+    if words != "cannot resolve":
+        assert isinstance(refused.value, UnsafeURLError)
+
+
+@pytest.mark.parametrize(("url", "policy", "words"), TRICKY)
+def test_a_tricky_url_is_a_failed_fetch_never_an_exception(
+    url, policy, words, connects, resolver, tmp_path
+):
+    result = fetch_to_landing("publications", url, tmp_path, policy)
+
+    assert result.status == "failed"
+    assert words in result.error
+    assert not connects
+
+
+BAD_LOCATIONS = [
+    "http://10.0.0.1\\@127.0.0.1:{port}/x.csv",
+    "http://user@127.0.0.1:{port}/x.csv",
+    "http://2130706433:{port}/x.csv",
+    "http://0x7f.1:{port}/x.csv",
+    "http://[::ffff:127.0.0.1]:{port}/x.csv",
+    "http://inside.example:{port}/x.csv",
+    "http://100.64.0.1/x.csv",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://127.0.0.1:99999/x.csv",
+    "//10.0.0.1/x.csv",
+    "\\\\10.0.0.1\\x.csv",
+]
+
+
+@pytest.fixture
+def redirecting():
+    """A loopback server that answers every GET with ``302 Location: <what the test set>``,
+    sent verbatim (a hostile server's header is not tidied by any framework)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"location": "/", "requests": 0}
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["requests"] += 1
+            self.send_response(302)
+            self.send_header("Location", state["location"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield httpd.server_address[1], state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+def test_a_redirect_to_a_tricky_url_is_refused_before_connecting_to_it(
+    location, redirecting, connects, resolver
+):
+    port, state = redirecting
+    state["location"] = location.format(port=port)
+
+    with pytest.raises(UnsafeURLError, match="redirected to"):
+        get_bytes(f"http://127.0.0.1:{port}/flex.csv", LOCAL)
+
+    assert connects == [("127.0.0.1", port)]  # the trust's server, and nothing else
+    assert state["requests"] == 1
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_host_name_kept(
+    server, connects, resolver
+):
+    server.expect_request("/flex.csv").respond_with_data(b"org_code\nRJ1\n")
+
+    status, _, body = get_bytes(f"http://trust.example:{server.port}/flex.csv", LOCAL)
+
+    assert (status, body) == (200, b"org_code\nRJ1\n")
+    assert connects == [("127.0.0.1", server.port)]
+    (request, _), *_ = server.log
+    assert request.headers["Host"] == f"trust.example:{server.port}"
+
+
+def test_a_name_that_changes_answer_after_the_check_is_not_followed_inside(
+    server, connects, resolver
+):
+    # DNS rebinding: the first answer (checked) is loopback, the next points inside.
+    answers, asked = resolver
+    replies = iter([["127.0.0.1"]])
+    answers["rebind.example"] = lambda: next(replies, ["10.9.9.9"])
+    server.expect_request("/flex.csv").respond_with_data(b"secret")
+
+    with pytest.raises(UnsafeURLError, match="non-public address \\(10.9.9.9\\)"):
+        get_bytes(f"http://rebind.example:{server.port}/flex.csv", LOCAL)
+
+    assert asked.count("rebind.example") == 2  # checked, then resolved again to connect
+    assert ("10.9.9.9", server.port) not in connects
+    assert not server.log
+
+
+def test_the_checks_hold_on_the_connection_itself_not_only_before_it(connects, resolver):
+    # A request sent past the URL check (the session used directly) still cannot open a
+    # socket to a refused address: the connection checks what it connects to.
+    from flexbench.fetch import _session
+
+    session = _session(LOCAL)
+    with pytest.raises(UnsafeURLError, match="non-public address \\(10.1.2.3\\)"):
+        session.get("http://inside.example/x.csv", timeout=2)
+    assert not connects
+
+
+def test_address_rules_follow_the_special_purpose_registries():
+    from flexbench.fetch import address_refusal
+
+    public = ["93.184.216.34", "8.8.8.8", "2606:4700::1", "192.88.98.1"]
+    assert [address_refusal(a, False) for a in public] == [None] * len(public)
+    # local use opens loopback, nothing else
+    assert address_refusal("127.0.0.1", True) is None
+    assert address_refusal("::1", True) is None
+    for inside in ["10.0.0.1", "100.64.0.1", "192.0.0.170", "169.254.1.1", "::ffff:8.8.8.8"]:
+        assert address_refusal(inside, True) is not None
 
 
 # --- size cap and timeout -------------------------------------------------------------------
@@ -396,3 +677,112 @@ def test_a_proxy_named_in_the_environment_carries_every_request(server, monkeypa
 
     assert bodies == [b"org_code\nRJ1\n"] * 3
     assert [req.path for req, _ in server.log] == ["/flex.csv"] * 3
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on loopback with a certificate for ``trust.example`` only, signed by a
+    CA made here; records the TLS server name (SNI) and Host header of each request."""
+    import datetime as dt
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("flexbench test CA"))
+        .issuer_name(name("flexbench test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("trust.example"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("trust.example")]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    seen = {"sni": [], "host": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen["host"].append(self.headers.get("Host"))
+            body = b"org_code\nRJ1\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda sock, server_name, ctx: seen["sni"].append(server_name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield httpd.server_address[1], ca_file, seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_https_to_a_pinned_address_still_checks_the_certificate_for_the_host_name(
+    tls_server, connects, resolver, monkeypatch
+):
+    port, ca_file, seen = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    answers, _ = resolver
+    answers["other.example"] = ["127.0.0.1"]  # same address, a name the certificate lacks
+
+    status, _, body = get_bytes(f"https://trust.example:{port}/flex.csv", LOCAL)
+
+    assert (status, body) == (200, b"org_code\nRJ1\n")
+    assert connects == [("127.0.0.1", port)]  # connected to the checked address …
+    assert seen["sni"] == ["trust.example"]  # … named the host in TLS …
+    assert seen["host"] == [f"trust.example:{port}"]  # … and in the request
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        get_bytes(
+            f"https://other.example:{port}/flex.csv", FetchPolicy(allow_local=True, retries=0)
+        )

@@ -16,11 +16,16 @@ REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "re
 ETR = REFERENCE / "etr_2025-07.csv"
 
 
-def etr_line(code, name, region="Y56", icb="QKK", opened="20000401", closed=""):
+def etr_line(code, name, region="Y56", icb="QKK", opened="20000401", closed="", gor="H"):
     fields = [""] * 27
     fields[:4] = [code, name, region, icb]
     fields[9], fields[10], fields[11], fields[21] = "SE1 9RT", opened, closed, "0"
+    fields[23] = gor
     return ",".join(f'"{f}"' for f in fields)
+
+
+def blank_as_none(values: pd.Series) -> list:
+    return [None if pd.isna(v) else v for v in values]
 
 
 def etr_bytes(*lines: str) -> bytes:
@@ -92,6 +97,49 @@ def test_zip_holding_etr_csv_parses_like_the_csv():
     pd.testing.assert_frame_equal(parse_etr(buf.getvalue(), "etr.zip"), parse_etr(data, "etr.csv"))
 
 
+# --- country from the GOR code where the national grouping is empty (ODS-4) -----------------
+
+GOR_CASES = [
+    # (national grouping, GOR code in column 24, country)
+    ("Y56", "H", "England"),
+    ("W00", "W", "Wales"),
+    ("", "W", "Wales"),  # a later edition leaves the grouping empty for some Welsh trusts
+    ("", "H", "England"),  # an English trust without its grouping: still English
+    ("", "K", "England"),
+    ("", "", "Other"),  # nothing to tell the country: the suite quarantines the row
+    ("", "Z", "Other"),
+    ("W00", "H", "Wales"),  # the grouping, where given, decides
+]
+
+
+@pytest.mark.parametrize(("region", "gor", "country"), GOR_CASES)
+def test_the_country_comes_from_the_gor_code_where_the_grouping_is_empty(region, gor, country):
+    df = parse_etr(etr_bytes(etr_line("RQF", "VELINDRE", region=region, icb="", gor=gor)), "etr")
+
+    assert df["country"].tolist() == [country]
+    assert blank_as_none(df["region_code"]) == [region or None]
+    assert blank_as_none(df["icb_code"]) == [None]
+
+
+def test_a_welsh_trust_without_grouping_is_outside_the_english_population():
+    data = etr_bytes(etr_line("RJ1", "GUY'S"), etr_line("RQF", "VELINDRE", region="", gor="W"))
+    population = benchmark_population(parse_etr(data, "etr.csv"), "2025-04-01", "2026-03-31")
+    assert population["org_code"].tolist() == ["RJ1"]
+
+
+def test_an_unreadable_date_is_a_problem_of_its_row_only():
+    data = etr_bytes(
+        etr_line("RJ1", "GUY'S"),
+        etr_line("RQF", "VELINDRE", opened="20250231"),  # 31 February
+        etr_line("RYJ", "IMPERIAL"),
+    )
+    df = parse_etr(data, "etr.csv")
+
+    unreadable = "open date (column 11) '20250231' is not a YYYYMMDD date"
+    assert blank_as_none(df["_problem"]) == [None, unreadable, None]
+    assert df["open_date"].isna().tolist() == [False, True, False]
+
+
 # --- broken files ----------------------------------------------------------------------------
 
 
@@ -118,6 +166,12 @@ def test_zip_holding_etr_csv_parses_like_the_csv():
         ),
         # a date not in YYYYMMDD
         (etr_bytes(etr_line("RJ1", "X", opened="01/04/2000")), ValueError, "open date"),
+        # the close date column holds something else on most rows: it moved
+        (
+            etr_bytes(*[etr_line(f"R{i}A", "X", closed="SE1 9RT") for i in range(3)]),
+            SchemaChangeError,
+            "close date \\(column 12\\): 3 of 3 values",
+        ),
     ],
 )
 def test_broken_etr_is_refused_naming_the_problem(data, error, names):

@@ -100,3 +100,62 @@ def test_real_files_coverage():
     # Workforce covers every open English trust; its care trusts TAD, TAH, TAJ are not in etr.
     assert ("workforce", ISSUE_MISSING_FROM_SOURCE) not in by
     assert by[("workforce", ISSUE_NOT_IN_POPULATION)] == ["TAD", "TAH", "TAJ"]
+
+
+# --- row by row: what is quarantined, what rejects the file ----------------------------------
+
+
+def test_rows_breaking_rules_are_quarantined_with_every_reason_and_the_rest_kept():
+    from expectations.core import RuleFailure
+    from transforms.reference_quality import split_quarantine
+
+    frame = pd.DataFrame(
+        {
+            "org_code": ["RA1", "RA2", "RA3", "RA4"],
+            "_row": [1, 2, 3, 4],
+            "_problem": [None, "open date (column 11) 'x' is not a YYYYMMDD date", None, None],
+        }
+    )
+    failures = [
+        RuleFailure("ods-dates-ordered", "close_date", "closes after it opens", {"": [2, 4]}),
+        RuleFailure("ods-region-known", "region_code", "a known region", {"": [4]}),
+    ]
+
+    kept, held, structural = split_quarantine(frame, failures, ["org_code"])
+
+    assert kept["org_code"].tolist() == ["RA1", "RA3"] and "_problem" not in kept
+    assert held["record_key"].tolist() == ["RA2", "RA4"]
+    assert held["reasons"].tolist() == [
+        "open date (column 11) 'x' is not a YYYYMMDD date; ods-dates-ordered: closes after "
+        "it opens",
+        "ods-dates-ordered: closes after it opens; ods-region-known: a known region",
+    ]
+    assert structural == []
+
+
+def test_a_rule_failing_without_rows_is_structural():
+    from expectations.core import RuleFailure
+    from transforms.reference_quality import split_quarantine
+
+    frame = pd.DataFrame({"org_code": ["RA1"], "_row": [1]})
+    missing = RuleFailure("ods-name-present", "name", "every trust has a name", {})
+
+    kept, held, structural = split_quarantine(frame, [missing], ["org_code"])
+
+    assert (len(kept), len(held), structural) == (1, 0, [missing])
+
+
+@pytest.mark.parametrize(
+    ("rows", "last", "rejected"),
+    [
+        (210, None, False),  # a first edition: nothing to compare with
+        (190, 210, False),  # 90.5% of the last edition
+        (188, 210, True),  # 89.5%: a truncated file
+        (0, None, True),  # nothing left to load
+        (250, 210, False),  # more trusts than before
+    ],
+)
+def test_too_few_rows_against_the_last_edition_rejects_the_file(rows, last, rejected):
+    from transforms.reference_quality import too_few_rows
+
+    assert (too_few_rows(rows, last) is not None) == rejected

@@ -103,8 +103,6 @@ def test_period_end_is_last_day_of_last_month(period, end):
     [
         # HC renamed to HEADCOUNT upstream
         (csv_bytes(row(), header=HEADER.replace(",HC,", ",HEADCOUNT,")), "HC"),
-        # a new staff group appears
-        (csv_bytes(row(group="Physician associates")), "Physician associates"),
         # an unknown row type appears
         (csv_bytes(row(kind="Transfers in")), "Transfers in"),
         # an error page instead of the CSV
@@ -118,9 +116,29 @@ def test_schema_change_fails_naming_what_changed(data, names):
         parse_workforce(data)
 
 
-def test_non_numeric_headcount_names_the_row():
-    with pytest.raises(ValueError, match=r"HC is not a number on rows \[3\]"):
-        parse_workforce(csv_bytes(row(group="Managers"), row(hc="n/a")))
+def test_a_non_numeric_headcount_is_a_problem_of_its_row_only():
+    # Row 3 of the file: its HC is unreadable; the row is noted (the load quarantines it), the
+    # other row is read as published.
+    df = parse_workforce(csv_bytes(row(group="Managers"), row(hc="n/a")))
+
+    assert df["_row"].tolist() == [2, 3]
+    problems = [p if isinstance(p, str) else None for p in df["_problem"]]
+    assert problems == [None, "HC is not a number"]
+    assert df["headcount"].tolist()[0] == 100 and pd.isna(df["headcount"].tolist()[1])
+
+
+def test_a_column_mostly_unreadable_has_changed_type_and_refuses_the_file():
+    # HC and FTE swapped with the names upstream: most HC values are not numbers.
+    rows = [row(hc="Sample Trust"), row(hc="Other Trust", group="Managers"), row(group="Midwives")]
+    with pytest.raises(SchemaChangeError, match="HC: 2 of 3 values.*'Sample Trust'"):
+        parse_workforce(csv_bytes(*rows))
+
+
+def test_a_new_staff_group_is_kept_as_published_for_the_suite_to_quarantine():
+    df = parse_workforce(csv_bytes(row(), row(group="Physician associates")))
+
+    assert df["staff_group"].tolist() == ["All staff groups", "Physician associates"]
+    assert "Physician associates" not in KNOWN_STAFF_GROUPS
 
 
 def test_schema_change_error_is_a_value_error():

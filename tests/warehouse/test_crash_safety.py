@@ -145,6 +145,8 @@ def loaded(tmp_path_factory):
     benchmark.build(s, AS_OF)
     held_path = root / "held_back.json"
     held_path.write_text(json.dumps(held_back, default=str))
+    # Every file's outcome, for the run after a crash (see the audit-truth test).
+    (root / "all_outcomes.json").write_text(json.dumps(outcomes, default=str))
     return s, held_path
 
 
@@ -238,3 +240,48 @@ def test_a_publications_load_killed_before_commit_leaves_the_warehouse_unchanged
     assert after["raw.publication_rows"][1] == written
     assert after["staging.publications"][1] > before["staging.publications"][1]
     assert after["marts.trust_benchmark"] != before["marts.trust_benchmark"]
+
+
+def test_after_a_killed_load_publication_status_gives_each_files_real_verdict(copy, tmp_path):
+    from flexbench.fetch import now_utc
+
+    s, held_path = copy
+    kill_inside_transaction(s, "load", AS_OF, str(held_path), tmp_path)
+
+    # The next run fetches every trust again. The killed run's fetches were recorded in the
+    # landing zone, so the fetch reports every file unchanged; the held-back files' content
+    # was never processed by the warehouse.
+    everything = json.loads((held_path.parent / "all_outcomes.json").read_text())
+    held = {o["url"] for o in json.loads(held_path.read_text())}
+    fetched_at = now_utc()
+    next_run = [
+        {**o, "fetched_at": fetched_at}
+        if o["status"] == "fetch_failed"
+        else {**o, "status": "unchanged", "reasons": None, "fetched_at": fetched_at}
+        for o in everything
+    ]
+    publications.load(s, next_run, "next-run", AS_OF)
+    benchmark.build(s, AS_OF)
+
+    con = warehouse.connect(s.warehouse_path, read_only=True)
+    try:
+        status = con.execute(
+            "select org_code, last_fetch_status, last_fetch_unchanged, last_attempt_status "
+            "from marts.publication_status where last_attempt_at is not null"
+        ).df()
+    finally:
+        con.close()
+    verdict = {o["org_code"]: o["status"] for o in everything}
+    unchanged = {
+        o["org_code"]: o["status"] != "fetch_failed" and o["url"] not in held for o in everything
+    }
+    got = status.set_index("org_code")
+    assert set(got.index) == set(verdict)
+    # The real verdict on each trust's content: never "unchanged".
+    assert got["last_fetch_status"].to_dict() == verdict
+    assert got["last_attempt_status"].to_dict() == verdict
+    assert {"accepted", "rejected"} <= set(verdict.values())
+    # "Unchanged" is said apart: the content was processed before (not the held-back files,
+    # which the killed load never committed and this run validated).
+    assert got["last_fetch_unchanged"].to_dict() == unchanged
+    assert any(unchanged.values()) and not all(unchanged.values())

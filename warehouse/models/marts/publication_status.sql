@@ -1,7 +1,10 @@
 -- marts.publication_status: one row per trust (in the population, or that any file was fetched for).
 -- Keys: org_code. For the analysts' weekly chase: the last file accepted, the last attempt and
--- what became of it (last_attempt_status: accepted | rejected | fetch_failed; last_fetch_status
--- also says when the content was unchanged), and whether the trust's data is stale.
+-- what became of it (last_attempt_status and last_fetch_status: accepted | rejected |
+-- fetch_failed, the real verdict on the content last fetched, even when that content was
+-- processed in an earlier run or the run that first processed it was interrupted;
+-- last_fetch_unchanged: the content was the same as processed before), and whether the
+-- trust's data is stale.
 -- Rule (methodology, "Stale"): data is stale when the trust's latest accepted period ended more
 -- than {{ stale_days }} days before the as-of date, or nothing has ever been accepted.
 with files as (
@@ -36,7 +39,7 @@ verdicts as (
 ),
 
 attempts as (
-    select f.org_code, f.fetched_at, f.url, f.status as fetch_status,
+    select f.org_code, f.fetched_at, f.url, f.status = 'unchanged' as unchanged,
         case when f.status = 'unchanged' then coalesce(v.status, 'unchanged') else f.status end
             as status,
         case when f.status = 'unchanged' then v.reasons else f.reasons end as reasons,
@@ -47,7 +50,8 @@ attempts as (
 
 last_attempt as (
     select org_code, fetched_at as last_attempt_at, status as last_attempt_status,
-        fetch_status as last_fetch_status, reasons as last_attempt_reasons,
+        status as last_fetch_status, unchanged as last_fetch_unchanged,
+        reasons as last_attempt_reasons,
         url as last_attempt_url, report_path as last_report_path
     from attempts
     qualify row_number() over (partition by org_code order by fetched_at desc, status) = 1
@@ -67,7 +71,7 @@ latest_period as (
 final as (
     select t.org_code, pop.name, pop.org_code is not null as in_population,
         a.last_accepted_at, lp.latest_period_end, la.last_attempt_at, la.last_attempt_status,
-        la.last_fetch_status, la.last_attempt_reasons, la.last_attempt_url, la.last_report_path,
+        la.last_fetch_status, la.last_fetch_unchanged, la.last_attempt_reasons, la.last_attempt_url, la.last_report_path,
         (lp.latest_period_end is null
             or lp.latest_period_end < w.as_of - {{ stale_days }}) as stale
     from trusts as t
