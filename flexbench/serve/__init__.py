@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 DEFAULT_PORT = 8001
 
@@ -31,8 +32,9 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, quiet: bool = False
         port=port,
         log_level="warning" if quiet else "info",
         access_log=not quiet,
+        # X-Forwarded-For/-Proto are believed from these addresses only (the reverse proxy).
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=os.environ.get("FLEXBENCH_SERVE_FORWARDED_ALLOW_IPS", "127.0.0.1"),
         server_header=False,
         timeout_keep_alive=5,
         limit_concurrency=256,

@@ -42,6 +42,8 @@ TEMPLATE_FILES = {
     "worked-example-summary.csv": "text/csv; charset=utf-8",
 }
 ROWS_SHOWN = 20
+BUSY = "Too many files are being checked just now; try again in a minute"
+NOT_SAVED = "The file could not be saved for checking just now; try again in a minute"
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -182,6 +184,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     env = _templates()
 
     warm = asyncio.Event()
+    inflight = [0]  # uploads being received or checked
 
     async def warmed() -> None:
         while True:
@@ -216,15 +219,16 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     def form_errors(error: UploadError, wants_json: bool, org: str = "") -> Response:
         problem = {"rule": error.rule, "field": error.field, "message": str(error)}
         # The body may be unread: close the connection rather than read the rest of it.
-        headers = {"retry-after": "60"} if error.status == 429 else {"connection": "close"}
+        headers = {"connection": "close"}
+        if error.status in (429, 503):
+            headers["retry-after"] = "60"
         if wants_json:
             body = {"status": "refused", "accepted": False, "kept": False, "problems": [problem]}
             return JSONResponse(body, status_code=error.status, headers=headers)
         response = page(
             "form.html", error.status, problems=[problem], errors={error.field: str(error)}, org=org
         )
-        if headers:
-            response.headers.update(headers)
+        response.headers.update(headers)
         return response
 
     @app.get("/", response_class=HTMLResponse)
@@ -236,12 +240,17 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def check(request: Request) -> Response:
         wants_json = _wants_json(request)
         await warm.wait()
-        base = config.tmp_dir
-        if base is not None:
-            base.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="flexbench-upload-", dir=base))
+        # Uploads in hand at once are bounded too (and so the disk they take).
+        if inflight[0] >= config.workers + config.queue:
+            return form_errors(UploadError(429, "busy", BUSY), wants_json)
+        inflight[0] += 1
+        folder = None
         try:
             try:
+                base = config.tmp_dir
+                if base is not None:
+                    base.mkdir(parents=True, exist_ok=True)
+                folder = Path(tempfile.mkdtemp(prefix="flexbench-upload-", dir=base))
                 upload = await receive(
                     request.headers.get("content-type"),
                     request.headers.get("content-length"),
@@ -267,6 +276,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                         page, wants_json, error.status, "file", None, None, report, close=True
                     )
                 return form_errors(error, wants_json)
+            except OSError:  # the upload directory is full or gone: the service's fault
+                return form_errors(UploadError(503, "busy", NOT_SAVED), wants_json)
             try:
                 report = await checker.run(str(upload.path), upload.name, upload.org, None)
             except Busy as exc:
@@ -277,7 +288,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 )
             return _report_response(page, wants_json, 200, upload.name, upload.org, None, report)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            inflight[0] -= 1
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -15,6 +15,7 @@ the service answers "busy" at once rather than piling up work.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import resource
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: Modules the forkserver imports (and so warms) before it forks any check.
 WARM_MODULES = ["flexbench.serve.warm"]
@@ -66,9 +69,12 @@ def check_job(path: str, name: str, org: str | None, today: str | None) -> dict[
 def upload_limits() -> dict[str, int]:
     """The size limit of a publication, read where the check runs (the web server itself
     never imports pandas: it would double its memory)."""
+    import sys
+
+    warm = all(m in sys.modules for m in WARM_MODULES)  # before this import adds any
     from transforms.publications import MAX_DOWNLOAD_BYTES
 
-    return {"max_bytes": MAX_DOWNLOAD_BYTES}
+    return {"max_bytes": MAX_DOWNLOAD_BYTES, "warm": warm}
 
 
 def _child(job: Callable, args: tuple, conn, limits: Limits) -> None:
@@ -131,7 +137,8 @@ class Checker:
         self.queue_seconds = queue_seconds
         self.job = job
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(WARM_MODULES if warm_modules is None else warm_modules)
+        self._warm_modules = WARM_MODULES if warm_modules is None else warm_modules
+        self._ctx.set_forkserver_preload(self._warm_modules)
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
         self.ready = False
@@ -143,6 +150,10 @@ class Checker:
         :attr:`ready` and :attr:`max_bytes`."""
         limits = self._run_child((), upload_limits)
         self.max_bytes = limits["max_bytes"]
+        if self._warm_modules == WARM_MODULES and not limits["warm"]:
+            # The forkserver could not import them (it only sees PYTHONPATH and the working
+            # directory): every check would pay the Great Expectations import itself.
+            logger.warning("flexbench serve: checks are not pre-warmed (%s)", WARM_MODULES)
         self.ready = True
         return limits
 
@@ -157,12 +168,12 @@ class Checker:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)
         if self._slots.locked() and self._waiting >= self.queue:
-            raise Busy("too many files are being checked; try again in a minute")
+            raise Busy("Too many files are being checked just now; try again in a minute")
         self._waiting += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_seconds)
         except TimeoutError:
-            raise Busy("too many files are being checked; try again in a minute") from None
+            raise Busy("Too many files are being checked just now; try again in a minute") from None
         finally:
             self._waiting -= 1
         try:

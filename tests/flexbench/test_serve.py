@@ -469,16 +469,19 @@ def pid_job() -> dict:
     return {"pid": os.getpid()}
 
 
-def _checker(**kw) -> Checker:
-    # The children import the jobs from this module: the forkserver imports it once first.
+def _checker(monkeypatch, **kw) -> Checker:
+    # The children import the jobs from this module: the forkserver imports it once first
+    # (it finds modules on PYTHONPATH only, not on the sys.path pytest made).
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([here, str(REPO)]))
     return Checker(warm_modules=["test_serve"], **kw)
 
 
-def test_a_check_that_crashes_or_runs_out_of_memory_or_time_is_reported_not_fatal():
+def test_a_check_that_crashes_or_runs_out_of_memory_or_time_is_reported_not_fatal(monkeypatch):
     import asyncio
 
     async def scenario():
-        checker = _checker(workers=1)
+        checker = _checker(monkeypatch, workers=1)
         await asyncio.to_thread(checker.warm_up)
         checker.limits = Limits(seconds=20, memory_bytes=256 * 2**20)
         checker.job = crash_job
@@ -500,6 +503,7 @@ def test_a_check_that_crashes_or_runs_out_of_memory_or_time_is_reported_not_fata
         assert first["pid"] != second["pid"]  # a fresh process for each check
         assert first["pid"] != os.getpid()
         print(f"two checks after a killed one: {time.monotonic() - started:.2f} s")
+        assert time.monotonic() - started < 10
         assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() in (
             psutil.STATUS_ZOMBIE,
             psutil.STATUS_DEAD,
@@ -508,11 +512,11 @@ def test_a_check_that_crashes_or_runs_out_of_memory_or_time_is_reported_not_fata
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
-def test_checks_past_the_queue_are_refused_as_busy():
+def test_checks_past_the_queue_are_refused_as_busy(monkeypatch):
     import asyncio
 
     async def scenario():
-        checker = _checker(workers=1, queue=1, limits=Limits(seconds=20))
+        checker = _checker(monkeypatch, workers=1, queue=1, limits=Limits(seconds=20))
         checker.job = slow_job
         first = asyncio.create_task(checker.run(2))
         await asyncio.sleep(0.2)
@@ -523,3 +527,39 @@ def test_checks_past_the_queue_are_refused_as_busy():
         assert await first == {"slept": 2} and await second == {"slept": 0}
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.mark.slow
+def test_uploads_past_the_bound_are_answered_busy_and_the_service_recovers(tmp_path):
+    uploads = tmp_path / "uploads"
+    with running_server(
+        uploads, FLEXBENCH_SERVE_WORKERS="1", FLEXBENCH_SERVE_QUEUE="0",
+        FLEXBENCH_SERVE_UPLOAD_SECONDS="4",
+    ) as server:  # fmt: skip
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
+            slow.sendall(  # holds the only place, sending nothing more
+                b"POST / HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 9999\r\n\r\n"
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n\r\n'
+            )
+            time.sleep(0.5)
+            busy = server.post("ok.csv", WORKED_EXAMPLE.read_bytes())
+            assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
+            assert busy.json()["problems"][0]["rule"] == "busy"
+            assert slow.recv(4096).startswith(b"HTTP/1.1 408")
+        server.assert_nothing_kept()
+        assert server.post("ok.csv", WORKED_EXAMPLE.read_bytes()).json()["accepted"] is True
+        server.assert_nothing_kept()
+
+
+def test_the_compose_validator_service_is_healthchecked_and_published_on_loopback():
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    service = compose["services"]["validator"]
+    assert service["command"][:3] == ["python", "-m", "flexbench.serve"]
+    assert service["healthcheck"]["test"][0] == "CMD"
+    assert service["healthcheck"]["test"][-1].endswith(":8001/healthz")
+    assert service["ports"] and all(p.startswith("127.0.0.1:") for p in service["ports"])
+    assert any(t.startswith(service["environment"]["FLEXBENCH_SERVE_TMP"] + ":")
+               for t in service["tmpfs"])  # fmt: skip
