@@ -28,10 +28,10 @@ from markupsafe import Markup
 from flexbench.serve.advice import advise
 from flexbench.serve.checker import Busy, Checker, Limits, Unchecked
 from flexbench.serve.upload import UploadError, receive
+from flexbench.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-PROJECT_ROOT = HERE.parents[1]
 DOCS = PROJECT_ROOT / "docs"
 TEMPLATE_FILES = {
     "flex-summary-template.csv": "text/csv; charset=utf-8",
@@ -80,7 +80,7 @@ class ServeConfig:
         Checks waiting their turn at most (``FLEXBENCH_SERVE_QUEUE``, default 32); more are
         answered "busy" (429).
     check_seconds : float
-        Time for one check (``FLEXBENCH_SERVE_CHECK_SECONDS``, default 60).
+        Time for one check (``FLEXBENCH_SERVE_CHECK_SECONDS``, default 180).
     upload_seconds : float
         Time for the upload to arrive (``FLEXBENCH_SERVE_UPLOAD_SECONDS``, default 60).
     memory_mb : int
@@ -90,7 +90,7 @@ class ServeConfig:
     tmp_dir: Path | None = None
     workers: int = 2
     queue: int = 32
-    check_seconds: float = 60.0
+    check_seconds: float = 180.0
     upload_seconds: float = 60.0
     memory_mb: int = 1536
     warm_modules: list[str] | None = field(default=None)
@@ -102,7 +102,7 @@ class ServeConfig:
             tmp_dir=Path(tmp) if tmp else None,
             workers=int(_env_number("FLEXBENCH_SERVE_WORKERS", 2)),
             queue=int(_env_number("FLEXBENCH_SERVE_QUEUE", 32)),
-            check_seconds=_env_number("FLEXBENCH_SERVE_CHECK_SECONDS", 60.0),
+            check_seconds=_env_number("FLEXBENCH_SERVE_CHECK_SECONDS", 180.0),
             upload_seconds=_env_number("FLEXBENCH_SERVE_UPLOAD_SECONDS", 60.0),
             memory_mb=int(_env_number("FLEXBENCH_SERVE_MEMORY_MB", 1536)),
         )

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Limits:
         Address space the child may add to what it inherits from the forkserver.
     """
 
-    seconds: float = 60.0
+    seconds: float = 180.0
     memory_bytes: int = 1536 * 1024 * 1024
 
 
@@ -96,7 +97,8 @@ def _child(job: Callable, args: tuple, conn, limits: Limits) -> None:
         except MemoryError:
             result = ("error", "the file needs more memory to check than is allowed")
         except Exception as exc:  # a bug or an unforeseen file: never a traceback to the user
-            result = ("error", f"{type(exc).__name__}")
+            print(f"flexbench serve: a check failed: {type(exc).__name__}", file=sys.stderr)
+            result = ("error", "the file holds something the checker cannot handle")
         conn.send(result)
     finally:
         conn.close()
