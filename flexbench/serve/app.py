@@ -170,8 +170,9 @@ def standard_html() -> Markup:
     return Markup(re.sub(r"<(h[1-4])>(.*?)</\1>", with_id, html))
 
 
-def create_app(config: ServeConfig | None = None) -> FastAPI:
-    """The upload service, its checks in a warm forkserver started with the app."""
+def create_app(config: ServeConfig | None = None):
+    """The upload service (an ASGI app: FastAPI inside the security-headers middleware),
+    its checks in a warm forkserver started with the app."""
     from contextlib import asynccontextmanager
 
     config = config or ServeConfig.from_env()
