@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test test-fast lint format bench site clean
+AXE_VERSION := 4.10.3
+
+.PHONY: help setup browser axe demo test test-fast lint format bench site clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,10 +27,18 @@ browser: ## install headless Chromium (Debian's package) for the browser tests, 
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
 
+axe: ## install axe-core $(AXE_VERSION) from npm into var/axe for the accessibility tests
+	@grep -qs '"version": "$(AXE_VERSION)"' var/axe/node_modules/axe-core/package.json || { \
+	  if command -v npm >/dev/null 2>&1; then \
+	    mkdir -p var/axe && npm install --silent --no-audit --no-fund --prefix var/axe \
+	      axe-core@$(AXE_VERSION) >/dev/null 2>&1 \
+	    || echo "axe-core could not be installed: the accessibility tests will be skipped"; \
+	  else echo "npm is not installed: the accessibility tests will be skipped"; fi; }
+
 demo: setup ## benchmark a synthetic nation through Airflow; warehouse in data/flexbench.duckdb
 	$(BIN)/flexbench demo
 
-test: setup browser ## run the whole test suite
+test: setup browser axe ## run the whole test suite
 	$(BIN)/pytest -q
 
 test-fast: setup ## the tests without the Airflow end-to-end and deployment tests

@@ -9,6 +9,7 @@
                         [--from .. --to ..] --out FILE
     flexbench bench     [--scale N] [--json FILE]
     flexbench validate  FILE [--org CODE] [--today YYYY-MM-DD]
+    flexbench serve     [--host 127.0.0.1] [--port N] [--quiet]
 
 Errors are one line on stderr and a non-zero exit: 1 when the work failed, 2 for a usage error.
 """
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="check a publication against the Flex Data Standard", add_help=False
     )
     val.add_argument("rest", nargs=argparse.REMAINDER)
+
+    from flexbench.serve import DEFAULT_PORT
+
+    serve = sub.add_parser("serve", help="the file checker as a web page (loopback by default)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    serve.add_argument("--quiet", action="store_true", help="log warnings only")
     return p
 
 
@@ -132,6 +140,7 @@ def _commands() -> dict:
         "site": cli_outputs.cmd_site,
         "extract": cli_outputs.cmd_extract,
         "bench": _bench,
+        "serve": cmd_serve,
     }
 
 
@@ -139,6 +148,12 @@ def _bench(args) -> int:
     from flexbench import bench
 
     return bench.cmd_bench(args)
+
+
+def cmd_serve(args) -> int:
+    from flexbench.serve import serve
+
+    return serve(args.host, args.port, args.quiet)
 
 
 def _warehouse_path(arg: str | None) -> Path:

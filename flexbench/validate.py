@@ -333,6 +333,29 @@ def _summaries(
     return {k: parts.get(k, empty.copy()) for k in warnings}
 
 
+def check_file(
+    path: Path, org: str | None = None, today: date | None = None, name: str | None = None
+) -> Verdict:
+    """Check a publication saved on disk: what ``flexbench validate`` and ``flexbench serve``
+    both run (:meth:`Verdict.report` is the structured report).
+
+    A file past the size limit (docs/flex-data-standard.md, "Files flexbench accepts") is
+    refused without being read into memory. ``name`` is the file's name for messages
+    (default: the path's); raises OSError when the file cannot be read.
+    """
+    name = name or path.name
+    size = path.stat().st_size
+    if size > MAX_DOWNLOAD_BYTES:
+        return _rejected(
+            PublicationError(
+                "too-large",
+                f"{name} is {size:,} bytes; a publication may be at most "
+                f"{MAX_DOWNLOAD_BYTES:,} bytes",
+            )
+        )
+    return validate_publication(path.read_bytes(), name, org, today)
+
+
 # --- the command --------------------------------------------------------------------------
 
 
@@ -382,17 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flexbench validate: no such file: {path}", file=sys.stderr)
         return 2
     try:
-        size = path.stat().st_size
-        if size > MAX_DOWNLOAD_BYTES:  # refuse without reading it into memory
-            verdict = _rejected(
-                PublicationError(
-                    "too-large",
-                    f"{path.name} is {size:,} bytes; a publication may be at most "
-                    f"{MAX_DOWNLOAD_BYTES:,} bytes",
-                )
-            )
-        else:
-            verdict = validate_publication(path.read_bytes(), path.name, args.org, today)
+        verdict = check_file(path, args.org, today)
     except OSError as exc:
         print(f"flexbench validate: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
