@@ -6,6 +6,7 @@ create schema if not exists audit;
 create schema if not exists staging;
 create schema if not exists intermediate;
 create schema if not exists marts;
+create schema if not exists public;
 
 -- One row per reference file load attempt (ODS, Staff Survey, Workforce).
 create table if not exists audit.reference_loads (
@@ -64,6 +65,57 @@ create or replace macro wilson_upper(x, n, z) as
         ((x / n) + z * z / (2 * n) + z * sqrt((x / n) * (1 - x / n) / n + z * z / (4 * n * n)))
         / (1 + z * z / n)
     end;
+
+-- Disclosure control of the public layer (docs/methodology.md, "Disclosure control"): the
+-- small-number rule NHS England applies to Hospital Episode Statistics. small_max and round_to
+-- are passed in by the build from transforms/disclosure.py (4 and 5).
+-- A count: 0 stays 0, 1 to small_max is withheld (null), any other count is rounded to the
+-- nearest round_to.
+create or replace macro sdc_count(x, small_max, round_to) as
+    case when x is null then null
+        when x = 0 then 0
+        when x <= small_max then null
+        else cast(round(x / round_to) * round_to as bigint) end;
+-- Whether a count is withheld as small (1 to small_max).
+create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= small_max, false);
+-- The precision of a published rate: the finest of 0.1, 0.2, 0.5, 1, 2, 5, 10 percentage points
+-- at which one step spans at least round_to requests of the published (rounded) denominator,
+-- so the rate says no more about its counts than their rounding does.
+create or replace macro sdc_rate_step(den, round_to) as
+    coalesce(
+        list_min(list_filter([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+            lambda s: s * den >= round_to)),
+        0.1);
+-- Why a rate is or is not published: null (no data), 'too_few' (denominator under min_den),
+-- 'withheld' (its numerator, or denominator - numerator, is a count from 1 to small_max: the
+-- rate and the denominator would give it back) or 'published'.
+create or replace macro sdc_rate_status(num, den, min_den, small_max) as
+    case when den is null or num is null then null
+        when den < min_den then 'too_few'
+        when sdc_small(num, small_max) or sdc_small(den - num, small_max) then 'withheld'
+        else 'published' end;
+-- A published rate (or interval limit) rounded to its step; how = 'nearest', 'down' (a lower
+-- limit) or 'up' (an upper limit), so a published interval always contains the true one.
+create or replace macro sdc_rate(value, status, den, round_to, how) as
+    case when status = 'published' and value is not null then
+        round(case how
+            when 'down' then floor(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to))
+            when 'up' then ceil(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to))
+            else round(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to)) end
+            * sdc_rate_step(sdc_count(den, 0, round_to), round_to), 4)
+    end;
+-- Public values as words (flag evidence): a count, or [c] where withheld, or - without data.
+create or replace macro sdc_count_text(x, withheld) as
+    case when x is not null then format('{:,}', x)
+        when withheld then '[c]' else '-' end;
+-- A published rate as a percentage at its precision; [c] withheld, "too few" under the minimum.
+create or replace macro sdc_rate_text(x, status) as
+    case when x is not null then
+            case when round(x * 100) = round(x * 100, 2) then format('{:.0f}%', x * 100)
+                else format('{:.1f}%', x * 100) end
+        when status = 'withheld' then '[c]'
+        when status = 'too_few' then 'too few to publish'
+        else '-' end;
 
 -- ---------------------------------------------------------------------------------------------
 -- Pledge sign-ups (issue 5; docs/pledge-matching.md; loaded by flexbench/pipeline/pledge.py).
