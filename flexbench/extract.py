@@ -82,12 +82,17 @@ _ROUNDED = (
 def _rate_columns() -> dict[str, str]:
     out = {}
     for rate, words in _RATE_WORDS.items():
-        out[rate] = f"{words}, rounded to its published precision."
-        out[f"{rate}_lower95"] = f"Lower 95% Wilson limit of {rate}, rounded down."
-        out[f"{rate}_upper95"] = f"Upper 95% Wilson limit of {rate}, rounded up."
+        out[rate] = f"{words}, from the published counts, rounded to its precision."
+        out[f"{rate}_lower95"] = (
+            f"Lower 95% Wilson limit of {rate}, widened over the rounding, rounded down."
+        )
+        out[f"{rate}_upper95"] = (
+            f"Upper 95% Wilson limit of {rate}, widened over the rounding, rounded up."
+        )
         out[f"{rate}_status"] = (
-            "published | too_few (denominator under "
-            f"{disclosure.MIN_RATE_DENOMINATOR}) | withheld (to protect confidentiality)."
+            "published | too_few (published denominator under "
+            f"{disclosure.MIN_RATE_DENOMINATOR}) | withheld (numerator withheld to protect "
+            "confidentiality)."
         )
     return out
 
@@ -128,10 +133,7 @@ COLUMNS: dict[str, str] = {
     "non_clinical_approved": "Approved requests from non-clinical staff groups." + _ROUNDED,
     "non_clinical_decided": "Decided requests from non-clinical staff groups." + _ROUNDED,
     **_rate_columns(),
-    "approval_rate_funnel_adjusted": "Where approval_rate falls on the funnel plot (limits "
-    "adjusted for overdispersion where the trusts are overdispersed).",
-    "decline_rate_funnel_adjusted": "Where decline_rate falls on the funnel plot.",
-    "requests_per_100_staff": "Requests received (as published, rounded) per 100 staff a year.",
+    "requests_per_100_staff": "Requests received (as published) per 100 staff a year.",
     "national_rank": "Rank of approval_rate among the trusts whose approval rate is published "
     "(1 = highest; ties share a rank).",
     "national_ranked": "Number of trusts ranked nationally.",

@@ -86,23 +86,30 @@ create or replace macro sdc_rate_step(den, round_to) as
         list_min(list_filter([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
             lambda s: s * den >= round_to)),
         0.1);
--- Why a rate is or is not published: null (no data), 'too_few' (denominator under min_den),
--- 'withheld' (its numerator, or denominator - numerator, is a count from 1 to small_max: the
--- rate and the denominator would give it back) or 'published'.
-create or replace macro sdc_rate_status(num, den, min_den, small_max) as
-    case when den is null or num is null then null
-        when den < min_den then 'too_few'
-        when sdc_small(num, small_max) or sdc_small(den - num, small_max) then 'withheld'
+-- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
+-- (and above small_max) to v + round_to/2.
+create or replace macro sdc_low(x, small_max, round_to) as
+    case when x = 0 then 0 else greatest(x - floor(round_to / 2), small_max + 1) end;
+create or replace macro sdc_high(x, round_to) as
+    case when x = 0 then 0 else x + floor(round_to / 2) end;
+-- Why a rate is or is not published, from its published counts: null (no data), 'too_few'
+-- (published denominator under min_den, or withheld: a count from 1 to small_max is under it
+-- too), 'withheld' (numerator withheld: the rate would give it back) or 'published'.
+-- has_data: whether the true denominator exists.
+create or replace macro sdc_rate_status(num_pub, den_pub, has_data, min_den) as
+    case when not has_data then null
+        when den_pub is null or den_pub < min_den then 'too_few'
+        when num_pub is null then 'withheld'
         else 'published' end;
--- A published rate (or interval limit) rounded to its step; how = 'nearest', 'down' (a lower
--- limit) or 'up' (an upper limit), so a published interval always contains the true one.
-create or replace macro sdc_rate(value, status, den, round_to, how) as
+-- A published rate (or interval limit) rounded to the step of its published denominator;
+-- how = 'nearest', 'down' (a lower limit) or 'up' (an upper limit).
+create or replace macro sdc_rate(value, status, den_pub, round_to, how) as
     case when status = 'published' and value is not null then
         round(case how
-            when 'down' then floor(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to))
-            when 'up' then ceil(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to))
-            else round(value / sdc_rate_step(sdc_count(den, 0, round_to), round_to)) end
-            * sdc_rate_step(sdc_count(den, 0, round_to), round_to), 4)
+            when 'down' then floor(value / sdc_rate_step(den_pub, round_to))
+            when 'up' then ceil(value / sdc_rate_step(den_pub, round_to))
+            else round(value / sdc_rate_step(den_pub, round_to)) end
+            * sdc_rate_step(den_pub, round_to), 4)
     end;
 -- Public values as words (flag evidence): a count, or [c] where withheld, or - without data.
 create or replace macro sdc_count_text(x, withheld) as

@@ -116,6 +116,7 @@ class SiteData:
     peer_voice: pd.DataFrame  # public.peer_voice
     funnels: pd.DataFrame  # public.funnels
     funnel_limits: pd.DataFrame  # public.funnel_limits
+    funnel_positions: pd.DataFrame  # public.funnel_positions
     warehouse_dir: Path
 
 
@@ -137,6 +138,7 @@ def read_site_data(con, warehouse_dir: Path) -> SiteData:
         peer_voice=extract.read_public(con, "peer_voice"),
         funnels=extract.read_public(con, "funnels"),
         funnel_limits=extract.read_public(con, "funnel_limits"),
+        funnel_positions=extract.read_public(con, "funnel_positions"),
         warehouse_dir=warehouse_dir,
     )
 
@@ -239,6 +241,12 @@ def _funnel_points(data: SiteData, rate: str, href_prefix: str) -> pd.DataFrame:
     if rate not in pub:
         return pd.DataFrame(columns=["org_code", "rate", "denominator", "significance"])
     shown = pub[pub[f"{rate}_status"] == "published"]
+    fp = data.funnel_positions
+    position = (
+        fp[fp["measure"] == rate].set_index("org_code")["position"]
+        if "measure" in fp
+        else pd.Series(dtype=object)
+    )
     return pd.DataFrame(
         {
             "org_code": shown["org_code"],
@@ -247,7 +255,7 @@ def _funnel_points(data: SiteData, rate: str, href_prefix: str) -> pd.DataFrame:
             "rate": pd.array(shown[rate], dtype="Float64"),
             "denominator": pd.array(shown["decided"], dtype="Float64"),
             "href": href_prefix + shown["org_code"].map(page_name),
-            "significance": shown[f"{rate}_funnel_adjusted"],
+            "significance": shown["org_code"].map(position),
         }
     ).reset_index(drop=True)
 
