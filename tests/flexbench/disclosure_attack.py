@@ -320,6 +320,8 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
             name = ("a", a.scope, a.group_code, pd.Timestamp(a.period_start), c)
             p.var(name, box, sum(p.truth[p.index[x]] for x in parts), getattr(a, c))
             p.row(0.0, 0.0, {name: 1.0, **{x: -1.0 for x in parts}}, "aggregates")
+            if not any(p.withheld[p.index[x]] for x in parts):
+                p.free(name)  # the sum of its trusts' published figures
         add_sums(("a", a.scope, a.group_code, pd.Timestamp(a.period_start)), Q_SUMS, "aggregates")
     return p
 

@@ -30,6 +30,43 @@ quarter_rows as (
     inner join benchmark as b on b.org_code = t.org_code
 ),
 
+published_rows as (
+    select 'window' as period, window_start as period_start, window_end as period_end,
+        org_code, region_code, peer_group,
+        requests_received, approved, declined, decided, escalated, decided_within_2_months, declined_other
+    from public.trust_window
+    where has_data
+    union all
+    select 'quarter' as period, quarter_start as period_start, quarter_end as period_end,
+        org_code, region_code, peer_group,
+        requests_received, approved, declined, decided, escalated, decided_within_2_months, declined_other
+    from public.trust_quarters
+),
+
+published_scoped as (
+    select 'national' as scope, 'ENG' as group_code, * from published_rows
+    union all
+    select 'region' as scope, region_code as group_code, * from published_rows
+    where region_code is not null
+    union all
+    select 'peer_group' as scope, peer_group as group_code, * from published_rows
+    where peer_group is not null
+),
+
+-- The sum of the published figures of the group's trusts, where every one is published.
+published_sums as (
+    select scope, group_code, period_start, period_end,
+        case when count(requests_received) = count(*) then sum(requests_received) end as requests_received,
+        case when count(approved) = count(*) then sum(approved) end as approved,
+        case when count(declined) = count(*) then sum(declined) end as declined,
+        case when count(decided) = count(*) then sum(decided) end as decided,
+        case when count(escalated) = count(*) then sum(escalated) end as escalated,
+        case when count(decided_within_2_months) = count(*) then sum(decided_within_2_months) end as decided_within_2_months,
+        case when count(declined_other) = count(*) then sum(declined_other) end as declined_other
+    from published_scoped
+    group by scope, group_code, period_start, period_end
+),
+
 all_rows as (
     select * from window_rows
     union all
@@ -76,13 +113,31 @@ rounded as (
     from m
 ),
 
--- decided is approved + declined as published where both are (controlled rounding).
-p as (
+-- Controlled totals: a figure is the sum of its trusts' published figures where every one is
+-- published; else decided is approved + declined as published where both are; else rounded.
+summed as (
     select r.* replace (
-        case when r.approved is not null and r.declined is not null
-            then r.approved + r.declined else r.decided end as decided
+        coalesce(ps.requests_received, r.requests_received) as requests_received,
+        coalesce(ps.approved, r.approved) as approved,
+        coalesce(ps.declined, r.declined) as declined,
+        coalesce(ps.escalated, r.escalated) as escalated,
+        coalesce(ps.decided_within_2_months, r.decided_within_2_months) as decided_within_2_months,
+        coalesce(ps.declined_other, r.declined_other) as declined_other
     )
     from rounded as r
+    left join published_sums as ps on ps.scope = r.scope and ps.group_code = r.group_code
+        and ps.period_start = r.period_start and ps.period_end = r.period_end
+),
+
+p as (
+    select r.* replace (
+        case when ps.decided is not null then ps.decided
+            when r.approved is not null and r.declined is not null
+            then r.approved + r.declined else r.decided end as decided
+    )
+    from summed as r
+    left join published_sums as ps on ps.scope = r.scope and ps.group_code = r.group_code
+        and ps.period_start = r.period_start and ps.period_end = r.period_end
 ),
 
 s as (
