@@ -223,9 +223,10 @@ def connect_public(path: str | Path):
     """A connection that sees the ``public`` layer and nothing else: what every public output
     (site, extracts, trust card) reads.
 
-    The ``public.*`` tables are copied into an in-memory database and the warehouse file is
-    closed again, so a query of any other schema (``marts``, ``staging``, ``audit`` …) fails:
-    a public output cannot publish what disclosure control has not seen.
+    The ``public.*`` tables are copied into an in-memory database, the warehouse file is
+    detached and external access is switched off (and the setting locked), so a query of any
+    other schema (``marts``, ``staging``, ``audit`` …) fails and the file cannot be attached
+    again: a public output cannot publish what disclosure control has not seen.
     """
     import duckdb
 
@@ -251,6 +252,9 @@ def connect_public(path: str | Path):
         con.execute(f'create table public."{table}" as select * from source.public."{table}"')
     con.execute("use memory.public")
     con.execute("detach source")
+    # No way back to the file: no attaching, no reading files, and the settings locked.
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
     return con
 
 
