@@ -94,7 +94,9 @@ def test_public_counts_are_withheld_or_rounded_and_zeros_shown(nation_warehouse)
     small = pairs["true"].between(1, MAX_SUPPRESSED_COUNT)
     assert small.any() and pairs.loc[small, "shown"].isna().all()
     withheld = pairs[small]
-    assert all(c in w.split(";") for c, w in zip(withheld["col"], withheld["withheld"]))
+    assert all(
+        c in w.split(";") for c, w in zip(withheld["col"], withheld["withheld"], strict=True)
+    )
     assert (pairs.loc[pairs["true"] == 0, "shown"] == 0).all()
     big = pairs[pairs["true"] > MAX_SUPPRESSED_COUNT]
     assert len(big) and (big["shown"] % ROUND_TO == 0).all()
@@ -121,7 +123,8 @@ def test_models_are_built_after_the_models_they_read():
 
 
 def test_quarters_on_the_site_and_in_extracts_are_the_marts_with_overlapping_periods(
-    build, tmp_path
+    build,  # noqa: F811  (the fixture of test_models)
+    tmp_path,
 ):
     from flexbench import extract
     from flexbench.site import build_site
