@@ -82,10 +82,10 @@ create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= smal
 -- at which one step spans at least round_to requests of the published (rounded) denominator,
 -- so the rate says no more about its counts than their rounding does.
 create or replace macro sdc_rate_step(den, round_to) as
-    coalesce(
+    cast(coalesce(
         list_min(list_filter([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
             lambda s: s * den >= round_to)),
-        0.1);
+        0.1) as double);
 -- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
 -- (and above small_max) to v + round_to/2.
 create or replace macro sdc_low(x, small_max, round_to) as
@@ -105,11 +105,11 @@ create or replace macro sdc_rate_status(num_pub, den_pub, has_data, min_den) as
 -- how = 'nearest', 'down' (a lower limit) or 'up' (an upper limit).
 create or replace macro sdc_rate(value, status, den_pub, round_to, how) as
     case when status = 'published' and value is not null then
-        round(case how
+        cast(round(case how
             when 'down' then floor(value / sdc_rate_step(den_pub, round_to))
             when 'up' then ceil(value / sdc_rate_step(den_pub, round_to))
             else round(value / sdc_rate_step(den_pub, round_to)) end
-            * sdc_rate_step(den_pub, round_to), 4)
+            * sdc_rate_step(den_pub, round_to), 4) as double)
     end;
 -- Public values as words (flag evidence): a count, or [c] where withheld, or - without data.
 create or replace macro sdc_count_text(x, withheld) as
