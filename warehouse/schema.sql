@@ -15,7 +15,7 @@ create table if not exists audit.reference_loads (
     rows integer, reasons varchar
 );
 
--- One row per fetched publication file (grain of the brief, section 7).
+-- One row per fetched publication file (docs/pipeline.md).
 create table if not exists audit.publication_files (
     org_code varchar, url varchar, sha256 varchar, fetched_at timestamptz,
     status varchar,          -- accepted | rejected | unchanged | fetch_failed
@@ -125,7 +125,7 @@ create or replace macro sdc_rate_text(x, status) as
         else '-' end;
 
 -- ---------------------------------------------------------------------------------------------
--- Pledge sign-ups (issue 5; docs/pledge-matching.md; loaded by flexbench/pipeline/pledge.py).
+-- Pledge sign-ups (docs/pledge-matching.md; loaded by flexbench/pipeline/pledge.py).
 -- ---------------------------------------------------------------------------------------------
 
 -- Type-2 history of every sign-up (rule P4): one row per sign-up per state it has been in.

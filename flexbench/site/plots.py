@@ -263,9 +263,7 @@ class FunnelPlot:
         )
         return "".join(parts)
 
-    def render(
-        self, title: str, highlight: str | None = None, hidden_because: str = ""
-    ) -> Markup:
+    def render(self, title: str, highlight: str | None = None, hidden_because: str = "") -> Markup:
         """The plot as inline SVG; ``highlight`` (an org_code) is drawn larger and labelled,
         or, when it is not on the plot, ``hidden_because`` says why."""
         title_id, desc_id = f"{self.plot_id}-title", f"{self.plot_id}-desc"

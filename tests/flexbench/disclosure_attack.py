@@ -242,9 +242,11 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
                         # non-clinical = all - clinical when that is a publishable count
                         j_total, j_clin = p.index[names[0]], p.index[names[1]]
                         diff = p.box_value[j_total] - p.box_value[j_clin]
-                        if p.box_value[j_total] is not None and diff == p.box_value[
-                            p.index[names[2]]
-                        ] and diff > MAX_SUPPRESSED_COUNT:
+                        if (
+                            p.box_value[j_total] is not None
+                            and diff == p.box_value[p.index[names[2]]]
+                            and diff > MAX_SUPPRESSED_COUNT
+                        ):
                             p.free(names[2])
         for small, large in LEQ:
             a, b = (*prefix, small), (*prefix, large)
