@@ -6,8 +6,8 @@ a CSV export (``pledge/export.csv``). It is filled in by people on a web form, s
 what docs/pledge-matching.md says the pipeline copes with: ODS codes missing, in lower case,
 with spaces or wrong (a site code); names with "&", "St"/"Saint", "NHS FT", trailing
 punctuation, lower case; a name that matches two ODS trusts (a closed trust and its
-successor); an organisation that is not a trust; a withdrawn sign-up; one entry repeated across two pages; and personal data
-(``signatory_name``, ``signatory_email``) that must be stripped before anything is stored.
+successor); an organisation that is not a trust; a withdrawn sign-up; one entry repeated
+across two pages; and personal data (``signatory_name``, ``signatory_email``) that must be stripped before anything is stored.
 
 The manifest returned by :func:`write_pledge_feed` says, per sign-up, which trust was meant
 and how a correct matcher should find it.
