@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from transforms import disclosure
+from transforms.benchmark import PROPORTIONS
 from transforms.disclosure import SUPPRESSION_MARKER
 
 FORMATS = ("csv", "xlsx", "parquet")
@@ -49,14 +50,10 @@ TABLES = {
     "quarter": ("trust_quarters", "quarter_start", "quarter_end"),
 }
 
+#: The public rates and how each is worked out: the benchmark's proportions
+#: (transforms.benchmark.PROPORTIONS) and the clinical split.
 _RATE_WORDS = {
-    "approval_rate": "approved / decided",
-    "decline_rate": "declined / decided",
-    "timeliness_rate": "decided_within_2_months / decided",
-    "escalation_rate": "escalated / requests_received",
-    "appeal_rate": "appeals / declined",
-    "appeals_upheld_rate": "appeals_upheld / appeals",
-    "non_statutory_decline_share": "declined_other / declined",
+    **{p.name: f"{p.numerator} / {p.denominator}" for p in PROPORTIONS},
     "clinical_approval_rate": "clinical_approved / clinical_decided",
     "non_clinical_approval_rate": "non_clinical_approved / non_clinical_decided",
 }

@@ -38,6 +38,7 @@ from flexbench import extract
 from flexbench.display import trust_name
 from flexbench.site import plots
 from transforms import disclosure, vocabulary
+from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
 from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,27 +52,28 @@ FUNNELS = (
     ("decline", "Decline rate", "decline_rate", "decided", "Decline rate", "Requests decided"),
 )
 
+#: How the card names each of the benchmark's proportions (transforms.benchmark.PROPORTIONS).
+CARD_LABELS = {
+    "approval_rate": "Approval rate",
+    "decline_rate": "Decline rate",
+    "timeliness_rate": "Decided within two months",
+    "escalation_rate": "Escalation rate",
+    "appeal_rate": "Appeal rate (of declines)",
+    "appeals_upheld_rate": "Appeals upheld",
+    "non_statutory_decline_share": "Declines on non-statutory grounds",
+}
+
 #: The rates of a trust's card: (label, rate column, numerator, denominator, funnel key).
-CARD_MEASURES = (
-    ("Approval rate", "approval_rate", "approved", "decided", "approval"),
-    ("Decline rate", "decline_rate", "declined", "decided", "decline"),
+CARD_MEASURES = tuple(
     (
-        "Decided within two months",
-        "timeliness_rate",
-        "decided_within_2_months",
-        "decided",
-        None,
-    ),
-    ("Escalation rate", "escalation_rate", "escalated", "requests_received", None),
-    ("Appeal rate (of declines)", "appeal_rate", "appeals", "declined", None),
-    ("Appeals upheld", "appeals_upheld_rate", "appeals_upheld", "appeals", None),
-    (
-        "Declines on non-statutory grounds",
-        "non_statutory_decline_share",
-        "declined_other",
-        "declined",
-        None,
-    ),
+        CARD_LABELS[p.name],
+        p.name,
+        p.numerator,
+        p.denominator,
+        p.name.removesuffix("_rate") if p.name in FUNNEL_MEASURES else None,
+    )
+    for p in sorted(PROPORTIONS, key=lambda p: list(CARD_LABELS).index(p.name))
+    if p.name in CARD_LABELS
 )
 
 COUNT_LABELS = (

@@ -352,3 +352,42 @@ def test_cli_site_command_builds_into_the_folder_asked(tiny_warehouse, tmp_path,
     assert "file://" in capsys.readouterr().out
     assert main(["site", "--warehouse", str(tmp_path / "none.duckdb")]) == 1
     assert "no warehouse" in capsys.readouterr().err
+
+
+def test_outputs_read_the_public_layer_and_nothing_else(tiny_warehouse, tmp_path):
+    """The site, the extracts and the trust card are built from a warehouse that has nothing
+    but public.* left: had any of them read a mart, staging or audit table, they would fail."""
+    from flexbench import cli, extract
+    from flexbench.cli_outputs import main
+
+    copy = tmp_path / "public-only.duckdb"
+    copy.write_bytes(tiny_warehouse.read_bytes())
+    con = warehouse.connect(copy)
+    for schema in ("raw", "audit", "staging", "intermediate", "marts"):
+        con.execute(f"drop schema {schema} cascade")
+    con.close()
+    assert (build_site(copy, tmp_path / "site")).is_file()
+    for by in ("window", "quarter"):
+        out = tmp_path / f"{by}.xlsx"
+        assert main(["extract", "--warehouse", str(copy), "--by", by, "--out", str(out),
+                     "--quiet"]) == 0  # fmt: skip
+    pub = extract.open_public(copy)
+    try:
+        assert cli.trust_card(pub, DECLINE_OUTLIER)["org_code"] == DECLINE_OUTLIER
+    finally:
+        pub.close()
+
+
+def test_no_output_module_computes_a_benchmark_rule_or_names_another_layer():
+    import inspect
+
+    from flexbench import extract
+    from flexbench.site import builder, plots
+
+    rules = ("wilson_interval(", "rank_with_ties(", "funnel_limits(", "funnel_significance(",
+             "pooled_rate(", "overdispersion(", "quartile(", "wilson_lower(")  # fmt: skip
+    for module in (extract, builder, plots):
+        source = inspect.getsource(module)
+        assert not [r for r in rules if r in source], module.__name__
+        queried = re.search(r"(from|join)\s+\W?(marts|staging|intermediate|audit|raw)\b", source)
+        assert not queried, module.__name__
