@@ -41,8 +41,6 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 WITHHELD = "withheld"
 #: Column of a public row naming the rates not published for too few requests (";").
 TOO_FEW = "too_few"
-#: Kept for callers of the earlier name.
-SUPPRESSED_CELLS = WITHHELD
 
 #: The public tables an extract is made from: ``--by`` -> (table, start column, end column).
 TABLES = {

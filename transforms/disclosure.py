@@ -10,13 +10,14 @@ everything published together:
    :data:`SUPPRESSION_MARKER`); every other count is rounded to the nearest :data:`ROUND_TO`,
    each from its own true value (totals, quarters and aggregates are never summed from rounded
    parts);
-2. a rate is computed from the true counts and published only where its denominator is at least
-   :data:`MIN_RATE_DENOMINATOR` ("too few to publish" otherwise) and neither its numerator nor
-   denominator - numerator is a count from 1 to :data:`MAX_SUPPRESSED_COUNT` ("withheld to
-   protect confidentiality": rate and denominator would give that count back);
-3. a published rate is rounded to :func:`rate_step` of its published denominator: the finest of
-   :data:`RATE_STEPS` at which one step spans at least :data:`ROUND_TO` requests, so a rate says
-   no more about its counts than their rounding does; interval limits are rounded outwards.
+2. a total whose parts are all published is published as the sum of the published parts
+   (controlled totals: windows from their quarters, declined from its reasons, decided from
+   approved and declined, aggregates from their trusts ...);
+3. a rate is worked out from the published counts (so it tells nothing they do not), published
+   where the published denominator is at least :data:`MIN_RATE_DENOMINATOR` ("too few to
+   publish" otherwise) and not where the numerator is withheld ("withheld to protect
+   confidentiality"), to :data:`RATE_DECIMALS` decimals; its 95% interval is the Wilson
+   interval widened over every count the rounding allows, rounded outwards to 1 point.
 
 This module holds the parameters and the reading of published values; it does no I/O.
 Analysts' marts are not suppressed.
@@ -41,8 +42,8 @@ ROUND_TO = 5
 #: requests (one definition, transforms.benchmark.MIN_DECIDED).
 MIN_RATE_DENOMINATOR = MIN_DECIDED
 
-#: The precisions a published rate can have (as proportions), finest first.
-RATE_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+#: Decimals of a published rate (a proportion): 0.1 percentage point.
+RATE_DECIMALS = 3
 
 #: What each status of a value means, in the words the site and the extracts use.
 STATUS_WORDS = {
@@ -63,16 +64,15 @@ RULES = (
     f"{SUPPRESSION_MARKER}. Every other count is rounded to the nearest {ROUND_TO}, from its own "
     "true value: totals, quarters and national, regional and peer-group figures are rounded "
     "themselves, never added up from rounded parts, so they need not add up exactly.",
-    "Rates are worked out from the true counts. A rate is published only where its denominator "
-    f"is at least {MIN_RATE_DENOMINATOR} (otherwise: too few to publish), and not where its "
-    f"numerator, or its denominator minus its numerator, is from 1 to {MAX_SUPPRESSED_COUNT} "
-    "(withheld to protect confidentiality: the rate and the denominator would give that count "
-    "back).",
-    "A published rate is rounded to a precision that depends on its denominator: 10 percentage "
-    "points under 100 decided, 5 from 100, 2 from 250, 1 from 500, 0.5 from 1,000, finer above; "
-    "interval "
-    "limits are rounded outwards. At that precision a rate tells no more about its counts than "
-    "their rounding does.",
+    "Where every part of a total is published, the total is the sum of the published parts: a "
+    "trust's window is the sum of its published quarters, declined the sum of its reasons, "
+    "decided approved + declined, a region or peer group the sum of its trusts. So the "
+    "published figures add up, and a total tells nothing its parts do not.",
+    "Rates are worked out from the published counts, so they tell nothing the counts do not. A "
+    f"rate is published where its published denominator is at least {MIN_RATE_DENOMINATOR} "
+    "(otherwise: too few to publish), and not where its numerator is withheld (withheld to "
+    "protect confidentiality: the rate would give it back). Its 95% interval is the Wilson "
+    "interval widened over every count the rounding allows, so it contains the true one.",
     "Ranks and quartiles are among the trusts whose approval rate is published (1 = highest; "
     "ties share a rank), so they run from 1 to the number ranked without a gap.",
     "Flag evidence quotes the published values only.",
@@ -83,23 +83,13 @@ KNOWABLE = (
     f"You can: read every count to within {ROUND_TO // 2} either way (a published "
     f"{ROUND_TO} means {ROUND_TO} to {ROUND_TO + ROUND_TO // 2}, since smaller counts are "
     f"withheld), read each withheld count as 1 to {MAX_SUPPRESSED_COUNT}, and read every rate "
-    "to within half its precision.",
+    "as the ratio of its published counts, with an interval that allows for their rounding.",
     "You cannot: recover a withheld count, or any count exactly, by adding and subtracting "
     "published figures (outcomes and their total, decline reasons and declines, clinical and "
     "non-clinical, quarters and the window, trusts and their region, peer group or England), "
     "or from rates and ranks: the project's attacker test checks this with linear programming "
     "on every public file.",
 )
-
-
-def rate_step(published_denominator: float | None) -> float:
-    """The precision of a rate whose published (rounded) denominator is given."""
-    if published_denominator is None or not math.isfinite(published_denominator):
-        return RATE_STEPS[-1]
-    for step in RATE_STEPS:
-        if step * published_denominator >= ROUND_TO:
-            return step
-    return RATE_STEPS[-1]
 
 
 def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | None:
@@ -118,9 +108,3 @@ def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | N
         return 0, 0
     half = ROUND_TO // 2
     return max(value - half, MAX_SUPPRESSED_COUNT + 1), value + half
-
-
-def rate_bounds(published: float, published_denominator: float) -> tuple[float, float]:
-    """The range a published (rounded) rate's true value lies in."""
-    half = rate_step(published_denominator) / 2
-    return max(published - half, 0.0), min(published + half, 1.0)

@@ -78,14 +78,6 @@ create or replace macro sdc_count(x, small_max, round_to) as
         else cast(round(x / round_to) * round_to as bigint) end;
 -- Whether a count is withheld as small (1 to small_max).
 create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= small_max, false);
--- The precision of a published rate: the finest of 0.1, 0.2, 0.5, 1, 2, 5, 10 percentage points
--- at which one step spans at least round_to requests of the published (rounded) denominator,
--- so the rate says no more about its counts than their rounding does.
-create or replace macro sdc_rate_step(den, round_to) as
-    cast(coalesce(
-        list_min(list_filter([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
-            lambda s: s * den >= round_to)),
-        0.1) as double);
 -- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
 -- (and above small_max) to v + round_to/2.
 create or replace macro sdc_low(x, small_max, round_to) as
@@ -101,15 +93,14 @@ create or replace macro sdc_rate_status(num_pub, den_pub, has_data, min_den) as
         when den_pub is null or den_pub < min_den then 'too_few'
         when num_pub is null then 'withheld'
         else 'published' end;
--- A published rate (or interval limit) rounded to the step of its published denominator;
--- how = 'nearest', 'down' (a lower limit) or 'up' (an upper limit).
-create or replace macro sdc_rate(value, status, den_pub, round_to, how) as
+-- A published rate, worked out from published counts: to 0.1 percentage point ('nearest'), or
+-- an interval limit rounded outwards to 1 point ('down' a lower limit, 'up' an upper limit).
+create or replace macro sdc_rate(value, status, how) as
     case when status = 'published' and value is not null then
-        cast(round(case how
-            when 'down' then floor(value / sdc_rate_step(den_pub, round_to))
-            when 'up' then ceil(value / sdc_rate_step(den_pub, round_to))
-            else round(value / sdc_rate_step(den_pub, round_to)) end
-            * sdc_rate_step(den_pub, round_to), 4) as double)
+        cast(case how
+            when 'down' then floor(value * 100) / 100
+            when 'up' then ceil(value * 100) / 100
+            else round(value, 3) end as double)
     end;
 -- Public values as words (flag evidence): a count, or [c] where withheld, or - without data.
 create or replace macro sdc_count_text(x, withheld) as

@@ -196,7 +196,8 @@ def show_rate(row: pd.Series, column: str) -> str:
 
 
 def _digits(v) -> int:
-    """Decimals of a published rate as a percentage (its precision is 0.1 points or coarser)."""
+    """Decimals of a published rate as a percentage: 0.1 point, or none for a whole one (an
+    interval limit)."""
     return 0 if abs(float(v) * 100 - round(float(v) * 100)) < 1e-9 else 1
 
 

@@ -13,9 +13,9 @@ at least 5); then every relation is added:
   appeals upheld <= appeals;
 - in a quarter: decided = approved + declined; the quarters of the window sum to the window;
 - aggregates: each national, regional and peer-group figure is the sum of its trusts';
-- rates at their published precision (rate bands times the denominator), narrowed by the
-  order ranks give (a trust ranked above another has a rate at least as high); a published
-  rate says its denominator is at least 10, "too few" that it is under 10;
+- rates: a published rate that is not the ratio of its published counts would bound the true
+  counts (its band times the denominator, narrowed by the order of ranks; "too few" saying the
+  denominator is under 10): the attacker checks each rate and uses any that is not;
 - flags: "declines without escalation" says declined > escalated, "non-statutory declines"
   that declined_other >= 1.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from transforms.disclosure import MAX_SUPPRESSED_COUNT, MIN_RATE_DENOMINATOR, rate_step
+from transforms.disclosure import MAX_SUPPRESSED_COUNT, MIN_RATE_DENOMINATOR, RATE_DECIMALS
 
 W_COUNTS = (
     "requests_received", "approved_in_full", "approved_with_changes", "declined", "withdrawn",
@@ -157,15 +157,13 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
     from_true: set[tuple] = set()  # rates that are not a function of the published counts
 
     def band(key, rate, den_published, num_published=None):
-        lo = max(float(rate) - rate_step(den_published) / 2, 0.0)
-        hi = min(float(rate) + rate_step(den_published) / 2, 1.0)
-        bands[key] = [lo, hi]
+        half = 0.5 * 10**-RATE_DECIMALS
+        bands[key] = [max(float(rate) - half, 0.0), min(float(rate) + half, 1.0)]
         if num_published is None or pd.isna(num_published) or pd.isna(den_published):
             from_true.add(key)
             return
         again = float(num_published) / float(den_published)
-        step = rate_step(den_published)
-        if abs(math.floor(again / step + 0.5) * step - float(rate)) > 1e-6:  # SQL round()
+        if abs(again - float(rate)) > half + 1e-9:  # not a rounding of the published ratio
             from_true.add(key)
 
     for r in window.itertuples(index=False):

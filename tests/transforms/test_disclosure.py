@@ -12,8 +12,6 @@ from transforms.disclosure import (
     MIN_RATE_DENOMINATOR,
     ROUND_TO,
     count_bounds,
-    rate_bounds,
-    rate_step,
 )
 
 
@@ -51,20 +49,6 @@ def test_every_count_is_published_as_the_method_says_and_within_what_it_tells(ma
         assert low <= true <= high
 
 
-@pytest.mark.parametrize(
-    ("denominator", "step"),
-    [(10, 0.1), (99, 0.1), (100, 0.05), (250, 0.02), (500, 0.01), (1000, 0.005),
-     (2500, 0.002), (5000, 0.001), (None, 0.1)],
-)  # fmt: skip
-def test_a_rate_is_as_precise_as_its_denominator_allows(macros, denominator, step):
-    assert rate_step(denominator) == step
-    if denominator is not None:
-        got = macros.execute(f"select sdc_rate_step({denominator}, {ROUND_TO})").fetchone()[0]
-        assert got == pytest.approx(step)
-        # one step spans at least the rounding of the counts
-        assert step * denominator >= ROUND_TO or step == disclosure.RATE_STEPS[-1]
-
-
 def test_a_rate_is_published_from_ten_and_not_from_a_withheld_numerator(macros):
     def status(num, den, has_data=True):
         return macros.execute(
@@ -79,16 +63,16 @@ def test_a_rate_is_published_from_ten_and_not_from_a_withheld_numerator(macros):
     assert status(None, None, has_data=False) is None
 
 
-def test_published_rates_and_limits_contain_the_value(macros):
-    for value, den in ((0.8333, 12), (0.5, 237), (0.987, 4021)):
+def test_published_rates_are_to_a_tenth_of_a_point_and_limits_rounded_outwards(macros):
+    for value in (0.8333333, 0.5, 0.98765, 0.0):
         nearest, down, up = macros.execute(
-            "select sdc_rate(?, 'published', ?, ?, 'nearest'), "
-            "sdc_rate(?, 'published', ?, ?, 'down'), sdc_rate(?, 'published', ?, ?, 'up')",
-            [value, den, ROUND_TO] * 3,
+            "select sdc_rate(?, 'published', 'nearest'), sdc_rate(?, 'published', 'down'), "
+            "sdc_rate(?, 'published', 'up')",
+            [value] * 3,
         ).fetchone()
-        low, high = rate_bounds(nearest, den)
-        assert low - 1e-9 <= value <= high + 1e-9
-        assert down <= value <= up
+        assert abs(nearest - value) <= 0.5 * 10**-disclosure.RATE_DECIMALS + 1e-12
+        assert down <= value <= up and up - down <= 0.01 + 1e-12
+    assert macros.execute("select sdc_rate(0.5, 'too_few', 'nearest')").fetchone()[0] is None
 
 
 def test_the_notes_name_the_method_and_what_can_and_cannot_be_worked_out():

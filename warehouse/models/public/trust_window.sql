@@ -9,7 +9,7 @@
 --     their sum (approved, declined from its reasons, decided, requests_received, non-clinical);
 --   * every rate is worked out from the published counts, so it tells nothing they do not:
 --     <rate>_status is published, too_few (published denominator under {{ min_denominator }})
---     or withheld (numerator withheld); rounded to sdc_rate_step of the published denominator;
+--     or withheld (numerator withheld); to 0.1 point;
 --     its 95% interval is the Wilson interval widened over every count the rounding allows
 --     (rounded outwards), so it contains the interval of the true counts;
 --   * requests_per_100_staff from the published requests_received;
@@ -220,43 +220,43 @@ final as (
         p.clinical_decided,
         p.non_clinical_approved,
         p.non_clinical_decided,
-        sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, p.decided, {{ round_to }}, 'nearest') as approval_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, p.decided, {{ round_to }}, 'down')
+        sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
             as approval_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.approved, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, p.decided, {{ round_to }}, 'up') as approval_rate_upper95,
-        sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, p.decided, {{ round_to }}, 'nearest') as decline_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.declined, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.decline_rate_status, p.decided, {{ round_to }}, 'down')
+            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
+        sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.declined, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.decline_rate_status, 'down')
             as decline_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.declined, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.decline_rate_status, p.decided, {{ round_to }}, 'up') as decline_rate_upper95,
-        sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, p.decided, {{ round_to }}, 'nearest') as timeliness_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.decided_within_2_months, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.timeliness_rate_status, p.decided, {{ round_to }}, 'down')
+            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.decline_rate_status, 'up') as decline_rate_upper95,
+        sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.decided_within_2_months, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.timeliness_rate_status, 'down')
             as timeliness_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.decided_within_2_months, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.timeliness_rate_status, p.decided, {{ round_to }}, 'up') as timeliness_rate_upper95,
-        sdc_rate(p.escalated / nullif(p.requests_received, 0), s.escalation_rate_status, p.requests_received, {{ round_to }}, 'nearest') as escalation_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_high(p.requests_received, {{ round_to }}), {{ z95 }}), 0), s.escalation_rate_status, p.requests_received, {{ round_to }}, 'down')
+            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.timeliness_rate_status, 'up') as timeliness_rate_upper95,
+        sdc_rate(p.escalated / nullif(p.requests_received, 0), s.escalation_rate_status, 'nearest') as escalation_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_high(p.requests_received, {{ round_to }}), {{ z95 }}), 0), s.escalation_rate_status, 'down')
             as escalation_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.escalated, {{ round_to }}), sdc_low(p.requests_received, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.requests_received, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.escalation_rate_status, p.requests_received, {{ round_to }}, 'up') as escalation_rate_upper95,
-        sdc_rate(p.appeals / nullif(p.declined, 0), s.appeal_rate_status, p.declined, {{ round_to }}, 'nearest') as appeal_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.appeal_rate_status, p.declined, {{ round_to }}, 'down')
+            sdc_low(p.requests_received, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.escalation_rate_status, 'up') as escalation_rate_upper95,
+        sdc_rate(p.appeals / nullif(p.declined, 0), s.appeal_rate_status, 'nearest') as appeal_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.appeal_rate_status, 'down')
             as appeal_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.appeals, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeal_rate_status, p.declined, {{ round_to }}, 'up') as appeal_rate_upper95,
-        sdc_rate(p.appeals_upheld / nullif(p.appeals, 0), s.appeals_upheld_rate_status, p.appeals, {{ round_to }}, 'nearest') as appeals_upheld_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals_upheld, {{ small_max }}, {{ round_to }}), sdc_high(p.appeals, {{ round_to }}), {{ z95 }}), 0), s.appeals_upheld_rate_status, p.appeals, {{ round_to }}, 'down')
+            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeal_rate_status, 'up') as appeal_rate_upper95,
+        sdc_rate(p.appeals_upheld / nullif(p.appeals, 0), s.appeals_upheld_rate_status, 'nearest') as appeals_upheld_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals_upheld, {{ small_max }}, {{ round_to }}), sdc_high(p.appeals, {{ round_to }}), {{ z95 }}), 0), s.appeals_upheld_rate_status, 'down')
             as appeals_upheld_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.appeals_upheld, {{ round_to }}), sdc_low(p.appeals, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeals_upheld_rate_status, p.appeals, {{ round_to }}, 'up') as appeals_upheld_rate_upper95,
-        sdc_rate(p.declined_other / nullif(p.declined, 0), s.non_statutory_decline_share_status, p.declined, {{ round_to }}, 'nearest') as non_statutory_decline_share,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.declined_other, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.non_statutory_decline_share_status, p.declined, {{ round_to }}, 'down')
+            sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeals_upheld_rate_status, 'up') as appeals_upheld_rate_upper95,
+        sdc_rate(p.declined_other / nullif(p.declined, 0), s.non_statutory_decline_share_status, 'nearest') as non_statutory_decline_share,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.declined_other, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.non_statutory_decline_share_status, 'down')
             as non_statutory_decline_share_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.declined_other, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.non_statutory_decline_share_status, p.declined, {{ round_to }}, 'up') as non_statutory_decline_share_upper95,
-        sdc_rate(p.clinical_approved / nullif(p.clinical_decided, 0), s.clinical_approval_rate_status, p.clinical_decided, {{ round_to }}, 'nearest') as clinical_approval_rate,
-        sdc_rate(p.non_clinical_approved / nullif(p.non_clinical_decided, 0), s.non_clinical_approval_rate_status, p.non_clinical_decided, {{ round_to }}, 'nearest') as non_clinical_approval_rate,
+            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.non_statutory_decline_share_status, 'up') as non_statutory_decline_share_upper95,
+        sdc_rate(p.clinical_approved / nullif(p.clinical_decided, 0), s.clinical_approval_rate_status, 'nearest') as clinical_approval_rate,
+        sdc_rate(p.non_clinical_approved / nullif(p.non_clinical_decided, 0), s.non_clinical_approval_rate_status, 'nearest') as non_clinical_approval_rate,
         s.* exclude (org_code),
         round(p.requests_received / nullif(m.headcount, 0) * 100 * 12
             / nullif(m.months_covered, 0), 1) as requests_per_100_staff,
