@@ -1,4 +1,4 @@
-"""`flexbench bench`: the national-scale performance harness (issue 9).
+"""`flexbench bench`: the national-scale performance harness (docs/performance.md).
 
 Generates N national workloads (:mod:`flexbench.sample.workload`), serves them on loopback,
 and measures, on the same files, each run in a fresh Python process so its CPU time and peak

@@ -207,10 +207,10 @@ def _ranked_example(path: Path) -> str | None:
     """A trust worth looking at first: the one ranked lowest on approval."""
     import warehouse
 
-    con = warehouse.connect(path, read_only=True)
+    con = warehouse.connect_public(path)
     try:
         row = con.execute(
-            "select org_code from marts.trust_benchmark where national_rank is not null "
+            "select org_code from public.trust_window where national_rank is not null "
             "order by national_rank desc, org_code limit 1"
         ).fetchone()
     finally:
@@ -218,24 +218,26 @@ def _ranked_example(path: Path) -> str | None:
     return row[0] if row else None
 
 
-def _open_read_only(arg: str | None):
+def _open_public(arg: str | None):
+    """The warehouse's public layer only: the trust card is a public output."""
     import warehouse
 
     path = _warehouse_path(arg)
     if not path.exists():
         raise CommandError(f"no warehouse at {path}: run `flexbench run` (or `make demo`) first")
-    return warehouse.connect(path, read_only=True)
+    return warehouse.connect_public(path)
 
 
 def trust_card(con, code: str) -> dict:
-    """One trust's card from the marts; CommandError for an unknown or closed trust."""
+    """One trust's card from the public layer (public.trust_window), as published: withheld
+    values are None and named in ``withheld``; CommandError for an unknown or closed trust."""
     import difflib
 
     code = "".join(ch for ch in code.upper() if ch.isalnum())
-    df = con.execute("select * from marts.trust_benchmark where org_code = ?", [code]).df()
+    df = con.execute("select * from public.trust_window where org_code = ?", [code]).df()
     if df.empty:
         known = con.execute(
-            "select org_code, name, close_date, region_code from staging.ods_trusts "
+            "select org_code, name, close_date, region_code from public.organisations "
             "where org_code = ?",
             [code],
         ).fetchone()
@@ -249,7 +251,7 @@ def trust_card(con, code: str) -> dict:
                 f"{code} ({trust_name(known[1])}) is not an English trust: "
                 "it is not in the benchmark"
             )
-        codes = [r[0] for r in con.execute("select org_code from marts.trust_benchmark").fetchall()]
+        codes = [r[0] for r in con.execute("select org_code from public.trust_window").fetchall()]
         close = difflib.get_close_matches(code, codes, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise CommandError(f"unknown trust code {code}{hint}")
@@ -296,7 +298,7 @@ def _pct(v) -> str:
 
 
 def cmd_trust(args) -> int:
-    con = _open_read_only(args.warehouse)
+    con = _open_public(args.warehouse)
     try:
         card = trust_card(con, args.code)
     finally:
@@ -310,18 +312,37 @@ def cmd_trust(args) -> int:
     if not card.get("has_data"):
         print("  No accepted data in this window.")
         return 0
+    from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
+
+    withheld = set((card.get("withheld") or "").split(";"))
+
+    def count(column: str) -> str:
+        if column in withheld:
+            return SUPPRESSION_MARKER
+        return "—" if card.get(column) is None else f"{card[column]:,}"
+
+    def rate(column: str) -> str:
+        status = card.get(f"{column}_status")
+        if status in ("withheld", "too_few"):
+            return f"({STATUS_WORDS[status]})"
+        return _pct(card.get(column))
+
     lo, hi = card.get("approval_rate_lower95"), card.get("approval_rate_upper95")
-    print(f"  Requests received   {card['requests_received']:>8,}")
-    print(f"  Approval rate       {_pct(card['approval_rate']):>8}  (95% CI {_pct(lo)}–{_pct(hi)})")
-    print(f"  Decline rate        {_pct(card['decline_rate']):>8}")
-    print(f"  Escalation rate     {_pct(card.get('escalation_rate')):>8}")
-    print(f"  Decided in 2 months {_pct(card.get('timeliness_rate')):>8}")
+    interval = f"  (95% CI {_pct(lo)}–{_pct(hi)})" if lo is not None else ""
+    print(f"  Requests received   {count('requests_received'):>8}")
+    print(f"  Approval rate       {rate('approval_rate'):>8}{interval}")
+    print(f"  Decline rate        {rate('decline_rate'):>8}")
+    print(f"  Escalation rate     {rate('escalation_rate'):>8}")
+    print(f"  Decided in 2 months {rate('timeliness_rate'):>8}")
     uptake = card.get("requests_per_100_staff")
     print(f"  Requests per 100 staff a year {uptake:.1f}" if uptake is not None else "")
     if card.get("national_rank") is not None:
         print(f"  National rank (approval) {card['national_rank']} of {card['national_ranked']}")
     else:
-        print("  Not ranked: too few decided requests")
+        status = card.get("rank_status")
+        print(f"  Not ranked: {STATUS_WORDS.get(status, 'no data')}")
+    print(f"  {SUPPRESSION_MARKER}: withheld to protect confidentiality; counts rounded to the "
+          "nearest 5 (docs/methodology.md, \"Disclosure control\")")  # fmt: skip
     return 0
 
 

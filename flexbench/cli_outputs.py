@@ -46,6 +46,18 @@ def _connect(warehouse_path: Path):
     return warehouse.connect(warehouse_path, read_only=True)
 
 
+def _connect_public(warehouse_path: Path):
+    """The public layer only (what every public output reads: docs/methodology.md,
+    "Disclosure control")."""
+    import warehouse
+
+    if not warehouse_path.exists():
+        raise OutputError(
+            f"no warehouse at {warehouse_path}: run `flexbench run` (or `make demo`) first"
+        )
+    return warehouse.connect_public(warehouse_path)
+
+
 # --------------------------------------------------------------------------------------------
 # site
 # --------------------------------------------------------------------------------------------
@@ -154,7 +166,7 @@ def cmd_extract(args) -> int:
         date_from=args.date_from,
         date_to=args.date_to,
     )
-    con = _connect(s.warehouse_path)
+    con = _connect_public(s.warehouse_path)
     try:
         try:
             df = extract.extract_table(con, filters)
@@ -164,7 +176,7 @@ def cmd_extract(args) -> int:
     finally:
         con.close()
     if not args.quiet:
-        withheld = int((df[extract.SUPPRESSED_CELLS] != "").sum()) if len(df) else 0
+        withheld = int(df[extract.WITHHELD].fillna("").ne("").sum()) if len(df) else 0
         print(
             f"Wrote {len(df)} rows to {path} ({fmt}); {withheld} rows have cells withheld "
             "by disclosure control."
@@ -259,9 +271,11 @@ def publication_states(con):
     """
     import pandas as pd
 
-    from flexbench.extract import has_table, query_frame
+    import warehouse
+    from flexbench.extract import query_frame
 
-    if not has_table(con, "marts", "publication_status"):
+    # The weekly chase is for analysts: it reads the (unsuppressed) marts.
+    if not warehouse.table_exists(con, "marts", "publication_status"):
         raise OutputError("the warehouse has no publication status yet: run `flexbench run`")
     df = query_frame(con, "select * from marts.publication_status")
 

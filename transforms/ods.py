@@ -202,7 +202,7 @@ def benchmark_population(
 ) -> pd.DataFrame:
     """English NHS trusts open for at least one day of the window (the benchmark population).
 
-    Implements the brief's rule "Population: English NHS trusts open in the period", with
+    Implements docs/methodology.md ("Population"): English NHS trusts open in the period, with
     assumptions ODS-1 (close date inclusive) and ODS-2 (open for any part of the window,
     flagged ``part_window``).
 

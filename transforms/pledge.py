@@ -1,7 +1,7 @@
 """Pledge sign-ups: read the Get Ahead on Flex feed, redact, match to ODS trusts, keep history.
 
 The campaign's sign-up service publishes sign-ups as paginated JSON
-(``{"signups": [...], "next": url-or-null}``) and as a CSV export (brief, section 3.2).
+(``{"signups": [...], "next": url-or-null}``) and as a CSV export (docs/pledge-matching.md, P2).
 This module is pure: it takes bytes, dicts and DataFrames and returns the same; fetching,
 landing and loading are done by the pledge DAG.
 
@@ -73,7 +73,7 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
 # A key ending in "name" is a person's name unless it names an organisation or a thing.
 _NON_PERSONAL_NAME_PREFIXES = ("organisation", "organization", "org", "trust", "employer", "file")
 _PERSONAL_KEY_PARTS = ("email", "e_mail", "phone", "mobile", "telephone", "surname", "forename")
-# Keys that name the signatory but are not personal (the role is kept, brief 3.2).
+# Keys that name the signatory but are not personal (the role is kept, docs/pledge-matching.md, P1).
 _KEPT_KEYS = frozenset({"signatory_role"})
 
 _EMAIL = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
@@ -529,7 +529,8 @@ def _percent(value: Any) -> float | None:
 
 
 def signups_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per sign-up, typed, with no personal data (the staging shape, brief 3.2).
+    """One row per sign-up, typed, with no personal data (the staging shape,
+    docs/pledge-matching.md).
 
     Parameters
     ----------

@@ -174,8 +174,8 @@ def coverage_summary(
 ) -> pd.DataFrame:
     """List trusts missing from a source, and source units missing from the population.
 
-    Implements the reference data-quality summary (issue 3: "trusts in ODS but missing from
-    the survey or workforce, and the reverse").
+    Implements the reference data-quality summary (docs/pipeline.md): trusts in ODS but missing
+    from the survey or workforce, and the reverse.
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ sheets in a later year is still read. A block whose title is missing from row 1,
 headers are not the expected answer options, raises
 :class:`~transforms.reference_quality.SchemaChangeError` naming the block.
 
-Rules implemented (brief 3.3 and 4):
+Rules implemented (docs/methodology.md, "Staff voice against peers"):
 
 SURVEY-1  ``q4d_pct_satisfied`` = % Satisfied + % Very satisfied (Q4d, satisfaction with the
           opportunities for flexible working patterns).

@@ -4,7 +4,7 @@ The source is the monthly "Turnover benchmarking 2. Staff group and organisation
 row per PERIOD × TYPE × organisation × staff group with headcount (HC) and FTE, and the
 organisation's NHS England region, ICS, CLUSTER_GROUP and BENCHMARK_GROUP.
 
-Rules implemented here (brief 3.3):
+Rules implemented here (docs/methodology.md, "Peer groups"):
 
 * Staff in post is the TYPE "Denominator at end of period" row; the other three TYPEs
   (start-of-period denominator, joiners, leavers) are recognised and left out.
@@ -145,7 +145,7 @@ def parse_workforce(data: bytes) -> pd.DataFrame:
     """Parse a Workforce Statistics staff group and organisation CSV into staff in post.
 
     Implements "Staff in post = TYPE 'Denominator at end of period'" and "the peer group of
-    a trust is its BENCHMARK_GROUP" (brief 3.3).
+    a trust is its BENCHMARK_GROUP" (docs/methodology.md, "Peer groups").
 
     Parameters
     ----------

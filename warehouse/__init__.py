@@ -7,12 +7,18 @@ Layers (schemas):
 - ``staging``: one model per source entity, renamed and typed, the current version
   (``staging.ods_trusts``, ``staging.publications`` …);
 - ``intermediate``: joins and the benchmark's rules;
-- ``marts``: what users read (``marts.trust_benchmark`` …).
+- ``marts``: what analysts read, unsuppressed (``marts.trust_benchmark`` …);
+- ``public``: the only source of every public output (site, extracts, trust card), with the
+  disclosure control of docs/methodology.md ("Disclosure control") applied once to everything
+  published together. Outputs open it with :func:`connect_public`, which can see nothing else.
 
-Each model is one SQL file under ``models/<layer>/``; the file name is the table name.
-A model file starts with a comment block stating its grain and keys, then import CTEs,
-named logic CTEs and ``select * from final``. :func:`build_layers` rebuilds models in one
-transaction: either every table of the build is replaced, or none is.
+Each model is one file under ``models/<layer>/``; the file name is the table name. A SQL
+model starts with a comment block stating its grain and keys, then import CTEs, named logic
+CTEs and ``select * from final``. A few models are computed in Python (``<name>.py``): the
+module's docstring states the grain and keys, ``READS`` names the tables it reads and
+``build(con, params)`` writes the table. :func:`build_layers` rebuilds models in dependency
+order across layers (read from each model's references), inside the caller's transaction:
+either every table of the build is replaced, or none is.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SCHEMA_SQL = Path(__file__).resolve().parent / "schema.sql"
-LAYERS = ("staging", "intermediate", "marts")
+LAYERS = ("staging", "intermediate", "marts", "public")
 
 
 class WarehouseBusyError(RuntimeError):
@@ -81,26 +87,66 @@ def apply_schema(con) -> None:
 
 
 def model_files(layer: str) -> list[Path]:
+    """The model files of a layer: ``<table>.sql`` and Python models ``<table>.py``."""
     folder = MODELS_DIR / layer
-    return sorted(folder.glob("*.sql"))
+    return sorted(
+        p for p in (*folder.glob("*.sql"), *folder.glob("*.py")) if not p.name.startswith("_")
+    )
 
 
-_REF = re.compile(r"\b(staging|intermediate|marts)\.([a-z_][a-z0-9_]*)\b")
+_REF = re.compile(r"\b(staging|intermediate|marts|public)\.([a-z_][a-z0-9_]*)\b")
 
 
-def _ordered(paths: Iterable[Path], layer: str) -> list[Path]:
-    """Order models of one layer so each runs after the models of that layer it reads."""
-    paths = list(paths)
-    names = {p.stem: p for p in paths}
+def _python_model(path: Path):
+    """The module of a Python model file (its ``READS`` and ``build``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"warehouse_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def model_reads(path: Path) -> set[str]:
+    """The tables (``schema.name``) a model reads: the references of a SQL model, the
+    ``READS`` of a Python model."""
+    if path.suffix == ".py":
+        return set(_python_model(path).READS)
+    return {f"{schema}.{name}" for schema, name in _REF.findall(_strip_comments(path.read_text()))}
+
+
+def model_header(path: Path) -> str:
+    """The comment block (SQL) or docstring (Python) stating a model's grain and keys."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        import ast
+
+        return ast.get_docstring(ast.parse(text)) or ""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return "\n".join(lines)
+
+
+def model_keys(path: Path) -> list[str]:
+    """The key columns a model's header states ("Keys: a, b."); [] when it states none (a
+    one-row model says "exactly one row")."""
+    header = " ".join(model_header(path).split())
+    match = re.search(r"Keys: ([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*)", header)
+    return match.group(1).split(", ") if match else []
+
+
+def ordered_models(layers: Iterable[str]) -> list[tuple[str, Path]]:
+    """Every model of ``layers`` as (``schema.name``, file), each after the models it reads
+    (across layers: a mart an intermediate model reads is built before it)."""
+    models = {f"{layer}.{p.stem}": p for layer in layers for p in model_files(layer)}
     deps = {
-        p.stem: {
-            name
-            for schema, name in _REF.findall(_strip_comments(p.read_text()))
-            if schema == layer and name in names and name != p.stem
-        }
-        for p in paths
+        name: {ref for ref in model_reads(path) if ref in models and ref != name}
+        for name, path in models.items()
     }
-    ordered: list[Path] = []
+    ordered: list[tuple[str, Path]] = []
     done: set[str] = set()
 
     def visit(name: str, stack: tuple[str, ...] = ()) -> None:
@@ -111,11 +157,18 @@ def _ordered(paths: Iterable[Path], layer: str) -> list[Path]:
         for dep in sorted(deps[name]):
             visit(dep, stack + (name,))
         done.add(name)
-        ordered.append(names[name])
+        ordered.append((name, models[name]))
 
-    for name in sorted(names):
+    layer_order = {layer: i for i, layer in enumerate(LAYERS)}
+    for name in sorted(models, key=lambda n: (layer_order.get(n.split(".")[0], 9), n)):
         visit(name)
     return ordered
+
+
+def _ordered(paths: Iterable[Path], layer: str) -> list[Path]:
+    """Order models of one layer so each runs after the models of that layer it reads."""
+    paths = {p.stem: p for p in paths}
+    return [p for name, p in ordered_models([layer]) if name.split(".", 1)[1] in paths]
 
 
 def _strip_comments(sql: str) -> str:
@@ -141,20 +194,77 @@ def build_layers(con, layers: Iterable[str], params: dict[str, str] | None = Non
     Returns the tables built, as ``schema.name``.
     """
     built = []
-    for layer in layers:
-        for path in _ordered(model_files(layer), layer):
-            sql = render(path.read_text(encoding="utf-8"), params)
-            con.execute(f"create or replace table {layer}.{path.stem} as\n{sql}")
-            built.append(f"{layer}.{path.stem}")
+    for table, path in ordered_models(layers):
+        build_model(con, table, path, params)
+        built.append(table)
     return built
+
+
+def build_model(con, table: str, path: Path, params: dict[str, str] | None = None) -> None:
+    """(Re)build one model: run its SQL, or its Python ``build``."""
+    if path.suffix == ".py":
+        _python_model(path).build(con, params or {})
+        return
+    sql = render(path.read_text(encoding="utf-8"), params)
+    con.execute(f"create or replace table {table} as\n{sql}")
 
 
 def build_layers_named(con, tables: Iterable[str], params: dict[str, str] | None = None) -> None:
     """Rebuild the named models (``schema.name``), in the order given."""
     for table in tables:
         layer, name = table.split(".", 1)
-        sql = render((MODELS_DIR / layer / f"{name}.sql").read_text(encoding="utf-8"), params)
-        con.execute(f"create or replace table {layer}.{name} as\n{sql}")
+        path = MODELS_DIR / layer / f"{name}.sql"
+        if not path.exists():
+            path = path.with_suffix(".py")
+        build_model(con, table, path, params)
+
+
+def connect_public(path: str | Path):
+    """A connection that sees the ``public`` layer and nothing else: what every public output
+    (site, extracts, trust card) reads.
+
+    The ``public.*`` tables are copied into an in-memory database, the warehouse file is
+    detached and external access is switched off (and the setting locked), so a query of any
+    other schema (``marts``, ``staging``, ``audit`` …) fails and the file cannot be attached
+    again: a public output cannot publish what disclosure control has not seen.
+    """
+    import duckdb
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"warehouse not found: {path} (run `flexbench run` first)")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"attach {sql_literal(str(path))} as source (read_only)")
+    except duckdb.IOException as exc:
+        con.close()
+        if "lock" in str(exc).lower():
+            raise WarehouseBusyError(
+                f"warehouse {path} is being written by another process; try again when it finishes"
+            ) from None
+        raise
+    con.execute("create schema public")
+    tables = con.execute(
+        "select table_name from duckdb_tables() where database_name = 'source' "
+        "and schema_name = 'public' order by table_name"
+    ).fetchall()
+    for (table,) in tables:
+        con.execute(f'create table public."{table}" as select * from source.public."{table}"')
+    con.execute("use memory.public")
+    con.execute("detach source")
+    # No way back to the file: no attaching, no reading files, and the settings locked.
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+    return con
+
+
+def write_frame(con, table: str, frame) -> None:
+    """Replace ``table`` with the rows of a DataFrame (a Python model's output)."""
+    con.register("model_frame", frame)
+    try:
+        con.execute(f"create or replace table {table} as select * from model_frame")
+    finally:
+        con.unregister("model_frame")
 
 
 def sql_literal(value) -> str:

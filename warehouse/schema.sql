@@ -6,6 +6,7 @@ create schema if not exists audit;
 create schema if not exists staging;
 create schema if not exists intermediate;
 create schema if not exists marts;
+create schema if not exists public;
 
 -- One row per reference file load attempt (ODS, Staff Survey, Workforce).
 create table if not exists audit.reference_loads (
@@ -23,7 +24,7 @@ create table if not exists audit.reference_quarantine (
     row_number integer, record_key varchar, reasons varchar
 );
 
--- One row per fetched publication file (grain of the brief, section 7).
+-- One row per fetched publication file (docs/pipeline.md).
 create table if not exists audit.publication_files (
     org_code varchar, url varchar, sha256 varchar, fetched_at timestamptz,
     status varchar,          -- accepted | rejected | unchanged | fetch_failed
@@ -74,8 +75,57 @@ create or replace macro wilson_upper(x, n, z) as
         / (1 + z * z / n)
     end;
 
+-- Disclosure control of the public layer (docs/methodology.md, "Disclosure control"): the
+-- small-number rule NHS England applies to Hospital Episode Statistics. small_max and round_to
+-- are passed in by the build from transforms/disclosure.py (4 and 5).
+-- A count: 0 stays 0, 1 to small_max is withheld (null), any other count is rounded to the
+-- nearest round_to.
+create or replace macro sdc_count(x, small_max, round_to) as
+    case when x is null then null
+        when x = 0 then 0
+        when x <= small_max then null
+        else cast(round(x / round_to) * round_to as bigint) end;
+-- Whether a count is withheld as small (1 to small_max).
+create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= small_max, false);
+-- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
+-- (and above small_max) to v + round_to/2.
+create or replace macro sdc_low(x, small_max, round_to) as
+    case when x = 0 then 0 else greatest(x - floor(round_to / 2), small_max + 1) end;
+create or replace macro sdc_high(x, round_to) as
+    case when x = 0 then 0 else x + floor(round_to / 2) end;
+-- Why a rate is or is not published, from its published counts: null (no data), 'too_few'
+-- (published denominator under min_den, or withheld: a count from 1 to small_max is under it
+-- too), 'withheld' (numerator withheld: the rate would give it back) or 'published'.
+-- has_data: whether the true denominator exists.
+create or replace macro sdc_rate_status(num_pub, den_pub, has_data, min_den) as
+    case when not has_data then null
+        when den_pub is null or den_pub < min_den then 'too_few'
+        when num_pub is null then 'withheld'
+        else 'published' end;
+-- A published rate, worked out from published counts: to 0.1 percentage point ('nearest'), or
+-- an interval limit rounded outwards to 1 point ('down' a lower limit, 'up' an upper limit).
+create or replace macro sdc_rate(value, status, how) as
+    case when status = 'published' and value is not null then
+        cast(case how
+            when 'down' then floor(value * 100) / 100
+            when 'up' then ceil(value * 100) / 100
+            else round(value, 3) end as double)
+    end;
+-- Public values as words (flag evidence): a count, or [c] where withheld, or - without data.
+create or replace macro sdc_count_text(x, withheld) as
+    case when x is not null then format('{:,}', x)
+        when withheld then '[c]' else '-' end;
+-- A published rate as a percentage at its precision; [c] withheld, "too few" under the minimum.
+create or replace macro sdc_rate_text(x, status) as
+    case when x is not null then
+            case when round(x * 100) = round(x * 100, 2) then format('{:.0f}%', x * 100)
+                else format('{:.1f}%', x * 100) end
+        when status = 'withheld' then '[c]'
+        when status = 'too_few' then 'too few to publish'
+        else '-' end;
+
 -- ---------------------------------------------------------------------------------------------
--- Pledge sign-ups (issue 5; docs/pledge-matching.md; loaded by flexbench/pipeline/pledge.py).
+-- Pledge sign-ups (docs/pledge-matching.md; loaded by flexbench/pipeline/pledge.py).
 -- ---------------------------------------------------------------------------------------------
 
 -- Type-2 history of every sign-up (rule P4): one row per sign-up per state it has been in.

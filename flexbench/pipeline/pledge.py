@@ -1,7 +1,7 @@
 """Pledge sign-ups: fetch → land redacted → validate → match → load with history (the pledge DAG).
 
 The "Get Ahead on Flex" sign-up service serves sign-ups as paginated JSON or a CSV export
-(brief, section 3.2). The rules are documented in docs/pledge-matching.md and implemented in
+(docs/pledge-matching.md). The rules are documented in docs/pledge-matching.md and implemented in
 :mod:`transforms.pledge` (P1–P4) and :mod:`expectations.pledge`; this module does the I/O:
 
 - :func:`fetch` reads every page (follows ``next`` until null, rule P2) through
@@ -541,8 +541,8 @@ def _record_load(con, loaded, fetched: dict, status: str, counts=None, reasons=N
 
 def _export_registry(con, settings: Settings) -> Path:
     """Write ``data/registry/pledge_data_urls.csv``: org_code,url of every matched, signed sign-up
-    with a data_url (brief 3.2). The publications pipeline fetches them under the same safety
-    rules as any URL."""
+    with a data_url (docs/pledge-matching.md). The publications pipeline fetches them under the
+    same safety rules as any URL."""
     rows = con.execute(
         "select distinct org_code, data_url from staging.pledge_signups "
         "where org_code is not null and status = 'signed' and data_url is not null "

@@ -7,17 +7,17 @@ and what each trust *truly* did with flexible working requests, quarter by quart
 group by staff group. The truth is kept beside the data (``Nation.truth``) so tests can check
 that the benchmark finds what was planted, and nothing else.
 
-Nothing here is real: codes, names and postcodes are invented in the real formats (brief,
-section 3.3). The sizes are modelled on the real workforce file (Turnover benchmarking, staff
-group and organisation, Nov-25): the number of trusts in each BENCHMARK_GROUP, their median
-headcount and spread, and the staff-group mix of each kind of trust.
+Nothing here is real: codes, names and postcodes are invented in the real formats (the
+reference sources of docs/methodology.md). The sizes are modelled on the real workforce file
+(Turnover benchmarking, staff group and organisation, Nov-25): the number of trusts in each
+BENCHMARK_GROUP, their median headcount and spread, and the staff-group mix of each kind of trust.
 
 Writers live beside this module: :mod:`flexbench.sample.publications` (trust publications in
 the Flex Data Standard), :mod:`flexbench.sample.pledge` (the pledge feed) and
 :mod:`flexbench.sample.reference` (ODS, Staff Survey and Workforce files in their real formats).
 
-Planted features (``Nation.truth.planted``, semicolon separated), each a gap of the brief,
-section 4, put where the benchmark should find it:
+Planted features (``Nation.truth.planted``, semicolon separated), each a gap of
+docs/methodology.md ("Policy–practice gap flags"), put where the benchmark should find it:
 
 ==========================  ======================================================================
 decline_outlier             approval rate 60–70% on a large trust: a high decline-rate outlier
@@ -278,7 +278,7 @@ def reporting_quarters(as_of: date, quarters: int) -> list[tuple[date, date]]:
     """The ``quarters`` latest complete calendar quarters ending on or before ``as_of``.
 
     Calendar quarters (Jan–Mar, Apr–Jun, …) are also financial-year quarters, so they are
-    regular periods of the Flex Data Standard (brief, section 3.1). Oldest first.
+    regular periods of the Flex Data Standard (docs/flex-data-standard.md). Oldest first.
     """
     year, month = as_of.year, as_of.month
     end_month = (month - 1) // 3 * 3  # last month of the previous quarter (0 = Dec last year)
@@ -407,7 +407,7 @@ def _build_trusts(rng: np.random.Generator, n_trusts: int, quarters) -> pd.DataF
 
     # Two closed trusts, both closed before the reporting window. The first is the
     # predecessor of an open acute trust and kept the same name without "Foundation": a
-    # sign-up naming it "Westford Hospitals" matches two ODS trusts (issue 5).
+    # sign-up naming it "Westford Hospitals" matches two ODS trusts (docs/pledge-matching.md, P3).
     window_start = quarters[0][0]
     acute = trusts.index[trusts["benchmark_group"] == "Acute - Medium"]
     successor = acute[0] if len(acute) else trusts.index[0]

@@ -1,13 +1,14 @@
 """The "Get Ahead on Flex" pledge feed of the synthetic nation, as the sign-up service serves it.
 
 About 60% of the trusts in the benchmark have signed. The feed is paginated JSON
-(``pledge/page-N.json``: ``{"signups": [...], "next": url-or-null}``, brief section 3.2) plus
+(``pledge/page-N.json``: ``{"signups": [...], "next": url-or-null}``, docs/pledge-matching.md) plus
 a CSV export (``pledge/export.csv``). It is filled in by people on a web form, so it carries
-what issue 5 asks the pipeline to cope with: ODS codes missing, in lower case, with spaces or
-wrong (a site code); names with "&", "St"/"Saint", "NHS FT", trailing punctuation, lower case;
-a name that matches two ODS trusts (a closed trust and its successor); an organisation that is
-not a trust; a withdrawn sign-up; one entry repeated across two pages; and personal data
-(``signatory_name``, ``signatory_email``) that must be stripped before anything is stored.
+what docs/pledge-matching.md says the pipeline copes with: ODS codes missing, in lower case,
+with spaces or wrong (a site code); names with "&", "St"/"Saint", "NHS FT", trailing
+punctuation, lower case; a name that matches two ODS trusts (a closed trust and its
+successor); an organisation that is not a trust; a withdrawn sign-up; one entry repeated
+across two pages; and personal data (``signatory_name``, ``signatory_email``) that must be
+stripped before anything is stored.
 
 The manifest returned by :func:`write_pledge_feed` says, per sign-up, which trust was meant
 and how a correct matcher should find it.
@@ -146,7 +147,7 @@ def _plan_signups(nation: Nation, base_url: str) -> tuple[list[dict], pd.DataFra
     signers = must + rest[: max(0, target - len(must))]
     signers = [str(c) for c in rng.permutation(signers)]
 
-    # Special cases of issue 5, each on one signer that suits it.
+    # Special cases of docs/pledge-matching.md, each on one signer that suits it.
     cases: dict[str, str] = {c: "ambiguous name" for c in ambiguous}
 
     def pick(case, where):

@@ -1,6 +1,6 @@
 """Trust publications of the synthetic nation, written as trusts would publish them.
 
-Each publishing trust gets one file in the Flex Data Standard v1 (brief, section 3.1): the
+Each publishing trust gets one file in the Flex Data Standard v1 (docs/flex-data-standard.md): the
 summary form (trust × quarter × staff group, plus "All staff groups"), or for about 15% of
 trusts the request-level form (one row per request, pseudonymous ids). Valid files obey every
 rule of the standard; their cosmetic differences are the ones the standard accepts — a BOM,

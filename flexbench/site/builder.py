@@ -11,9 +11,12 @@ no network: styles and the small script are copied from this package, plots are 
   report);
 - ``methodology.html`` - ``docs/methodology.md`` when present, and the rules the site applies.
 
-Every public number has been through disclosure control (:mod:`flexbench.extract`);
-everything from a feed is escaped (Jinja2 autoescape, and :func:`markupsafe.escape` in the
-SVG). The data-as-of line is on every page.
+The site reads the warehouse's ``public`` layer and nothing else (a connection from
+:func:`flexbench.extract.open_public`), so every number on it has been through the disclosure
+control of docs/methodology.md ("Disclosure control"), applied once to everything published.
+It only reads and formats: no rate, interval, rank or funnel is computed here. Everything from
+a feed is escaped (Jinja2 autoescape, and :func:`markupsafe.escape` in the SVG). The
+data-as-of line is on every page.
 """
 
 from __future__ import annotations
@@ -34,49 +37,43 @@ from markupsafe import Markup
 from flexbench import extract
 from flexbench.display import trust_name
 from flexbench.site import plots
-from transforms import vocabulary
-from transforms.disclosure import SUPPRESSED_CELLS, SUPPRESSION_MARKER
+from transforms import disclosure, vocabulary
+from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
+from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 SITE_MARKER = ".flexbench-site"
 
-#: The funnel plots of the national page: (key, title, numerator, denominator, axis labels).
+#: The funnel plots of the national page: (key, title, rate, denominator, axis labels).
 FUNNELS = (
-    ("approval", "Approval rate", "approved", "decided", "Approval rate", "Requests decided"),
-    ("decline", "Decline rate", "declined", "decided", "Decline rate", "Requests decided"),
-    (
-        "timeliness",
-        "Decided within two months",
-        "decided_within_2_months",
-        "decided",
-        "Decided within two months",
-        "Requests decided",
-    ),
+    ("approval", "Approval rate", "approval_rate", "decided", "Approval rate", "Requests decided"),
+    ("decline", "Decline rate", "decline_rate", "decided", "Decline rate", "Requests decided"),
 )
 
+#: How the card names each of the benchmark's proportions (transforms.benchmark.PROPORTIONS).
+CARD_LABELS = {
+    "approval_rate": "Approval rate",
+    "decline_rate": "Decline rate",
+    "timeliness_rate": "Decided within two months",
+    "escalation_rate": "Escalation rate",
+    "appeal_rate": "Appeal rate (of declines)",
+    "appeals_upheld_rate": "Appeals upheld",
+    "non_statutory_decline_share": "Declines on non-statutory grounds",
+}
+
 #: The rates of a trust's card: (label, rate column, numerator, denominator, funnel key).
-CARD_MEASURES = (
-    ("Approval rate", "approval_rate", "approved", "decided", "approval"),
-    ("Decline rate", "decline_rate", "declined", "decided", "decline"),
+CARD_MEASURES = tuple(
     (
-        "Decided within two months",
-        "timeliness_rate",
-        "decided_within_2_months",
-        "decided",
-        "timeliness",
-    ),
-    ("Escalation rate", "escalation_rate", "escalated", "requests_received", None),
-    ("Appeal rate (of declines)", "appeal_rate", "appeals", "declined", None),
-    ("Appeals upheld", "appeals_upheld_rate", "appeals_upheld", "appeals", None),
-    (
-        "Declines on non-statutory grounds",
-        "non_statutory_decline_share",
-        "declined_other",
-        "declined",
-        None,
-    ),
+        CARD_LABELS[p.name],
+        p.name,
+        p.numerator,
+        p.denominator,
+        p.name.removesuffix("_rate") if p.name in FUNNEL_MEASURES else None,
+    )
+    for p in sorted(PROPORTIONS, key=lambda p: list(CARD_LABELS).index(p.name))
+    if p.name in CARD_LABELS
 )
 
 COUNT_LABELS = (
@@ -103,65 +100,49 @@ def page_name(org_code: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# reading the warehouse
+# reading the public layer
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class SiteData:
-    """Everything the pages show, read once from the warehouse."""
+    """Everything the pages show, read once from the public layer (``public.*``)."""
 
     as_of: extract.DataAsOf
-    benchmark: pd.DataFrame  # marts.trust_benchmark, not suppressed (national rates, funnels)
-    public: pd.DataFrame  # the same rows, disclosure-controlled (what pages print)
-    quarters: pd.DataFrame  # quarterly rows, not suppressed (national trend)
-    quarters_public: pd.DataFrame
-    flags: pd.DataFrame
-    status: pd.DataFrame
-    pledge: pd.DataFrame
-    survey: pd.DataFrame  # latest Staff Survey year per org_code
+    public: pd.DataFrame  # public.trust_window, indexed by org_code
+    quarters: pd.DataFrame  # public.trust_quarters
+    aggregates: pd.DataFrame  # public.aggregates
+    flags: pd.DataFrame  # public.flags
+    status: pd.DataFrame  # public.trust_status
+    pledge: pd.DataFrame  # public.pledge
+    peer_voice: pd.DataFrame  # public.peer_voice
+    funnels: pd.DataFrame  # public.funnels
+    funnel_limits: pd.DataFrame  # public.funnel_limits
+    funnel_positions: pd.DataFrame  # public.funnel_positions
     warehouse_dir: Path
 
 
 def read_site_data(con, warehouse_dir: Path) -> SiteData:
-    """Read the marts the site needs; absent tables or columns give empty frames."""
-    bench = extract.benchmark_frame(con)
-    if bench.empty:
+    """Read the public tables the site shows (``con`` from :func:`extract.open_public`)."""
+    public = extract.read_public(con, "trust_window")
+    if public.empty:
         raise extract.ExtractError(
-            "the warehouse has no benchmark yet (marts.trust_benchmark): run `flexbench run`"
+            "the warehouse has no public benchmark yet (public.trust_window): run `flexbench run`"
         )
-    public = extract.public_benchmark(bench).set_index("org_code", drop=False)
-    quarters = extract.quarterly_rows(con, bench)
-    quarters_public = extract.public_benchmark(quarters) if len(quarters) else quarters
     return SiteData(
         as_of=extract.data_as_of(con),
-        benchmark=bench.set_index("org_code", drop=False),
-        public=public,
-        quarters=quarters,
-        quarters_public=quarters_public,
-        flags=extract.read_table(con, "marts", "policy_practice_gaps"),
-        status=extract.read_table(con, "marts", "publication_status"),
-        pledge=extract.read_table(con, "marts", "pledge_tracker"),
-        survey=_latest_survey(con),
+        public=public.set_index("org_code", drop=False),
+        quarters=extract.read_public(con, "trust_quarters"),
+        aggregates=extract.read_public(con, "aggregates"),
+        flags=extract.read_public(con, "flags"),
+        status=extract.read_public(con, "trust_status"),
+        pledge=extract.read_public(con, "pledge"),
+        peer_voice=extract.read_public(con, "peer_voice"),
+        funnels=extract.read_public(con, "funnels"),
+        funnel_limits=extract.read_public(con, "funnel_limits"),
+        funnel_positions=extract.read_public(con, "funnel_positions"),
         warehouse_dir=warehouse_dir,
     )
-
-
-def _latest_survey(con) -> pd.DataFrame:
-    cols = set(extract.table_columns(con, "staging", "staff_survey"))
-    want = ["q4d_pct_satisfied", "q6d_pct_agree", "we_work_flexibly_score"]
-    if not {"org_code", "survey_year"} <= cols or not any(c in cols for c in want):
-        return pd.DataFrame(columns=["org_code", "survey_year", *want])
-    have = [c for c in want if c in cols]
-    df = extract.query_frame(
-        con,
-        f"select org_code, survey_year, {', '.join(have)} from staging.staff_survey "
-        "qualify survey_year = max(survey_year) over ()",
-    )
-    for c in want:
-        if c not in df:
-            df[c] = np.nan
-    return df.drop_duplicates("org_code")
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,27 +159,52 @@ def _missing(v) -> bool:
     )
 
 
-def _withheld(row: pd.Series, column: str) -> bool:
-    named = row.get(SUPPRESSED_CELLS)
-    return isinstance(named, str) and column in named.split(";")
-
-
 def show_count(row: pd.Series, column: str) -> str:
-    """A public count as text: "1,234", "[c]" when withheld, "–" when there is no data."""
+    """A public count as text: "1,235", "[c]" when withheld, "–" when there is no data."""
     if column not in row.index:
         return "–"
-    if _withheld(row, column):
+    if extract.named(row, column):
         return SUPPRESSION_MARKER
     v = row[column]
     return "–" if _missing(v) else f"{int(v):,}"
 
 
+def rate_status(row: pd.Series, column: str) -> str | None:
+    """published | too_few | withheld for a rate of a public row (None without data)."""
+    status = row.get(f"{column}_status")
+    if isinstance(status, str):
+        return status
+    if extract.named(row, column):
+        return "withheld"
+    if extract.named(row, column, extract.TOO_FEW):
+        return "too_few"
+    return None if _missing(row.get(column)) else "published"
+
+
 def show_rate(row: pd.Series, column: str) -> str:
+    """A public rate as text at its published precision; "[c]" withheld to protect
+    confidentiality; "too few" under the minimum denominator; "–" without data."""
     if column not in row.index:
         return "–"
-    if _withheld(row, column):
+    status = rate_status(row, column)
+    if status == "withheld":
         return SUPPRESSION_MARKER
-    return plots.pct(row[column])
+    if status == "too_few":
+        return "too few"
+    v = row[column]
+    return "–" if _missing(v) else plots.pct(v, _digits(v))
+
+
+def _digits(v) -> int:
+    """Decimals of a published rate as a percentage: 0.1 point, or none for a whole one (an
+    interval limit)."""
+    return 0 if abs(float(v) * 100 - round(float(v) * 100)) < 1e-9 else 1
+
+
+def rate_note(row: pd.Series, column: str) -> str:
+    """Why a rate is not shown, in words ("" when it is)."""
+    status = rate_status(row, column)
+    return STATUS_WORDS[status] if status in ("withheld", "too_few") else ""
 
 
 def _sort_value(v) -> str:
@@ -209,61 +215,76 @@ def _sort_value(v) -> str:
     return str(v)
 
 
-def _funnel_points(
-    data: SiteData,
-    numerator: str,
-    denominator: str,
-    rate: str,
-    model: plots.FunnelModel,
-    href_prefix: str,
-) -> pd.DataFrame:
-    """Trusts shown on a funnel plot: only those whose rate is published."""
-    pub = data.public
-    if rate not in pub or numerator not in data.benchmark:
-        return pd.DataFrame(columns=["org_code", "numerator", "denominator"])
-    shown = pub[rate].notna()
-    raw = data.benchmark.loc[shown[shown].index]
-    pts = pd.DataFrame(
-        {
-            "org_code": raw["org_code"],
-            "name": raw["name"].map(display_name),
-            "peer_group": raw.get("peer_group"),
-            "numerator": pd.array(raw[numerator], dtype="Float64"),
-            "denominator": pd.array(raw[denominator], dtype="Float64"),
-            "href": href_prefix + raw["org_code"].map(page_name),
-        }
-    )
-    pts["significance"] = plots.significance(model, pts["numerator"], pts["denominator"]).values
-    return pts.reset_index(drop=True)
-
-
 def funnel_models(data: SiteData) -> dict[str, plots.FunnelModel]:
-    """One funnel model per measure, on every trust with data (not only the published)."""
+    """The published funnel of each measure (public.funnels and public.funnel_limits)."""
     models = {}
-    for key, _, num, den, *_ in FUNNELS:
-        if num in data.benchmark and den in data.benchmark:
-            models[key] = plots.funnel_model(
-                pd.array(data.benchmark[num], dtype="Float64"),
-                pd.array(data.benchmark[den], dtype="Float64"),
-            )
+    rate_of = {f[0]: f[2] for f in FUNNELS}
+    if "measure" not in data.funnels:
+        return models
+    for key, rate in rate_of.items():
+        row = data.funnels[data.funnels["measure"] == rate]
+        if row.empty or _missing(row.iloc[0]["target"]):
+            continue
+        r = row.iloc[0]
+        limits = data.funnel_limits[data.funnel_limits["measure"] == rate]
+        models[key] = plots.FunnelModel(
+            target=float(r["target"]),
+            method=str(r["method"]),
+            tau2=0.0 if _missing(r["tau2"]) else float(r["tau2"]),
+            phi=float("nan") if _missing(r["phi"]) else float(r["phi"]),
+            units=int(r["trusts"]),
+            limits=limits.reset_index(drop=True),
+        )
     return models
 
 
+def _funnel_points(data: SiteData, rate: str, href_prefix: str) -> pd.DataFrame:
+    """Trusts on a funnel plot: those whose rate is published, at its published values."""
+    pub = data.public
+    if rate not in pub:
+        return pd.DataFrame(columns=["org_code", "rate", "denominator", "significance"])
+    shown = pub[pub[f"{rate}_status"] == "published"]
+    fp = data.funnel_positions
+    position = (
+        fp[fp["measure"] == rate].set_index("org_code")["position"]
+        if "measure" in fp
+        else pd.Series(dtype=object)
+    )
+    return pd.DataFrame(
+        {
+            "org_code": shown["org_code"],
+            "name": shown["name"].map(display_name),
+            "peer_group": shown.get("peer_group"),
+            "rate": pd.array(shown[rate], dtype="Float64"),
+            "denominator": pd.array(shown["decided"], dtype="Float64"),
+            "href": href_prefix + shown["org_code"].map(page_name),
+            "significance": shown["org_code"].map(position),
+        }
+    ).reset_index(drop=True)
+
+
+def _national(data: SiteData, period: str = "window") -> pd.DataFrame:
+    agg = data.aggregates
+    if agg.empty:
+        return agg
+    return agg[(agg["scope"] == "national") & (agg["period"] == period)]
+
+
+def _not_shown(pub: pd.DataFrame, rate: str) -> tuple[int, int]:
+    """Trusts with data left off a funnel: (too few to publish, withheld for confidentiality)."""
+    status = pub.get(f"{rate}_status", pd.Series(dtype=object))
+    return int((status == "too_few").sum()), int((status == "withheld").sum())
+
+
 def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> dict:
-    bench, pub = data.benchmark, data.public
-    funnels = []
-    rate_of = {
-        "approval": "approval_rate",
-        "decline": "decline_rate",
-        "timeliness": "timeliness_rate",
-    }
-    significance = {}
-    for key, title, num, den, measure, den_label in FUNNELS:
+    pub = data.public
+    funnels, significance, plots_by_key = [], {}, {}
+    for key, title, rate, _den, measure, den_label in FUNNELS:
         if key not in models:
             continue
-        pts = _funnel_points(data, num, den, rate_of[key], models[key], "trusts/")
+        pts = _funnel_points(data, rate, "trusts/")
         significance[key] = dict(zip(pts["org_code"], pts["significance"], strict=True))
-        hidden = int(bench["has_data"].fillna(False).sum()) - len(pts) if "has_data" in bench else 0
+        too_few, withheld = _not_shown(pub, rate)
         funnels.append(
             {
                 "key": key,
@@ -277,8 +298,16 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
                     measure=measure,
                     denominator_label=den_label,
                 ),
-                "hidden": max(hidden, 0),
+                "too_few": too_few,
+                "withheld": withheld,
             }
+        )
+        plots_by_key[key] = plots.FunnelPlot(
+            _funnel_points(data, rate, ""),
+            models[key],
+            plot_id=f"funnel-{key}",
+            measure=measure,
+            denominator_label=den_label,
         )
     flag_counts = (
         data.flags.groupby("org_code").size().to_dict()
@@ -289,7 +318,6 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
     rows = []
     for code, r in pub.sort_values("name").iterrows():
         st = status.loc[code] if code in status.index else None
-        file_state = _file_state(st)
         rows.append(
             {
                 "code": code,
@@ -307,74 +335,73 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
                     (_rank(r, "peer"), _sort_value(r.get("peer_rank"))),
                 ],
                 "funnel": significance.get("decline", {}).get(code),
-                "flags": flag_counts.get(code, 0) if len(data.flags) else None,
-                "file_state": file_state,
+                "flags": flag_counts.get(code, 0) if len(data.flags.columns) else None,
+                "file_state": _file_state(st),
             }
         )
-    with_data = bench[bench["has_data"].fillna(False)] if "has_data" in bench else bench
+    national = _national(data)
+    nat = national.iloc[0] if len(national) else pd.Series(dtype=object)
     totals = {
-        "trusts": len(bench),
-        "with_data": len(with_data),
-        "requests": _sum(with_data, "requests_received"),
-        "approval": models["approval"].target if "approval" in models else None,
-        "decline": models["decline"].target if "decline" in models else None,
+        "trusts": len(pub),
+        "with_data": int(pub["has_data"].fillna(False).sum()),
+        "requests": None
+        if _missing(nat.get("requests_received"))
+        else int(nat["requests_received"]),
+        "approval": None if _missing(nat.get("approval_rate")) else float(nat["approval_rate"]),
+        "decline": None if _missing(nat.get("decline_rate")) else float(nat["decline_rate"]),
     }
     peer_groups = sorted({p for p in pub.get("peer_group", pd.Series()).dropna()})
-    approval_plot = None
-    if "approval" in models:
-        approval_plot = plots.FunnelPlot(
-            _funnel_points(data, "approved", "decided", "approval_rate", models["approval"], ""),
-            models["approval"],
-            plot_id="funnel-approval",
-            measure="Approval rate",
-            denominator_label="Requests decided",
-        )
-    qp, q = data.quarters_public, data.quarters
+    qp = data.quarters
     by_trust = (
-        {c: g.sort_values("window_start") for c, g in qp.groupby("org_code")}
+        {
+            c: g.sort_values("quarter_start").rename(columns={"quarter_start": "window_start"})
+            for c, g in qp.groupby("org_code")
+        }
         if len(qp) and "org_code" in qp
         else {}
     )
-    national_q = None
-    if len(q):
-        sums = q.groupby("window_start")[["approved", "decided"]].sum()
-        national_q = sums["approved"].astype(float) / sums["decided"].astype(float).where(
-            sums["decided"] > 0
-        )
+    nq = _national(data, "quarter")
+    national_q = (
+        pd.Series(pd.array(nq["approval_rate"], dtype="Float64"), index=list(nq["period_start"]))
+        if len(nq)
+        else None
+    )
     return {
         "funnels": funnels,
         "rows": rows,
         "totals": totals,
+        "national": nat,
         "peer_groups": peer_groups,
         "has_flags": len(data.flags.columns) > 0,
-        "approval_plot": approval_plot,
+        "funnel_plots": plots_by_key,
         "significance": significance,
-        "voice": voice_summary(data),
         "quarters_by_trust": by_trust,
         "national_quarters": national_q,
     }
 
 
-def _sum(df: pd.DataFrame, column: str) -> int | None:
-    if column not in df:
-        return None
-    return int(pd.to_numeric(df[column], errors="coerce").fillna(0).sum())
-
-
 def _per100(r: pd.Series) -> str:
     if "requests_per_100_staff" not in r.index:
         return "–"
-    if _withheld(r, "requests_per_100_staff"):
+    if extract.named(r, "requests_received"):
         return SUPPRESSION_MARKER
     v = r["requests_per_100_staff"]
     return "–" if _missing(v) else f"{float(v):.1f}"
 
 
 def _rank(r: pd.Series, scope: str) -> str:
+    """ "3 of 120", or why the trust is not ranked."""
     rank, ranked = r.get(f"{scope}_rank"), r.get(f"{scope}_ranked")
-    if _missing(rank) or _missing(ranked):
-        return "not ranked"
-    return f"{int(rank)} of {int(ranked)}"
+    if not _missing(rank) and not _missing(ranked):
+        return f"{int(rank)} of {int(ranked)}"
+    status = r.get("rank_status")
+    if status == "too_few":
+        return "not ranked: too few to publish"
+    if status == "withheld":
+        return "not ranked: withheld to protect confidentiality"
+    if status == "ranked" and scope == "peer":
+        return "not ranked: no peer group"
+    return "not ranked: no data"
 
 
 def _file_state(st) -> str:
@@ -400,94 +427,89 @@ def _date_text(v) -> str:
     return f"{ts:%-d %B %Y}"
 
 
-def _interval(pub: pd.Series, rate: str, numerator: str, denominator: str) -> str:
-    from transforms.stats import wilson_interval
-
-    if rate not in pub.index or _missing(pub[rate]) or _withheld(pub, rate):
+def _interval(pub: pd.Series, rate: str) -> str:
+    """The published 95% interval of a rate ("" when the rate is not published)."""
+    if rate_status(pub, rate) != "published":
         return ""
     lo, hi = pub.get(f"{rate}_lower95"), pub.get(f"{rate}_upper95")
     if _missing(lo) or _missing(hi):
-        num, den = pub.get(numerator), pub.get(denominator)
-        if _missing(num) or _missing(den) or not den:
-            return ""
-        lo, hi = wilson_interval(float(num), float(den), 0.95)
-    return f"{plots.pct(lo)} to {plots.pct(hi)}"
+        return ""
+    return f"{plots.pct(lo, _digits(lo))} to {plots.pct(hi, _digits(hi))}"
 
 
 def trust_context(
     data: SiteData, code: str, models: dict[str, plots.FunnelModel], national: dict
 ) -> dict:
-    pub, raw = data.public.loc[code], data.benchmark.loc[code]
+    pub = data.public.loc[code]
+    nat = national["national"]
     measures = []
     for label, rate, num, den, key in CARD_MEASURES:
-        if rate not in pub.index and rate not in raw.index:
+        if rate not in pub.index:
             continue
-        national_rate = None
-        if num in data.benchmark and den in data.benchmark:
-            national_rate = (
-                models[key].target if key in models else _pooled(data.benchmark, num, den)
-            )
         position = national["significance"].get(key, {}).get(code) if key else None
+        national_rate = nat.get(rate) if rate in nat.index else None
         measures.append(
             {
                 "label": label,
                 "value": show_rate(pub, rate),
-                "interval": _interval(pub, rate, num, den),
+                "note": rate_note(pub, rate),
+                "interval": _interval(pub, rate),
                 "basis": f"{show_count(pub, num)} of {show_count(pub, den)}",
-                "national": plots.pct(national_rate) if national_rate is not None else "–",
+                "national": "–"
+                if _missing(national_rate)
+                else plots.pct(national_rate, _digits(national_rate)),
                 "position": plots.SIGNIFICANCE_CLASSES.get(position, (None, ""))[1]
-                if position
+                if isinstance(position, str)
                 else "",
                 "position_class": plots.SIGNIFICANCE_CLASSES.get(position, ("", ""))[0]
-                if position
+                if isinstance(position, str)
                 else "",
             }
         )
     counts = [(label, show_count(pub, c)) for c, label in COUNT_LABELS if c in pub.index]
 
-    # Its place on the approval funnel, highlighted.
+    # Its place on the approval funnel, highlighted (or why it is not on it).
     funnel = None
-    if "approval" in models:
-        funnel = national["approval_plot"].render(
-            f"Approval rate of {display_name(raw['name'])} against every trust", highlight=code
+    if "approval" in national["funnel_plots"]:
+        funnel = national["funnel_plots"]["approval"].render(
+            f"Approval rate of {display_name(pub['name'])} against every trust",
+            highlight=code,
+            hidden_because=rate_note(pub, "approval_rate") or "no data in the window",
         )
 
-    # Trend by quarter.
+    # Trend by quarter: the published quarters (public.trust_quarters).
     trend, trend_rows = None, []
-    by_trust = national["quarters_by_trust"]
-    if code in by_trust:
-        mine = by_trust[code]
-        national_q = national["national_quarters"]
-        if len(mine):
-            trend = plots.trend_plot(
-                mine,
-                plot_id="trend-approval",
-                national=national_q,
-                title=f"Approval rate by quarter, {display_name(raw['name'])}",
+    mine = national["quarters_by_trust"].get(code)
+    national_q = national["national_quarters"]
+    if mine is not None and len(mine):
+        trend = plots.trend_plot(
+            mine,
+            plot_id="trend-approval",
+            national=national_q,
+            title=f"Approval rate by quarter, {display_name(pub['name'])}",
+        )
+        for _, r in mine.iterrows():
+            nq = national_q.get(r["window_start"]) if national_q is not None else None
+            trend_rows.append(
+                {
+                    "quarter": str(r["quarter"]),
+                    "received": show_count(r, "requests_received"),
+                    "decided": show_count(r, "decided"),
+                    "approval": show_rate(r, "approval_rate"),
+                    "interval": _interval(r, "approval_rate"),
+                    "national": "–" if _missing(nq) else plots.pct(nq, _digits(nq)),
+                }
             )
-            for _, r in mine.iterrows():
-                trend_rows.append(
-                    {
-                        "quarter": plots._quarter_label(r["window_start"]),
-                        "received": show_count(r, "requests_received"),
-                        "decided": show_count(r, "decided"),
-                        "approval": show_rate(r, "approval_rate"),
-                        "interval": _interval(r, "approval_rate", "approved", "decided"),
-                        "national": plots.pct(national_q.get(r["window_start"]))
-                        if national_q is not None
-                        else "–",
-                    }
-                )
 
     return {
         "code": code,
-        "name": display_name(raw.get("name")),
-        "region": REGIONS.get(raw.get("region_code"), raw.get("region_code") or "unknown"),
-        "peer_group": raw.get("peer_group") if not _missing(raw.get("peer_group")) else None,
-        "has_data": bool(raw.get("has_data")) if not _missing(raw.get("has_data")) else False,
+        "name": display_name(pub.get("name")),
+        "region": REGIONS.get(pub.get("region_code"), pub.get("region_code") or "unknown"),
+        "peer_group": pub.get("peer_group") if not _missing(pub.get("peer_group")) else None,
+        "has_data": bool(pub.get("has_data")) if not _missing(pub.get("has_data")) else False,
         "months_covered": None
-        if _missing(raw.get("months_covered"))
-        else int(raw["months_covered"]),
+        if _missing(pub.get("months_covered"))
+        else int(pub["months_covered"]),
         "measures": measures,
         "counts": counts,
         "uptake": _per100(pub),
@@ -497,75 +519,38 @@ def trust_context(
         else int(pub["national_quartile"]),
         "peer_rank": _rank(pub, "peer"),
         "peer_quartile": None if _missing(pub.get("peer_quartile")) else int(pub["peer_quartile"]),
-        "suppressed": bool(_withheld_any(pub)),
+        "suppressed": bool(isinstance(pub.get("withheld"), str) and pub.get("withheld")),
+        "too_few": bool(isinstance(pub.get("too_few"), str) and pub.get("too_few")),
         "funnel": funnel,
         "trend": trend,
         "trend_rows": trend_rows,
         "flags": _flags(data.flags, code),
         "flags_available": len(data.flags.columns) > 0,
-        "voice": _voice(national["voice"], code, raw.get("peer_group")),
+        "voice": _voice(data, pub),
         "pledge": _pledge(data.pledge, code),
         "publication": _publication(data, code),
     }
 
 
-def _withheld_any(row: pd.Series) -> bool:
-    named = row.get(SUPPRESSED_CELLS)
-    return isinstance(named, str) and bool(named)
-
-
-def _pooled(df: pd.DataFrame, num: str, den: str) -> float | None:
-    d = pd.to_numeric(df[den], errors="coerce").sum()
-    return float(pd.to_numeric(df[num], errors="coerce").sum() / d) if d else None
-
-
-_FLAG_LABEL = ("flag_label", "flag_name", "title", "flag", "flag_code", "gap")
-_FLAG_RULE = ("rule", "rule_text", "threshold", "definition", "description")
-
-
 def _flags(flags: pd.DataFrame, code: str) -> list[dict]:
-    """The trust's rows of marts.policy_practice_gaps, whatever columns it has."""
+    """The trust's rows of public.flags (evidence as the public layer wrote it)."""
     if "org_code" not in flags or not len(flags):
         return []
-    mine = flags[flags["org_code"] == code]
-    label_col = next((c for c in _FLAG_LABEL if c in flags), None)
-    rule_col = next((c for c in _FLAG_RULE if c in flags), None)
-    shown = {"org_code", "name", label_col, rule_col, "severity", "evidence"}
     out = []
-    for _, r in mine.iterrows():
-        extra = [
-            (c.replace("_", " "), _plain_text(r[c]))
-            for c in flags.columns
-            if c not in shown
-            and not _missing(r[c])
-            and c not in ("as_of", "window_start", "window_end", "region_code")
-        ]
+    for _, r in flags[flags["org_code"] == code].iterrows():
         out.append(
             {
-                "label": _plain_text(r[label_col]).replace("_", " ") if label_col else "Flag",
-                "severity": _plain_text(r.get("severity")) if "severity" in r else "",
-                "evidence": withhold_small_counts(_plain_text(r.get("evidence")))
-                if "evidence" in r
-                else "",
-                "rule": _plain_text(r[rule_col]) if rule_col else "",
-                "extra": extra,
+                "label": _plain_text(r.get("flag")).replace("_", " "),
+                "severity": _plain_text(r.get("severity")),
+                "evidence": _plain_text(r.get("evidence")),
+                "rule": _plain_text(r.get("rule")),
+                "extra": [("threshold", _plain_text(r.get("threshold")))]
+                if not _missing(r.get("threshold"))
+                else [],
             }
         )
     order = {"high": 0, "medium": 1, "low": 2}
     return sorted(out, key=lambda f: order.get(str(f["severity"]).lower(), 3))
-
-
-_SMALL_COUNT = re.compile(r"(?<![\w.,%/-])([1-4])(?![\w.,%/-])")
-
-
-def withhold_small_counts(text: str) -> str:
-    """Disclosure control on free text: a standalone count from 1 to 4 becomes ``[c]``.
-
-    Flags carry their evidence as a sentence ("3 declined, 1 escalated"); the benchmark's
-    rule (counts from 1 to 4 are not published) applies to it too. Numbers in words,
-    percentages, decimals, dates and codes (Q4d) are left alone.
-    """
-    return _SMALL_COUNT.sub(SUPPRESSION_MARKER, text)
 
 
 def _plain_text(v) -> str:
@@ -585,60 +570,40 @@ VOICE_MEASURES = (
 )
 
 
-def voice_summary(data: SiteData) -> dict:
-    """Staff Survey answers by trust and their peer groups' range and median (computed once).
+def _voice(data: SiteData, pub: pd.Series) -> dict:
+    """The trust's Staff Survey answers against its peer group (public.peer_voice)."""
+    year = None if _missing(pub.get("survey_year")) else int(pub["survey_year"])
+    if year is None:
+        return {"available": False, "year": None}
+    pv = data.peer_voice
+    peer = pub.get("peer_group")
+    peers = (
+        pv[pv["peer_group"] == peer].iloc[0]
+        if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
+        else pd.Series(dtype=object)
+    )
 
-    Benchmark rule: staff voice (Q4d, Q6d, "We work flexibly") against the peer group.
-    """
-    survey = data.survey
-    if not len(survey):
-        return {"by_code": {}, "peers": {}, "year": None}
-    by_code = survey.set_index("org_code").to_dict("index")
-    peer_of = data.benchmark.get("peer_group")
-    peers: dict = {}
-    if peer_of is not None:
-        joined = survey.merge(
-            data.benchmark[["org_code", "peer_group"]].reset_index(drop=True), on="org_code"
+    def num(v):
+        return None if _missing(v) else float(v)
+
+    items = [
+        plots.VoiceItem(
+            label=label,
+            value=num(pub.get(col)),
+            peer_min=num(peers.get(f"{col}_min")),
+            peer_median=num(peers.get(f"{col}_median")),
+            peer_max=num(peers.get(f"{col}_max")),
+            scale_max=scale,
+            unit=unit,
         )
-        for group, rows in joined.groupby("peer_group"):
-            summary = {"n": int(rows["org_code"].nunique())}
-            for col, *_ in VOICE_MEASURES:
-                vals = pd.to_numeric(rows[col], errors="coerce").dropna()
-                summary[col] = (
-                    (float(vals.min()), float(vals.median()), float(vals.max()))
-                    if len(vals)
-                    else (None, None, None)
-                )
-            peers[group] = summary
-    return {"by_code": by_code, "peers": peers, "year": int(survey["survey_year"].max())}
-
-
-def _voice(voice: dict, code: str, peer_group) -> dict:
-    mine = voice["by_code"].get(code)
-    if mine is None:
-        return {"available": False, "year": voice["year"]}
-    peers = voice["peers"].get(peer_group, {}) if not _missing(peer_group) else {}
-    items = []
-    for col, label, scale, unit in VOICE_MEASURES:
-        value = mine.get(col)
-        lo, med, hi = peers.get(col, (None, None, None))
-        items.append(
-            plots.VoiceItem(
-                label=label,
-                value=None if _missing(value) else float(value),
-                peer_min=lo,
-                peer_median=med,
-                peer_max=hi,
-                scale_max=scale,
-                unit=unit,
-            )
-        )
+        for col, label, scale, unit in VOICE_MEASURES
+    ]
     if all(it.value is None for it in items):
-        return {"available": False, "year": voice["year"]}
+        return {"available": False, "year": year}
     return {
         "available": True,
-        "year": voice["year"],
-        "peers": peers.get("n", 0),
+        "year": year,
+        "peers": 0 if _missing(peers.get("trusts")) else int(peers["trusts"]),
         "items": items,
         "svg": plots.voice_plot(items, plot_id="voice", title="Staff voice against peers"),
     }
@@ -819,13 +784,12 @@ def build_site(
     Path
         ``out_dir/index.html``.
     """
-    import warehouse
     from flexbench.settings import PROJECT_ROOT
 
     say = echo or (lambda _msg: None)
     warehouse_path, out_dir = Path(warehouse_path), Path(out_dir)
     say(f"Reading the warehouse {warehouse_path} …")
-    con = warehouse.connect(warehouse_path, read_only=True)
+    con = extract.open_public(warehouse_path)
     try:
         data = read_site_data(con, warehouse_path.parent)
     finally:
@@ -838,7 +802,9 @@ def build_site(
         "window_start": _date_text(data.as_of.window_start),
         "window_end": _date_text(data.as_of.window_end),
         "marker": SUPPRESSION_MARKER,
-        "rules": extract.SUPPRESSION_RULES,
+        "rules": disclosure.RULES,
+        "method": disclosure.METHOD_NAME,
+        "min_rank": disclosure.MIN_RATE_DENOMINATOR,
     }
     tmp = _prepare(out_dir)
     try:
@@ -867,7 +833,6 @@ def build_site(
                 body=methodology_html(PROJECT_ROOT),
                 models=[(f[1], models[f[0]]) for f in FUNNELS if f[0] in models],
                 columns=extract.COLUMNS,
-                min_rank=extract.MIN_DECIDED_FOR_RANK,
                 **common,
             ),
             encoding="utf-8",

@@ -4,10 +4,10 @@ Every plot carries a ``<title>`` and a ``<desc>`` (its text alternative, read by
 readers) and every point its own ``<title>`` (a tooltip naming the trust and its value).
 Every piece of text from a feed goes through :func:`markupsafe.escape`.
 
-- :func:`funnel_plot` - benchmark rule "funnel plots for proportions against the national
-  rate, control limits at 95% and 99.8%, with an overdispersion adjustment when the data is
-  overdispersed" (brief, section 4): trusts as points, limits from
-  :func:`transforms.stats.funnel_limits`;
+- :func:`funnel_plot` - the funnel plots of docs/methodology.md ("Funnel plots"): trusts as
+  points at their published rate and denominator, the national rate and the 95% and 99.8%
+  control limits as the public layer publishes them (public.funnels, public.funnel_limits);
+  nothing is computed here;
 - :func:`trend_plot` - a trust's rate by quarter with its 95% Wilson intervals;
 - :func:`voice_plot` - a trust's Staff Survey answers against its peer group's range.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -68,10 +68,12 @@ def _ticks(lo: float, hi: float, ticks: int = 5) -> list[float]:
 
 @dataclass(frozen=True)
 class FunnelModel:
-    """The comparison a funnel plot draws: target, method and overdispersion.
+    """The comparison a funnel plot draws, as the public layer publishes it (public.funnels and
+    public.funnel_limits): the national rate, the limits used and their values.
 
     ``method`` is ``"wilson"`` (no overdispersion) or ``"arcsine"`` with ``tau2`` > 0 when
     the trusts are overdispersed (Spiegelhalter 2005: winsorised z-scores, phi > 1).
+    ``limits`` has one row per denominator: denominator, lower95, upper95, lower998, upper998.
     """
 
     target: float
@@ -79,9 +81,10 @@ class FunnelModel:
     tau2: float
     phi: float
     units: int
+    limits: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False)
 
     def describe(self) -> str:
-        if self.units == 0 or math.isnan(self.target):
+        if self.units == 0 or self.target is None or math.isnan(self.target):
             return "No trust has data for this measure."
         if self.method == "arcsine":
             return (
@@ -95,34 +98,6 @@ class FunnelModel:
         )
 
 
-def funnel_model(numerators, denominators) -> FunnelModel:
-    """The national rate and the overdispersion adjustment for one measure.
-
-    Benchmark rule (brief, section 4): limits around the national (pooled) rate, with the
-    Spiegelhalter (2005) adjustment when the data is overdispersed (phi > 1, tau² > 0).
-    """
-    target = stats.pooled_rate(numerators, denominators)
-    if math.isnan(target):
-        return FunnelModel(float("nan"), "wilson", 0.0, float("nan"), 0)
-    phi, tau2 = stats.overdispersion(numerators, denominators, target)
-    den = pd.array(pd.Series(denominators), dtype="Float64").to_numpy(float, na_value=np.nan)
-    units = int((np.isfinite(den) & (den > 0)).sum())
-    if phi > 1 and tau2 > 0:
-        return FunnelModel(target, "arcsine", tau2, phi, units)
-    return FunnelModel(target, "wilson", 0.0, phi, units)
-
-
-def significance(model: FunnelModel, numerators, denominators) -> pd.Series:
-    """Each trust's position on the funnel (benchmark rule: outliers named at each level)."""
-    return stats.funnel_significance(
-        pd.Series(numerators, dtype="Float64"),
-        pd.Series(denominators, dtype="Float64"),
-        target=model.target,
-        method=model.method,
-        tau2=model.tau2,
-    )
-
-
 class FunnelPlot:
     """An SVG funnel plot: trusts as points, the national rate, 95% and 99.8% limits.
 
@@ -132,11 +107,11 @@ class FunnelPlot:
     Parameters
     ----------
     points : pandas.DataFrame
-        One row per trust shown: org_code, name, peer_group, numerator, denominator, href,
-        significance (a :data:`SIGNIFICANCE_CLASSES` key). Rows with a missing numerator or
-        denominator (withheld by disclosure control) are left out.
+        One row per trust shown: org_code, name, peer_group, rate, denominator (both as
+        published), href, significance (a :data:`SIGNIFICANCE_CLASSES` key). Rows without a
+        published rate or denominator are left out.
     model : FunnelModel
-        From :func:`funnel_model` (computed on all trusts).
+        As published (public.funnels, public.funnel_limits).
     plot_id : str
         Unique id prefix for the title/desc elements.
     measure, denominator_label : str
@@ -154,7 +129,7 @@ class FunnelPlot:
         width: int = 640,
         height: int = 380,
     ) -> None:
-        pts = points.dropna(subset=["numerator", "denominator"])
+        pts = points.dropna(subset=["rate", "denominator"])
         pts = pts[pts["denominator"].astype(float) > 0]
         self.plot_id, self.width, self.height = plot_id, width, height
         self.model, self.denominator_label = model, denominator_label
@@ -185,15 +160,19 @@ class FunnelPlot:
         left, right, top, bottom = 58, 16, 14, 64
         pw, ph = width - left - right, height - top - bottom
         den = np.array([float(r["denominator"]) for r in self.records])
-        rate = np.array([float(r["numerator"]) for r in self.records]) / den
+        rate = np.array([float(r["rate"]) for r in self.records])
         x_max = float(den.max()) * 1.05
-        grid = np.linspace(max(1.0, x_max / 400), x_max, 160)
-        lo998, hi998 = stats.funnel_limits(model.target, grid, 0.998, model.tau2, model.method)
-        lo95, hi95 = stats.funnel_limits(model.target, grid, 0.95, model.tau2, model.method)
+        limits = model.limits.sort_values("denominator")
+        limits = limits[limits["denominator"] <= x_max]
+        grid = limits["denominator"].to_numpy(float)
+        lo998, hi998 = (limits[c].to_numpy(float) for c in ("lower998", "upper998"))
+        lo95, hi95 = (limits[c].to_numpy(float) for c in ("lower95", "upper95"))
         # y range: the points and the limits from the smallest shown denominator on.
         visible = grid >= den.min() * 0.8
-        y_lo = float(min(rate.min(), np.nanmin(lo998[visible]), model.target))
-        y_hi = float(max(rate.max(), np.nanmax(hi998[visible]), model.target))
+        lows = lo998[visible] if visible.any() else np.array([model.target])
+        highs = hi998[visible] if visible.any() else np.array([model.target])
+        y_lo = float(min(rate.min(), np.nanmin(lows), model.target))
+        y_hi = float(max(rate.max(), np.nanmax(highs), model.target))
         pad = (y_hi - y_lo) * 0.06 or 0.05
         y_lo, y_hi = max(0.0, y_lo - pad), min(1.0, y_hi + pad)
 
@@ -284,8 +263,9 @@ class FunnelPlot:
         )
         return "".join(parts)
 
-    def render(self, title: str, highlight: str | None = None) -> Markup:
-        """The plot as inline SVG; ``highlight`` (an org_code) is drawn larger and labelled."""
+    def render(self, title: str, highlight: str | None = None, hidden_because: str = "") -> Markup:
+        """The plot as inline SVG; ``highlight`` (an org_code) is drawn larger and labelled,
+        or, when it is not on the plot, ``hidden_because`` says why."""
         title_id, desc_id = f"{self.plot_id}-title", f"{self.plot_id}-desc"
         desc = self.desc
         overlay = ""
@@ -301,7 +281,7 @@ class FunnelPlot:
                     f"{escape(highlight)}</text></g>"
                 )
             else:
-                desc += " This trust is not shown: its numbers are too small to publish."
+                desc += f" This trust is not shown: {hidden_because or 'no published rate'}."
         return Markup(
             f'<svg class="plot funnel" id="{escape(self.plot_id)}" '
             f'viewBox="0 0 {self.width} {self.height}" role="img" '

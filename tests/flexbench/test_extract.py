@@ -1,4 +1,4 @@
-"""Extracts for NHS Employers and the status command (issue 7).
+"""Extracts for NHS Employers and the status command (docs/analysts.md, "Extracts").
 
 Every format is checked for what a user opening the file would notice: a trust name that a
 spreadsheet would run as a formula is inert text, small numbers are withheld, numbers stay
@@ -49,8 +49,14 @@ def test_every_format_neutralises_formulas_and_withholds_small_numbers(wh, tmp_p
             assert pd.isna(tiny[column]), column
         else:
             assert tiny[column] == "[c]", column
-        assert column in tiny["suppressed_cells"].split(";")
+        assert column in tiny["withheld"].split(";")
     assert str(tiny["declined"]) != str(TINY_COUNTS["declined"])
+    # Counts of 5 and over are rounded to the nearest 5: 14 requests read 15.
+    assert int(float(tiny["decided"])) == 15
+    # CSV and Parquet carry their notes beside them: the method and what can be worked out.
+    if fmt != "xlsx":
+        notes = extract.notes_path(out).read_text()
+        assert "Hospital Episode Statistics" in notes and "You cannot" in notes
 
 
 def test_xlsx_cells_are_text_or_numbers_never_formulas(wh, tmp_path):
@@ -96,7 +102,7 @@ def test_xlsx_notes_sheet_has_definitions_as_of_suppression_and_sources(wh, tmp_
 
 
 def test_filters_pick_rows_by_region_peer_group_trusts_and_period(wh):
-    con = warehouse.connect(wh, read_only=True)
+    con = extract.open_public(wh)
     try:
         everyone = extract.extract_table(con)
         region = everyone["region_code"].iloc[0]
@@ -110,8 +116,8 @@ def test_filters_pick_rows_by_region_peer_group_trusts_and_period(wh):
         assert sorted(two["org_code"]) == sorted([TINY_TRUST, "R9N"])
         quarters = extract.extract_table(con, extract.ExtractFilter(
             by="quarter", trusts=["R9N"], date_from=pd.Timestamp("2026-01-01").date()))  # fmt: skip
-        assert len(quarters) == 3 and set(quarters["window"]) == {"quarter"}
-        assert min(quarters["window_start"]).isoformat() == "2026-01-01"
+        assert len(quarters) == 3 and quarters["quarter"].str.match(r"\d{4}-Q\d").all()
+        assert min(quarters["quarter_start"]).isoformat() == "2026-01-01"
         with pytest.raises(extract.ExtractError, match="unknown peer group"):
             extract.extract_table(con, extract.ExtractFilter(peer_groups=["Nope"]))
         with pytest.raises(extract.ExtractError, match="not in the benchmark"):
@@ -121,12 +127,18 @@ def test_filters_pick_rows_by_region_peer_group_trusts_and_period(wh):
 
 
 def test_one_row_per_trust_with_only_documented_columns(wh):
-    con = warehouse.connect(wh, read_only=True)
+    con = extract.open_public(wh)
     try:
         df = extract.extract_table(con)
-        n = con.execute("select count(*) from marts.trust_benchmark").fetchone()[0]
+        quarters = extract.extract_table(con, extract.ExtractFilter(by="quarter"))
     finally:
         con.close()
+    marts = warehouse.connect(wh, read_only=True)
+    try:
+        n = marts.execute("select count(*) from marts.trust_benchmark").fetchone()[0]
+    finally:
+        marts.close()
+    assert set(quarters.columns) <= set(extract.COLUMNS)
     assert len(df) == n and df["org_code"].is_unique
     assert set(df.columns) <= set(extract.COLUMNS)
 

@@ -8,11 +8,10 @@ runs through the real pledge pipeline, served on loopback by ``flexbench.demo.se
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pandas as pd
 import pytest
 import yaml
+from nation_warehouse import load_nation as _load_nation  # noqa: E402  (tests/flexbench)
 from scipy.stats import binom
 
 import warehouse
@@ -21,10 +20,8 @@ from flexbench.pipeline import benchmark, pledge
 from flexbench.sample import nation as nation_mod
 from flexbench.sample import pledge as pledge_mod
 from transforms import stats
-from transforms.staff_survey import combine_split_units
 
 AS_OF = nation_mod.DEFAULT_AS_OF
-LOADED_AT = pd.Timestamp(datetime(2026, 11, 1, tzinfo=UTC))
 
 # The flags each planted feature must raise (flexbench/sample/nation.py, Nation.truth.planted).
 EXPECTED_FLAG = {
@@ -39,53 +36,6 @@ EXPECTED_FLAG = {
     "stale": "data_stale_or_rejected",
     "rejected_file": "data_stale_or_rejected",
 }
-
-
-def _insert(con, table: str, frame: pd.DataFrame) -> None:
-    """Insert the table's columns of ``frame`` (as the loads do)."""
-    columns = set(con.execute(f"select * from {table} limit 0").df().columns)
-    con.register("frame", frame[[c for c in frame.columns if c in columns]])
-    con.execute(f"insert into {table} by name select * from frame")
-    con.unregister("frame")
-
-
-def _load_nation(con, nation) -> None:
-    """Raw tables as the reference and publications loads would leave them."""
-    trusts = nation.trusts.copy()
-    trusts["country"] = trusts["region_code"].map(lambda r: "England" if r.startswith("Y")
-                                                  else "Wales")  # fmt: skip
-    _insert(con, "raw.ods_trusts", trusts.drop(columns=["benchmark_group", "cluster_group",
-                                                        "ics_code"]).assign(
-        sha256="ods", loaded_at=LOADED_AT))  # fmt: skip
-    _insert(con, "raw.workforce", nation.workforce.assign(sha256="wf", loaded_at=LOADED_AT))
-    survey = nation.staff_survey.assign(unit_kind="trust")
-    for measure, base in (("q4d_pct_satisfied", "q4d_base"), ("q6b_pct_agree", "q6b_base"),
-                          ("q6c_pct_agree", "q6c_base"), ("q6d_pct_agree", "q6d_base"),
-                          ("we_work_flexibly_score", "we_work_flexibly_base")):  # fmt: skip
-        survey[base] = survey["responses"].where(survey[measure].notna())
-    survey = combine_split_units(survey, trusts["org_code"])
-    _insert(con, "raw.staff_survey", survey.assign(sha256="nss", loaded_at=LOADED_AT))
-
-    truth = nation.truth.set_index("org_code")
-    accepted = truth.index[truth["publishes"] & (truth["mistake"] == "")]
-    rejected = truth.index[truth["publishes"] & (truth["mistake"] != "")]
-    rows = nation.summary[nation.summary["org_code"].isin(accepted)]
-    fetched = pd.Timestamp(datetime(2026, 10, 15, tzinfo=UTC))
-    _insert(
-        con,
-        "raw.publication_rows",
-        rows.assign(file_sha256="sha-" + rows["org_code"], fetched_at=fetched),
-    )
-    audit = pd.DataFrame({"org_code": list(accepted) + list(rejected)})
-    audit["url"] = "http://127.0.0.1/publications/" + audit["org_code"] + ".csv"
-    audit["sha256"] = "sha-" + audit["org_code"]
-    audit["fetched_at"] = fetched
-    audit["status"] = ["accepted"] * len(accepted) + ["rejected"] * len(rejected)
-    audit["reasons"] = [None] * len(accepted) + list(truth.loc[rejected, "mistake"])
-    audit["run_id"] = "test"
-    _insert(con, "audit.publication_files", audit)
-    warehouse.build_layers_named(con, ["staging.ods_trusts", "staging.ods_trust_names",
-                                       "staging.staff_survey", "staging.workforce"])  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The pledge pipeline end to end: a real loopback feed → landing → warehouse (issue 5).
+"""The pledge pipeline end to end: a real loopback feed → landing → warehouse
+(docs/pledge-matching.md).
 
 The feed is served by pytest-httpserver, so the real fetch code (safety rules, retries) runs.
 The warehouse is a tiny DuckDB file with a handful of ODS trusts.

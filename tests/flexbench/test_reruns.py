@@ -1,4 +1,4 @@
-"""Reruns and backfills give the same marts (issue 8).
+"""Reruns and backfills give the same marts (docs/pipeline.md).
 
 - running the same benchmark build twice gives identical marts, every row and column;
 - a build for a past as-of date (a DAG run for a past logical date) after a later one rebuilds

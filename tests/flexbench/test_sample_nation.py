@@ -75,7 +75,8 @@ def as_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_rule_breaches(f: pd.DataFrame, org) -> list[str]:
-    """Every rule of the summary form (brief 3.1), checked independently.
+    """Every rule of the summary form (docs/flex-data-standard.md, "The rules"), checked
+    independently.
 
     ``org`` is the trust the registry says published the rows (a code, or one per row).
     """

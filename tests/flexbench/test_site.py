@@ -1,4 +1,5 @@
-"""The static site (issue 7): pages, escaping, disclosure control, offline links.
+"""The static site (docs/analysts.md, "The site"): pages, escaping, disclosure control, offline
+links.
 
 The warehouse is built in seconds without Airflow: the synthetic nation of the demo (25
 trusts) is written straight into the raw/audit tables and the real SQL models are built on
@@ -269,37 +270,42 @@ def test_rejected_file_shows_its_validation_report(site):
     assert "Latest file: accepted" in accepted and "was rejected" not in accepted
 
 
-def test_flags_from_the_gaps_mart_are_shown_escaped(tiny_warehouse, tmp_path):
-    # The site works before the gaps mart exists (above) and shows it once it does.
-    copy = tmp_path / "with-gaps.duckdb"
+def test_flags_are_shown_escaped(tiny_warehouse, tmp_path):
+    # Whatever text a flag carries reaches the page as text, never markup.
+    copy = tmp_path / "with-markup.duckdb"
     copy.write_bytes(tiny_warehouse.read_bytes())
     con = warehouse.connect(copy)
     con.execute(
-        "create or replace table marts.policy_practice_gaps as select * from (values "
-        f"('{DECLINE_OUTLIER}', 'decline_outlier', 'high', 'decline rate 35% <i>vs</i> 9%')) "
-        "as t(org_code, flag, severity, evidence)"
+        "update public.flags set evidence = 'decline rate 35% <i>vs</i> 9%' "
+        f"where org_code = '{DECLINE_OUTLIER}'"
     )
     con.close()
     out = build_site(copy, tmp_path / "site").parent
     html = (out / "trusts" / f"{DECLINE_OUTLIER}.html").read_text()
-    assert "decline outlier" in _text(html)
+    assert "decline rate high outlier" in _text(html)
     assert "decline rate 35% <i>vs</i> 9%" in _text(html) and "<i>vs</i>" not in html
 
 
-@pytest.mark.parametrize(
-    ("evidence", "shown"),
-    [
-        ("3 declined, 1 escalated", "[c] declined, [c] escalated"),
-        ("66 declined, 8 escalated", "66 declined, 8 escalated"),  # 5 and over are shown
-        ("0 escalated of 12 declined", "0 escalated of 12 declined"),  # zero identifies nobody
-        # percentages, decimals, dates and codes are not counts
-        ("Q4d 2.5 points below peers, 4% lower, since 2025-09-30", None),
-    ],
-)
-def test_small_counts_in_flag_evidence_are_withheld(evidence, shown):
-    from flexbench.site.builder import withhold_small_counts
-
-    assert withhold_small_counts(evidence) == (shown or evidence)
+def test_flag_evidence_quotes_only_published_values(site, tiny_warehouse):
+    con = warehouse.connect_public(tiny_warehouse)
+    try:
+        flags = con.execute("select org_code, flag, evidence from public.flags").df()
+        trusts = con.execute("select * from public.trust_window").df().set_index("org_code")
+    finally:
+        con.close()
+    with_counts = flags[flags["flag"].isin(["declines_without_escalation",
+                                            "non_statutory_declines"])]  # fmt: skip
+    assert len(with_counts)
+    for r in with_counts.itertuples():
+        published = trusts.loc[r.org_code]
+        # every whole number in the evidence is one of the trust's published counts (rounded
+        # to 5), and a withheld one reads [c]
+        numbers = [int(n.replace(",", "")) for n in re.findall(r"(?<![\d.])\d[\d,]*(?![\d.%])",
+                                                            r.evidence)]  # fmt: skip
+        assert numbers and all(n % 5 == 0 for n in numbers), r.evidence
+        page = _text((site / "trusts" / f"{r.org_code}.html").read_text())
+        assert r.evidence in page
+        assert all(n in set(published.dropna().values) for n in numbers), r.evidence
 
 
 def test_site_refuses_to_overwrite_a_folder_that_is_not_a_site(tiny_warehouse, tmp_path):
@@ -346,3 +352,42 @@ def test_cli_site_command_builds_into_the_folder_asked(tiny_warehouse, tmp_path,
     assert "file://" in capsys.readouterr().out
     assert main(["site", "--warehouse", str(tmp_path / "none.duckdb")]) == 1
     assert "no warehouse" in capsys.readouterr().err
+
+
+def test_outputs_read_the_public_layer_and_nothing_else(tiny_warehouse, tmp_path):
+    """The site, the extracts and the trust card are built from a warehouse that has nothing
+    but public.* left: had any of them read a mart, staging or audit table, they would fail."""
+    from flexbench import cli, extract
+    from flexbench.cli_outputs import main
+
+    copy = tmp_path / "public-only.duckdb"
+    copy.write_bytes(tiny_warehouse.read_bytes())
+    con = warehouse.connect(copy)
+    for schema in ("raw", "audit", "staging", "intermediate", "marts"):
+        con.execute(f"drop schema {schema} cascade")
+    con.close()
+    assert (build_site(copy, tmp_path / "site")).is_file()
+    for by in ("window", "quarter"):
+        out = tmp_path / f"{by}.xlsx"
+        assert main(["extract", "--warehouse", str(copy), "--by", by, "--out", str(out),
+                     "--quiet"]) == 0  # fmt: skip
+    pub = extract.open_public(copy)
+    try:
+        assert cli.trust_card(pub, DECLINE_OUTLIER)["org_code"] == DECLINE_OUTLIER
+    finally:
+        pub.close()
+
+
+def test_no_output_module_computes_a_benchmark_rule_or_names_another_layer():
+    import inspect
+
+    from flexbench import extract
+    from flexbench.site import builder, plots
+
+    rules = ("wilson_interval(", "rank_with_ties(", "funnel_limits(", "funnel_significance(",
+             "pooled_rate(", "overdispersion(", "quartile(", "wilson_lower(")  # fmt: skip
+    for module in (extract, builder, plots):
+        source = inspect.getsource(module)
+        assert not [r for r in rules if r in source], module.__name__
+        queried = re.search(r"(from|join)\s+\W?(marts|staging|intermediate|audit|raw)\b", source)
+        assert not queried, module.__name__

@@ -1,4 +1,4 @@
-"""The site in a real headless Chromium (issue 7, "Done when").
+"""The site in a real headless Chromium (docs/analysts.md, "The site").
 
 The site is served on loopback; Chromium is driven through the DevTools protocol, which
 reports every request the page makes, so the test can prove that nothing leaves the machine.

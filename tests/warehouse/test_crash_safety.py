@@ -1,6 +1,6 @@
 """A process killed in the middle of a load or a mart build leaves the warehouse as it was.
 
-Loads and benchmark builds are one transaction each (issue 8). Here the real pipeline
+Loads and benchmark builds are one transaction each (docs/pipeline.md). Here the real pipeline
 functions run in a subprocess that pauses *inside* its transaction, after it has already
 written (a marker file says what it sees from inside); the test then SIGKILLs it, checks every
 table of the warehouse is exactly as before (a checksum of each table's rows and columns),

@@ -1,4 +1,4 @@
--- intermediate.int_trust_peers: one row per org_code with workforce data.
+-- intermediate.int_trust_peers: one row per org_code with workforce data. Keys: org_code.
 -- Rule (methodology, "Peer groups"): the peer group of a trust is its NHS Workforce Statistics
 -- BENCHMARK_GROUP in the latest workforce period ending on or before the window end (else the
 -- earliest period after it); staff in post = headcount of "All staff groups" in that period.

@@ -1,4 +1,5 @@
 -- intermediate.int_trust_population: one row per trust in the benchmark population.
+-- Keys: org_code.
 -- Rule (methodology, "Population"): English NHS trusts (ODS national grouping Y56-Y63) open at
 -- any time in the window. A trust that opened or closed inside the window is included and
 -- marked part_window; Welsh trusts (W...) and trusts closed before the window are excluded.

@@ -1,6 +1,6 @@
 -- marts.pledge_tracker: one row per trust in the benchmark population. Keys: org_code.
 -- The "Get Ahead on Flex" pledge of each trust and the evidence for its three commitments
--- (brief 4, "pledge"; docs/pledge-matching.md, "The pledge tracker"):
+-- (docs/pledge-matching.md, "The pledge tracker"):
 --   * a trust's pledge is its matched sign-up in staging.pledge_signups; where several sign-ups
 --     match one trust, a signed one wins over a withdrawn one, then the earliest signed;
 --   * pledged: that sign-up's status is signed; signed_on / withdrawn_on: dates (UTC) it was

@@ -1,4 +1,5 @@
 -- staging.ods_trust_names: one row per ODS code per name it has been published under.
+-- Keys: org_code, name.
 -- Former names are kept so pledge sign-ups that use an old name still match.
 with raw_ods as (
     select * from raw.ods_trusts

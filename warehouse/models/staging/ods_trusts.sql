@@ -1,4 +1,4 @@
--- staging.ods_trusts: one row per ODS code (org_code).
+-- staging.ods_trusts: one row per ODS code (org_code). Keys: org_code.
 -- The latest loaded etr record of every trust ever loaded: a newer etr file updates names,
 -- ICBs and dates; a trust missing from a newer file keeps its last known record.
 with raw_ods as (

@@ -1,4 +1,5 @@
 -- staging.pledge_signups: one row per pledge sign-up (signup_id), its current state (rule P4).
+-- Keys: signup_id.
 -- org_code is the ODS trust the sign-up was matched to (rule P3: override, ODS code, or one
 -- normalised current/former name), null while it is on the review list (audit.pledge_review);
 -- match_method says how. Earlier states stay queryable in raw.pledge_signups_history

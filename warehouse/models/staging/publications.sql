@@ -1,4 +1,5 @@
 -- staging.publications: one row per org_code x period (start, end) x staff_group.
+-- Keys: org_code, period_start, period_end, staff_group.
 -- The accepted rows of the newest accepted file that covers each (trust, period): trusts
 -- republish corrected history, and the latest accepted version of a period wins. Every
 -- version stays in raw.publication_rows and the landing zone.

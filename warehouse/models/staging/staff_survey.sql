@@ -1,4 +1,4 @@
--- staging.staff_survey: one row per org_code per survey_year.
+-- staging.staff_survey: one row per org_code per survey_year. Keys: org_code, survey_year.
 -- From the latest load of each survey year. Split survey units are already combined into
 -- their ODS trust by the parser (weighted by responses); non-trust units are kept, marked.
 with raw_survey as (

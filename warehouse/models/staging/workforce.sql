@@ -1,4 +1,5 @@
 -- staging.workforce: one row per org_code x period x staff_group.
+-- Keys: org_code, period, staff_group.
 -- Staff in post (headcount, FTE) at the end of each period, from the latest load of that period.
 with raw_workforce as (
     select * from raw.workforce

@@ -1,0 +1,166 @@
+"""The public layer: every model keeps the grain its header states, outputs can read nothing but
+``public.*``, models are built in dependency order, and the quarterly numbers every output shows
+are the mart's (docs/methodology.md, "Disclosure control"; docs/analysts.md, "Public tables")."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from test_models import _row, build  # noqa: F401  (the fixture is used by name)
+
+import warehouse
+from transforms.disclosure import MAX_SUPPRESSED_COUNT, ROUND_TO
+
+FLEXBENCH_TESTS = Path(__file__).resolve().parents[1] / "flexbench"
+
+
+@pytest.fixture(scope="module")
+def nation_warehouse(tmp_path_factory) -> Path:
+    """A generated nation of 60 trusts, built by the real build (every model has rows)."""
+    if str(FLEXBENCH_TESTS) not in sys.path:
+        sys.path.insert(0, str(FLEXBENCH_TESTS))
+    from nation_warehouse import build_nation_warehouse
+
+    return build_nation_warehouse(tmp_path_factory.mktemp("grain"), seed=11, n_trusts=60)
+
+
+def test_every_model_keeps_the_grain_its_header_states(nation_warehouse):
+    con = warehouse.connect(nation_warehouse, read_only=True)
+    try:
+        checked = []
+        for table, path in warehouse.ordered_models(warehouse.LAYERS):
+            keys = warehouse.model_keys(path)
+            header = " ".join(warehouse.model_header(path).split())
+            rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+            if not keys:
+                assert "exactly one row" in header, f"{table}: the header states no keys"
+                assert rows == 1, table
+                continue
+            cols = ", ".join(keys)
+            nulls = " or ".join(f"{k} is null" for k in keys)
+            dupes = con.execute(
+                f"select count(*) from (select {cols} from {table} group by all "
+                "having count(*) > 1)"
+            ).fetchone()[0]
+            missing = con.execute(f"select count(*) from {table} where {nulls}").fetchone()[0]
+            assert dupes == 0, f"{table}: {dupes} duplicate keys ({cols})"
+            assert missing == 0, f"{table}: {missing} rows with a null key ({cols})"
+            checked.append(table)
+    finally:
+        con.close()
+    # every layer's models, the Python ones too
+    assert {"public.trust_window", "public.funnel_limits", "intermediate.int_trust_measures",
+            "marts.trust_trends", "staging.publications"} <= set(checked)  # fmt: skip
+
+
+def test_a_public_connection_sees_the_public_layer_and_nothing_else(nation_warehouse):
+    con = warehouse.connect_public(nation_warehouse)
+    try:
+        schemas = {
+            r[0] for r in con.execute("select distinct schema_name from duckdb_tables()").fetchall()
+        }
+        assert schemas == {"public"}
+        assert con.execute("select count(*) from public.trust_window").fetchone()[0] > 0
+        for table in ("marts.trust_benchmark", "staging.publications", "audit.publication_files"):
+            with pytest.raises(duckdb.CatalogException):
+                con.execute(f"select * from {table}")
+        with pytest.raises(duckdb.Error):  # and no way back to the file
+            con.execute(f"attach '{nation_warehouse}' as again (read_only)")
+        with pytest.raises(duckdb.Error):
+            con.execute("set enable_external_access = true")
+    finally:
+        con.close()
+
+
+def test_public_counts_are_withheld_or_rounded_and_zeros_shown(nation_warehouse):
+    columns = ("pending", "appeals_upheld", "declined_costs", "declined_quality", "withdrawn")
+    con = warehouse.connect(nation_warehouse, read_only=True)
+    try:
+        pairs = pd.concat(
+            con.execute(
+                f"select '{c}' as col, m.{c} as true, p.{c} as shown, p.withheld "
+                "from marts.trust_benchmark m join public.trust_window p using (org_code) "
+                "where m.has_data"
+            ).df()
+            for c in columns
+        )
+    finally:
+        con.close()
+    small = pairs["true"].between(1, MAX_SUPPRESSED_COUNT)
+    assert small.any() and pairs.loc[small, "shown"].isna().all()
+    withheld = pairs[small]
+    assert all(
+        c in w.split(";") for c, w in zip(withheld["col"], withheld["withheld"], strict=True)
+    )
+    assert (pairs.loc[pairs["true"] == 0, "shown"] == 0).all()
+    big = pairs[pairs["true"] > MAX_SUPPRESSED_COUNT]
+    assert len(big) and (big["shown"] % ROUND_TO == 0).all()
+    assert ((big["shown"] - big["true"]).abs() <= ROUND_TO // 2).all()
+
+
+def test_models_are_built_after_the_models_they_read():
+    order = [name for name, _ in warehouse.ordered_models(warehouse.LAYERS)]
+    position = {name: i for i, name in enumerate(order)}
+    for name, path in warehouse.ordered_models(warehouse.LAYERS):
+        for ref in warehouse.model_reads(path):
+            if ref in position and ref != name:
+                assert position[ref] < position[name], f"{name} is built before {ref}"
+    # the flags read a mart: it is built first, across layers
+    assert position["marts.publication_status"] < position["intermediate.int_policy_practice_flags"]
+    assert max(position[n] for n in order if n.startswith("marts.")) < min(
+        position[n] for n in order if n.startswith("public.") and n != "public.organisations"
+    ) or all(
+        position[r] < position[n]
+        for n, p in warehouse.ordered_models(["public"])
+        for r in warehouse.model_reads(p)
+        if r.startswith("marts.")
+    )
+
+
+def test_quarters_on_the_site_and_in_extracts_are_the_marts_with_overlapping_periods(
+    build,  # noqa: F811  (the fixture of test_models)
+    tmp_path,
+):
+    from flexbench import extract
+    from flexbench.site import build_site
+
+    rows = [
+        # RAA publishes Q2 as a quarter AND April as a month: the mart counts the quarter once.
+        _row("RAA", "2026-04-01", "2026-06-30", approved=50, declined=10),
+        _row("RAA", "2026-04-01", "2026-04-30", approved=5, declined=5),
+        _row("RAA", "2026-07-01", "2026-09-30", approved=40, declined=10),
+    ]
+    _, con = build(rows)
+    trends = con.execute(
+        "select quarter, requests_received, decided from marts.trust_trends "
+        "where org_code = 'RAA' order by quarter"
+    ).df()
+    path = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()[0]
+    con.close()
+    assert list(trends["decided"]) == [60, 50]  # not 70: April is not counted twice
+
+    pub = extract.open_public(path)
+    try:
+        quarters = extract.extract_table(pub, extract.ExtractFilter(by="quarter", trusts=["RAA"]))
+    finally:
+        pub.close()
+    assert list(quarters["quarter"]) == list(trends["quarter"])
+    assert list(quarters["decided"]) == list(trends["decided"])  # multiples of 5 already
+    assert list(quarters["requests_received"]) == list(trends["requests_received"])
+
+    site = build_site(path, tmp_path / "site").parent
+    html = (site / "trusts" / "RAA.html").read_text()
+    table = re.search(r'<table class="trend-table">.*?</table>', html, re.S)[0]
+    shown = re.findall(r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td>'
+                       r'<td class="num">([^<]+)</td>', table)  # fmt: skip
+    assert [(q, int(r), int(d)) for q, r, d in shown] == [
+        (q, int(r), int(d)) for q, r, d in trends.itertuples(index=False)
+    ]
+    assert pd.notna(quarters["approval_rate"]).all()

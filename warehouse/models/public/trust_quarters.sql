@@ -1,0 +1,101 @@
+-- public.trust_quarters: one row per trust per calendar quarter of marts.trust_trends.
+-- Keys: org_code, quarter_start.
+-- The quarterly numbers every public output shows (the trend on a trust's page, `flexbench
+-- extract --by quarter`), read from marts.trust_trends alone, so they are the mart's numbers
+-- (a trust that publishes months and quarters that overlap is counted once, as the mart
+-- counts it), with the disclosure control of public.trust_window (docs/methodology.md,
+-- "Disclosure control"): counts 0 shown, 1-{{ small_max }} withheld, others rounded to the
+-- nearest {{ round_to }}, decided the sum of approved and declined as published; rates worked out
+-- from the published counts (published from a denominator of {{ min_denominator }}).
+with trends as (
+    select * from marts.trust_trends
+),
+
+trusts as (
+    select org_code, name, region_code, icb_code, peer_group, cluster_group, as_of
+    from marts.trust_benchmark
+),
+
+m as (
+    select t.*, b.name, b.region_code, b.icb_code, b.peer_group, b.cluster_group, b.as_of
+    from trends as t
+    inner join trusts as b on b.org_code = t.org_code
+),
+
+rounded as (
+    select m.org_code, m.quarter_start,
+        sdc_count(m.requests_received, {{ small_max }}, {{ round_to }}) as requests_received,
+        sdc_count(m.approved, {{ small_max }}, {{ round_to }}) as approved,
+        sdc_count(m.declined, {{ small_max }}, {{ round_to }}) as declined,
+        sdc_count(m.decided, {{ small_max }}, {{ round_to }}) as decided,
+        sdc_count(m.escalated, {{ small_max }}, {{ round_to }}) as escalated,
+        sdc_count(m.decided_within_2_months, {{ small_max }}, {{ round_to }}) as decided_within_2_months,
+        sdc_count(m.declined_other, {{ small_max }}, {{ round_to }}) as declined_other
+    from m
+),
+
+-- decided is approved + declined as published where both are (controlled rounding).
+p as (
+    select r.* replace (
+        case when r.approved is not null and r.declined is not null
+            then r.approved + r.declined else r.decided end as decided
+    )
+    from rounded as r
+),
+
+s as (
+    select m.org_code, m.quarter_start,
+        sdc_rate_status(p.approved, p.decided, m.decided is not null, {{ min_denominator }}) as approval_rate_status,
+        sdc_rate_status(p.declined, p.decided, m.decided is not null, {{ min_denominator }}) as decline_rate_status,
+        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided is not null, {{ min_denominator }}) as timeliness_rate_status,
+        sdc_rate_status(p.escalated, p.requests_received, m.requests_received is not null, {{ min_denominator }}) as escalation_rate_status
+    from m
+    inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
+),
+
+final as (
+    select
+        m.org_code, m.name, m.region_code, m.icb_code, m.peer_group, m.cluster_group,
+        m.quarter, m.quarter_start, m.quarter_end, m.as_of as data_as_of, m.months_covered,
+        p.requests_received,
+        p.approved,
+        p.declined,
+        p.decided,
+        p.escalated,
+        p.decided_within_2_months,
+        p.declined_other,
+        sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
+            as approval_rate_lower95,
+        sdc_rate(least(wilson_upper(least(sdc_high(p.approved, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
+            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
+        sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
+        sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
+        sdc_rate(p.escalated / nullif(p.requests_received, 0), s.escalation_rate_status, 'nearest') as escalation_rate,
+        s.* exclude (org_code, quarter_start),
+        concat_ws(';',
+            case when p.requests_received is null and m.requests_received is not null then 'requests_received' end,
+            case when p.approved is null and m.approved is not null then 'approved' end,
+            case when p.declined is null and m.declined is not null then 'declined' end,
+            case when p.decided is null and m.decided is not null then 'decided' end,
+            case when p.escalated is null and m.escalated is not null then 'escalated' end,
+            case when p.decided_within_2_months is null and m.decided_within_2_months is not null then 'decided_within_2_months' end,
+            case when p.declined_other is null and m.declined_other is not null then 'declined_other' end,
+            case when s.approval_rate_status = 'withheld' then 'approval_rate' end,
+            case when s.decline_rate_status = 'withheld' then 'decline_rate' end,
+            case when s.timeliness_rate_status = 'withheld' then 'timeliness_rate' end,
+            case when s.escalation_rate_status = 'withheld' then 'escalation_rate' end
+        ) as withheld,
+        concat_ws(';',
+            case when s.approval_rate_status = 'too_few' then 'approval_rate' end,
+            case when s.decline_rate_status = 'too_few' then 'decline_rate' end,
+            case when s.timeliness_rate_status = 'too_few' then 'timeliness_rate' end,
+            case when s.escalation_rate_status = 'too_few' then 'escalation_rate' end
+        ) as too_few
+
+    from m
+    inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
+    inner join s on s.org_code = m.org_code and s.quarter_start = m.quarter_start
+)
+
+select * from final
