@@ -220,12 +220,13 @@ def source_states(con):
     (:func:`transforms.freshness.source_freshness`, read from the audit tables)."""
     import pandas as pd
 
-    from flexbench.extract import has_table, query_frame
+    import warehouse
+    from flexbench.extract import query_frame
     from transforms.freshness import source_freshness
 
     frames = {}
     for table, columns in _AUDIT_COLUMNS.items():
-        if has_table(con, "audit", table):
+        if warehouse.table_exists(con, "audit", table):
             frames[table] = query_frame(con, f"select {', '.join(columns)} from audit.{table}")
         else:
             frames[table] = pd.DataFrame(columns=columns)

@@ -547,6 +547,9 @@ def _staff_voice(out: _Columns, t: pd.DataFrame, peer: pd.Series) -> None:
     tested_z = pd.concat([out[f"{c}_vs_peers_z"] for c in VOICE_TESTED_MEASURES], axis=1)
     low_p = tested_z.apply(lambda z: stats.directional_p(z, "low"))
     out["staff_voice_p_value"] = low_p.max(axis=1).where(tested_z.notna().all(axis=1))
+    # The screen the staff voice flags use (docs/methodology.md, "Staff voice"), published as
+    # a yes/no beside the trust's survey results.
+    out["staff_voice_below_peers"] = out["staff_voice_p_value"] < FLAG_P
 
 
 def _clinical_gap(out: _Columns, staff_groups: pd.DataFrame | None) -> None:
