@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test test-fast lint format bench site clean
+.PHONY: help setup browser demo ui test test-fast lint format bench site clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ browser: ## install headless Chromium (Debian's package) for the browser tests, 
 
 demo: setup ## benchmark a synthetic nation through Airflow; warehouse in data/flexbench.duckdb
 	$(BIN)/flexbench demo
+
+ui: setup ## the Airflow UI on http://127.0.0.1:8080 over the demo's runs (PORT=8080; Ctrl-C stops it)
+	$(BIN)/flexbench ui --port $(or $(PORT),8080)
 
 test: setup browser ## run the whole test suite
 	$(BIN)/pytest -q

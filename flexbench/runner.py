@@ -97,6 +97,22 @@ def _migrate_if_needed(home: Path, log) -> None:
     stamp.touch()
 
 
+def prepare(home: Path, log) -> None:
+    """Make the metadata DB ready: migrated, with the one-slot warehouse pool. Airflow must be
+    configured (:func:`configure_airflow_env`) first; Airflow's output goes to ``log``."""
+    _migrate_if_needed(home, log)
+    from airflow.models.pool import Pool
+
+    from flexbench.dag_support import WAREHOUSE_POOL
+
+    Pool.create_or_update_pool(
+        WAREHOUSE_POOL,
+        slots=1,
+        description="the one DuckDB warehouse writer",
+        include_deferred=False,
+    )
+
+
 @contextmanager
 def _to_log(log_path: Path):
     """Send everything written to stdout/stderr (Airflow's logs, task output) to the run log."""
@@ -194,20 +210,13 @@ def run_all(
     log_path = logs / f"flexbench-run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     say = (lambda *a, **k: None) if quiet else echo
     say(f"Airflow home {home}; run log {log_path}")
-    with open(log_path, "ab") as log:
-        _migrate_if_needed(home, log)
     results = []
     with _to_log(log_path):
+        with open(log_path, "ab") as log:
+            prepare(home, log)
         import pendulum
         from airflow.dag_processing.dagbag import DagBag
-        from airflow.models.pool import Pool
 
-        Pool.create_or_update_pool(
-            "duckdb_writer",
-            slots=1,
-            description="the one DuckDB warehouse writer",
-            include_deferred=False,
-        )
         bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
         first = next(iter(bag.import_errors.items()))

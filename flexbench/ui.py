@@ -1,0 +1,228 @@
+"""`flexbench ui`: the Airflow UI on this machine, over the same metadata DB as `flexbench run`.
+
+Starts Airflow's api-server (UI and REST API), scheduler and dag-processor with the project's
+Airflow home (``var/airflow``, or ``FLEXBENCH_AIRFLOW_HOME``), the project's ``dags/``,
+examples off, one JWT secret and the Execution API at the api-server's own port, so the runs
+of `flexbench run` and `make demo` show in it and a triggered run can report back. Everything
+listens on 127.0.0.1 only; the scheduler's log server is not started (the api-server reads the
+task logs from the same folder). Log in as ``admin``; Airflow's simple auth manager writes the
+generated password to ``simple_auth_manager_passwords.json.generated`` in the Airflow home.
+
+The project's DAGs are unpaused (README, "The Airflow UI"). Ctrl-C or SIGTERM stops every
+process it started. Each process's output goes to ``<airflow home>/logs/ui-<name>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from flexbench.runner import DAG_ORDER, RunError, airflow_home, configure_airflow_env, prepare
+
+DEFAULT_PORT = 8080
+INSTANCE_NAME = "flexbench (local)"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+#: The processes `flexbench ui` starts (the airflow subcommand and its arguments).
+PROCESSES = ("api-server", "scheduler", "dag-processor")
+
+
+class UIError(RunError):
+    """The UI could not start; the message says why."""
+
+
+def ui_env(home: Path, port: int) -> dict[str, str]:
+    """The environment of every process `flexbench ui` starts (and of this one)."""
+    env = configure_airflow_env(home)
+    secret_file = home / "api_secret_key"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    url = f"http://127.0.0.1:{port}"
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__INSTANCE_NAME": INSTANCE_NAME,
+            "AIRFLOW__API__SECRET_KEY": secret_file.read_text().strip(),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # On a busy laptop with SQLite a task's first call to the Execution API can wait on
+            # the database for longer than Airflow's default 5 s.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        }
+    )
+    os.environ.update(env)
+    return env
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _command(name: str, port: int) -> list[str]:
+    cmd = [sys.executable, "-m", "airflow", name]
+    if name == "api-server":
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    if name == "scheduler":
+        # Its log server would listen on every interface; the api-server reads the task logs
+        # from the shared logs folder instead.
+        cmd += ["--skip-serve-logs"]
+    return cmd
+
+
+def healthy(base_url: str, timeout: float = 5) -> dict:
+    """Airflow's health report (``/api/v2/monitor/health``), or {} when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=timeout) as r:
+            return json.load(r)
+    except (OSError, ValueError):
+        return {}
+
+
+def all_healthy(report: dict) -> bool:
+    return all(
+        (report.get(part) or {}).get("status") == "healthy"
+        for part in ("metadatabase", "scheduler", "dag_processor")
+    )
+
+
+def unpause_project_dags() -> list[str]:
+    """Unpause the project's DAGs that the metadata DB knows; returns those unpaused."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(DagModel).filter(DagModel.dag_id.in_(DAG_ORDER)).all()
+        for row in rows:
+            row.is_paused = False
+        return sorted(row.dag_id for row in rows)
+
+
+class Processes:
+    """The child processes, each in its own process group, stopped together."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        self.env = env
+        self.logs = logs
+        self.children: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, cmd: list[str]) -> None:
+        log = open(self.logs / f"ui-{name}.log", "ab")
+        self.children[name] = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        log.close()
+
+    def exited(self) -> list[str]:
+        return [n for n, p in self.children.items() if p.poll() is not None]
+
+    def stop(self, grace: float = 30) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.children.values():
+            try:  # anything left in the group (a task still running) goes too
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> int:
+    """Run the UI until Ctrl-C or SIGTERM; returns the exit code."""
+    if not _port_free(port):
+        raise UIError(f"port {port} on 127.0.0.1 is in use: choose another with --port")
+    home = airflow_home().resolve()
+    env = ui_env(home, port)
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "ui-prepare.log", "ab") as log:
+        prepare(home, log)
+    base_url = f"http://127.0.0.1:{port}"
+    procs = Processes(env, logs)
+
+    stopping = False
+
+    def stop_on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    old_int = signal.signal(signal.SIGINT, stop_on_signal)
+    old_term = signal.signal(signal.SIGTERM, stop_on_signal)
+    try:
+        for name in PROCESSES:
+            procs.start(name, _command(name, port))
+        echo(f"Starting Airflow ({', '.join(PROCESSES)}) with home {home} …")
+        started = time.monotonic()
+        announced = False
+        unpaused: list[str] = []
+        while not stopping:
+            dead = procs.exited()
+            if dead:
+                raise UIError(f"airflow {dead[0]} stopped (see {logs / f'ui-{dead[0]}.log'})")
+            if announced and len(unpaused) < len(DAG_ORDER):
+                # The DB busy, or the DAGs not parsed yet: next round.
+                with contextlib.suppress(Exception):
+                    unpaused = unpause_project_dags()
+            if not announced:
+                report = healthy(base_url)
+                if all_healthy(report):
+                    # Unpaused only now, so that no task starts before the Execution API
+                    # it reports to is up.
+                    announced = True
+                    with contextlib.suppress(Exception):
+                        unpaused = unpause_project_dags()
+                    echo(f"Airflow UI:   {base_url}  ({INSTANCE_NAME})")
+                    echo(f"Login:        admin, password in {home / PASSWORDS_FILE}")
+                    echo(f"Unpaused:     {', '.join(unpaused) or 'none yet (not parsed yet)'}")
+                    echo(f"Logs:         {logs}/ui-*.log")
+                    echo("Stop with Ctrl-C.")
+                elif time.monotonic() - started > ready_timeout:
+                    raise UIError(
+                        f"Airflow was not healthy after {ready_timeout:.0f}s: "
+                        f"{report or 'no answer'} (see {logs}/ui-*.log)"
+                    )
+            time.sleep(1)
+        echo("Stopping Airflow …")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        procs.stop()
