@@ -33,6 +33,8 @@ INSTANCE_NAME = "flexbench (local)"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 #: The processes `flexbench ui` starts (the airflow subcommand and its arguments).
 PROCESSES = ("api-server", "scheduler", "dag-processor")
+#: Slots of Airflow's default pool locally: fetches and validations, two at a time.
+LOCAL_DEFAULT_POOL_SLOTS = 2
 
 
 class UIError(RunError):
@@ -50,7 +52,9 @@ def ui_env(home: Path, port: int) -> dict[str, str]:
     env.update(
         {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "2",
+            # Four task processes at most on a laptop; with the default pool at two slots (see
+            # serve()), a warehouse task in the one-slot pool always finds one free.
+            "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
@@ -175,6 +179,14 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / "ui-prepare.log", "ab") as log:
         prepare(home, log)
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool(
+        Pool.DEFAULT_POOL_NAME,
+        slots=LOCAL_DEFAULT_POOL_SLOTS,
+        description="fetch and validate tasks (set by flexbench ui)",
+        include_deferred=False,
+    )
     base_url = f"http://127.0.0.1:{port}"
     procs = Processes(env, logs)
 
