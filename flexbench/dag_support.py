@@ -94,9 +94,10 @@ def run_as_of(context) -> date:
     if as_of:
         return date.fromisoformat(str(as_of)[:10])
     dag_run = context.get("dag_run")
-    run_type = str(getattr(dag_run, "run_type", "") or "")
+    run_type = getattr(dag_run, "run_type", None)
+    run_type = str(getattr(run_type, "value", run_type) or "")  # an enum in a task
     logical = context.get("logical_date")
-    if logical is not None and not run_type.endswith("asset_triggered"):
+    if logical is not None and run_type != "asset_triggered":
         return logical.date()
     run_after = getattr(dag_run, "run_after", None) or context.get("data_interval_end")
     return run_after.date() if run_after else date.today()

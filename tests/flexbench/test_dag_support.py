@@ -14,8 +14,13 @@ RAN_ON = pendulum.datetime(2026, 11, 30, 9, 15, tz="UTC")
 
 
 def _context(run_type="scheduled", logical=LOGICAL, conf=None, params=None):
+    # A task sees the run type as the Task SDK's enum.
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
     return {
-        "dag_run": SimpleNamespace(conf=conf or {}, run_type=run_type, run_after=RAN_ON),
+        "dag_run": SimpleNamespace(
+            conf=conf or {}, run_type=DagRunType(run_type), run_after=RAN_ON
+        ),
         "logical_date": logical,
         "params": params or {},
     }
