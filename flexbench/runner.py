@@ -69,7 +69,9 @@ def configure_airflow_env(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Wait up to a minute for a lock rather than fail: with `flexbench ui`, four processes
+        # share this SQLite file.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -101,6 +103,12 @@ def prepare(home: Path, log) -> None:
     """Make the metadata DB ready: migrated, with the one-slot warehouse pool. Airflow must be
     configured (:func:`configure_airflow_env`) first; Airflow's output goes to ``log``."""
     _migrate_if_needed(home, log)
+    import sqlite3
+
+    # Write-ahead logging: readers (the UI) and the one writer at a time no longer block each
+    # other. The setting stays with the file.
+    with sqlite3.connect(home / "airflow.db", timeout=60) as db:
+        db.execute("pragma journal_mode=wal")
     from airflow.models.pool import Pool
 
     from flexbench.dag_support import WAREHOUSE_POOL

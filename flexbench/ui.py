@@ -35,6 +35,7 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 PROCESSES = ("api-server", "scheduler", "dag-processor")
 #: Slots of Airflow's default pool locally: fetches and validations, two at a time.
 LOCAL_DEFAULT_POOL_SLOTS = 2
+MAX_RESTARTS = 3
 
 
 class UIError(RunError):
@@ -132,8 +133,11 @@ class Processes:
         self.env = env
         self.logs = logs
         self.children: dict[str, subprocess.Popen] = {}
+        self.retired: list[subprocess.Popen] = []  # replaced by a restart
 
     def start(self, name: str, cmd: list[str]) -> None:
+        if name in self.children:
+            self.retired.append(self.children[name])
         log = open(self.logs / f"ui-{name}.log", "ab")
         self.children[name] = subprocess.Popen(
             cmd,
@@ -148,20 +152,23 @@ class Processes:
     def exited(self) -> list[str]:
         return [n for n, p in self.children.items() if p.poll() is not None]
 
+    def all(self) -> list[subprocess.Popen]:
+        return [*self.retired, *self.children.values()]
+
     def stop(self, grace: float = 30) -> None:
-        for proc in self.children.values():
+        for proc in self.all():
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + grace
-        for proc in self.children.values():
+        for proc in self.all():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        for proc in self.children.values():
+        for proc in self.all():
             try:  # anything left in the group (a task still running) goes too
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -205,10 +212,15 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
         started = time.monotonic()
         announced = False
         unpaused: list[str] = []
+        restarts = dict.fromkeys(PROCESSES, 0)
         while not stopping:
-            dead = procs.exited()
-            if dead:
-                raise UIError(f"airflow {dead[0]} stopped (see {logs / f'ui-{dead[0]}.log'})")
+            for name in procs.exited():
+                # One that stopped (SQLite busy for too long, say) is started again, a few times.
+                if restarts[name] >= MAX_RESTARTS:
+                    raise UIError(f"airflow {name} keeps stopping (see {logs}/ui-{name}.log)")
+                restarts[name] += 1
+                echo(f"airflow {name} stopped; starting it again (see {logs}/ui-{name}.log)")
+                procs.start(name, _command(name, port))
             if announced and len(unpaused) < len(DAG_ORDER):
                 # The DB busy, or the DAGs not parsed yet: next round.
                 with contextlib.suppress(Exception):
