@@ -350,9 +350,10 @@ def test_the_duckdb_cli_from_pypi_answers_the_analysts_queries_on_the_demo_wareh
     con = duckdb.connect(str(path), read_only=True)
     try:
         for sql in queries:
-            # The block as written in the doc runs ...
+            # The block as written in the doc runs, typed into the CLI ...
             out = subprocess.run(
-                [str(cli), "-readonly", str(path), "-c", sql],
+                [str(cli), "-readonly", str(path)],
+                input=sql,
                 capture_output=True,
                 text=True,
                 timeout=120,
