@@ -8,8 +8,10 @@ listens on 127.0.0.1 only; the scheduler's log server is not started (the api-se
 task logs from the same folder). Log in as ``admin``; Airflow's simple auth manager writes the
 generated password to ``simple_auth_manager_passwords.json.generated`` in the Airflow home.
 
-The project's DAGs are unpaused (README, "The Airflow UI"). Ctrl-C or SIGTERM stops every
-process it started. Each process's output goes to ``<airflow home>/logs/ui-<name>.log``.
+The project's DAGs are unpaused (README, "The Airflow UI"). After `flexbench demo`, scheduled
+runs read the demo's sources file unless ``FLEXBENCH_SOURCES`` says otherwise. Ctrl-C or
+SIGTERM stops every process it started. Each process's output goes to
+``<airflow home>/logs/ui-<name>.log``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def ui_env(home: Path, port: int) -> dict[str, str]:
         secret_file.write_text(secrets.token_urlsafe(32))
         secret_file.chmod(0o600)
     url = f"http://127.0.0.1:{port}"
+    sources = scheduled_sources()
+    if sources is not None:
+        env["FLEXBENCH_SOURCES"] = str(sources)
     env.update(
         {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -76,6 +81,18 @@ def ui_env(home: Path, port: int) -> dict[str, str]:
     )
     os.environ.update(env)
     return env
+
+
+def scheduled_sources() -> Path | None:
+    """The sources file scheduled runs read, when it is not the project's default: the demo's,
+    after `flexbench demo` (so scheduled runs never mix real sources into the synthetic
+    nation's warehouse). ``FLEXBENCH_SOURCES``, when set, is left as it is."""
+    from flexbench import settings
+
+    if os.environ.get("FLEXBENCH_SOURCES"):
+        return None
+    demo = settings.default_warehouse_path().resolve().parent / "demo" / "sources.yml"
+    return demo if demo.exists() else None
 
 
 def _port_free(port: int) -> bool:
@@ -236,6 +253,7 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
                     echo(f"Airflow UI:   {base_url}  ({INSTANCE_NAME})")
                     echo(f"Login:        admin, password in {home / PASSWORDS_FILE}")
                     echo(f"Unpaused:     {', '.join(unpaused) or 'none yet (not parsed yet)'}")
+                    echo(f"Sources:      {os.environ.get('FLEXBENCH_SOURCES') or 'sources.yml'}")
                     echo(f"Logs:         {logs}/ui-*.log")
                     echo("Stop with Ctrl-C.")
                 elif time.monotonic() - started > ready_timeout:

@@ -55,8 +55,13 @@ def demo_env(tmp_path_factory):
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    env["FLEXBENCH_SOURCES"] = str(tmp / "data" / "demo" / "sources.yml")
-    return {"env": env, "tmp": tmp, "warehouse": Path(env["FLEXBENCH_WAREHOUSE"])}
+    env.pop("FLEXBENCH_SOURCES", None)
+    return {
+        "env": env,
+        "tmp": tmp,
+        "warehouse": Path(env["FLEXBENCH_WAREHOUSE"]),
+        "sources": tmp / "data" / "demo" / "sources.yml",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +188,11 @@ def test_the_project_dags_are_unpaused(ui, token):
         time.sleep(2)
 
 
+def test_after_a_demo_scheduled_runs_read_the_demos_sources_not_the_real_ones(ui, token, demo_env):
+    details = _api(ui, "GET", "/api/v2/dags/flexbench_pledge/details", token)
+    assert str(demo_env["sources"]) in json.dumps(details["params"]["sources"])
+
+
 def test_the_demo_runs_are_listed_with_their_real_durations(ui, token):
     runs = _api(ui, "GET", "/api/v2/dags/~/dagRuns?triggered_by=test&limit=50", token)
     demo_runs = [r for r in runs["dag_runs"] if r["triggered_by"] == "test"]
@@ -285,7 +295,7 @@ def _wait_for_text(browser, needle: str, timeout: float = 60) -> str:
     raise AssertionError(f"{needle!r} never showed; the page read: {text[:600]!r}")
 
 
-def test_ctrl_c_stops_every_process_it_started(ui):
+def test_ctrl_c_stops_every_process_it_started(ui, demo_env):
     import psutil
 
     procs = _tree(ui)
@@ -297,6 +307,7 @@ def test_ctrl_c_stops_every_process_it_started(ui):
     out = ui["proc"].stdout.read()
     assert code == 0, out
     assert "Airflow UI:   " + ui["base"] in out and "simple_auth_manager_passwords" in out
+    assert f"Sources:      {demo_env['sources']}" in out
     _, alive = psutil.wait_procs(procs, timeout=30)
     assert alive == [], [p.cmdline() for p in alive]
 
