@@ -143,6 +143,13 @@ def unpause_project_dags() -> list[str]:
         return sorted(row.dag_id for row in rows)
 
 
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class Processes:
     """The child processes, each in its own process group, stopped together."""
 
@@ -173,23 +180,26 @@ class Processes:
         return [*self.retired, *self.children.values()]
 
     def stop(self, grace: float = 30) -> None:
-        for proc in self.all():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        """SIGTERM each process group, the scheduler first: its running tasks still report
+        their end to the api-server, which stops last. SIGKILL what is left after ``grace``."""
+        order = {"scheduler": 0, "dag-processor": 1, "api-server": 2}
+        names = sorted(self.children, key=lambda n: order.get(n, 1))
         deadline = time.monotonic() + grace
+        for proc in self.retired:
+            _signal_group(proc, signal.SIGTERM)
+        for name in names:
+            proc = self.children[name]
+            _signal_group(proc, signal.SIGTERM)
+            # The scheduler waits for its running tasks; a second SIGTERM tells it not to.
+            for wait, again in ((grace / 3, True), (grace, False)):
+                try:
+                    proc.wait(timeout=max(0.1, min(wait, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if again:
+                        _signal_group(proc, signal.SIGTERM)
         for proc in self.all():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in self.all():
-            try:  # anything left in the group (a task still running) goes too
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal_group(proc, signal.SIGKILL)  # anything left in the group goes too
             proc.wait()
 
 
