@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.setup-stamp
 .DEFAULT_GOAL := help
 AXE_VERSION := 4.10.3
 
-.PHONY: help setup browser axe demo test test-fast lint format bench site clean
+.PHONY: help setup browser axe demo ui test test-fast lint format bench site clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ axe: ## install axe-core $(AXE_VERSION) from npm into var/axe for the accessibil
 
 demo: setup ## benchmark a synthetic nation through Airflow; warehouse in data/flexbench.duckdb
 	$(BIN)/flexbench demo
+
+ui: setup ## the Airflow UI on http://127.0.0.1:8080 over the demo's runs (PORT=8080; Ctrl-C stops it)
+	$(BIN)/flexbench ui --port $(or $(PORT),8080)
 
 test: setup browser axe ## run the whole test suite
 	$(BIN)/pytest -q

@@ -4,7 +4,11 @@
 Rebuilds the benchmark from the staging tables: the window, the population of English trusts,
 peer groups, each trust's measures with their intervals and ranks, and the marts users read
 (`marts.trust_benchmark`, `marts.policy_practice_gaps`, …), all in one transaction: a failed
-build leaves the previous benchmark in place. Then it publishes the static site (`data/site/`).
+build leaves the previous benchmark in place. Then it publishes the static site (`data/site/`)
+and writes each mart as Parquet beside the warehouse (`data/parquet/marts/<table>.parquet`).
+
+Params: the sources file, the warehouse and the as-of date (empty: the logical date of a
+scheduled run, else the day it runs).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from flexbench.dag_support import (
     START_DATE,
     WAREHOUSE_POOL,
     WAREHOUSE_QUEUE,
+    dag_params,
     run_as_of,
     run_settings,
 )
@@ -32,6 +37,7 @@ from flexbench.dag_support import (
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["flexbench", "benchmark"],
+    params=dag_params(),
     doc_md=__doc__,
 )
 def flexbench_benchmark():
@@ -49,7 +55,16 @@ def flexbench_benchmark():
         s = run_settings(context)
         return str(build_site(s.warehouse_path, s.data_dir / "site"))
 
-    publish_site(build())
+    # Reads the warehouse too, so it queues in the writers' pool as well.
+    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE)
+    def export_parquet(built: dict, **context) -> dict:
+        from flexbench.pipeline import parquet
+
+        return parquet.export_marts(run_settings(context).warehouse_path)
+
+    built = build()
+    publish_site(built)
+    export_parquet(built)
 
 
 flexbench_benchmark()

@@ -17,6 +17,7 @@ from flexbench.dag_support import (
     START_DATE,
     WAREHOUSE_POOL,
     WAREHOUSE_QUEUE,
+    dag_params,
     run_settings,
 )
 
@@ -29,6 +30,7 @@ from flexbench.dag_support import (
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["flexbench", "pledge"],
+    params=dag_params(),
     doc_md=__doc__,
 )
 def flexbench_pledge():

@@ -6,11 +6,14 @@ the data URLs of matched pledge sign-ups), lands each file unchanged, validates 
 Flex Data Standard, and loads accepted files into `staging.publications`. Every file is
 recorded in `audit.publication_files`; rejected files get a validation report. Fetch and
 validate fan out over batches of the registry; the load is the one warehouse writer.
+
+Runs every day at 06:00 (London) and whenever the pledge sign-ups are updated: a pledge feed
+that fails does not stop the publications of the registry being fetched.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from flexbench.dag_support import (
     DEFAULT_ARGS,
@@ -19,6 +22,7 @@ from flexbench.dag_support import (
     START_DATE,
     WAREHOUSE_POOL,
     WAREHOUSE_QUEUE,
+    dag_params,
     run_as_of,
     run_id,
     run_settings,
@@ -27,12 +31,17 @@ from flexbench.dag_support import (
 
 @dag(
     dag_id="flexbench_publications",
-    schedule=[PLEDGE],
+    # Its own daily timetable, or as soon as the pledge feed updates: a broken pledge feed
+    # does not starve the publications (docs/deploy.md, "Schedules").
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone="Europe/London"), assets=PLEDGE
+    ),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["flexbench", "publications"],
+    params=dag_params(),
     doc_md=__doc__,
 )
 def flexbench_publications():

@@ -17,6 +17,7 @@ from flexbench.dag_support import (
     START_DATE,
     WAREHOUSE_POOL,
     WAREHOUSE_QUEUE,
+    dag_params,
     run_as_of,
     run_settings,
 )
@@ -30,6 +31,7 @@ from flexbench.dag_support import (
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["flexbench", "reference"],
+    params=dag_params(),
     doc_md=__doc__,
 )
 def flexbench_reference():

@@ -2,6 +2,7 @@
 
     flexbench run       [--sources FILE] [--warehouse PATH] [--as-of YYYY-MM-DD] [--quiet]
     flexbench demo      [--warehouse PATH] [--trusts N] [--port N] [--quiet]
+    flexbench ui        [--port N]
     flexbench trust     CODE [--warehouse PATH] [--json]
     flexbench status    [--warehouse PATH] [--only stale|rejected|problems] [--json]
     flexbench site      [--out DIR] [--warehouse PATH]
@@ -54,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--trusts", type=int, default=200, help="number of synthetic trusts")
     demo.add_argument("--port", type=int, default=None, help="loopback port to serve on")
     demo.add_argument("--quiet", action="store_true")
+
+    ui = sub.add_parser(
+        "ui", help="open the Airflow UI on 127.0.0.1 over the runs of `run` and `demo`"
+    )
+    ui.add_argument("--port", type=int, default=8080, help="loopback port (default 8080)")
 
     trust = sub.add_parser("trust", help="show one trust's benchmark card")
     trust.add_argument("code", help="ODS code of the trust, e.g. RJ1")
@@ -135,6 +141,7 @@ def _commands() -> dict:
     return {
         "run": cmd_run,
         "demo": cmd_demo,
+        "ui": cmd_ui,
         "trust": cmd_trust,
         "status": cli_outputs.cmd_status,
         "site": cli_outputs.cmd_site,
@@ -173,6 +180,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    from flexbench import ui
+
+    return ui.serve(port=args.port)
+
+
 def cmd_demo(args) -> int:
     from flexbench import demo, settings
 
@@ -187,7 +200,7 @@ def cmd_demo(args) -> int:
         print(f"Landing zone:       {data_dir / 'landing'}")
         print(f"Validation reports: {data_dir / 'reports' / 'validation'}")
         print(f"Site:               {data_dir / 'site' / 'index.html'}")
-        print(f"Airflow home:       {runner_home()}  (DAG runs: airflow dags list-runs)")
+        print(f"Airflow home:       {runner_home()}  (see the runs: flexbench ui)")
         print()
         for line in demo.national_summary(s.warehouse_path):
             print(line)

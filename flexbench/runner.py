@@ -3,8 +3,15 @@
 Airflow gets a project-local home (``var/airflow``, or ``FLEXBENCH_AIRFLOW_HOME``) with a SQLite
 metadata DB, migrated on first use; the one-slot warehouse pool is created; then each DAG is
 run with ``dag.test()`` in order — reference, pledge, publications, benchmark — so every run is
-a real DAG run in the metadata DB (``airflow dags list-runs``). Airflow's own log output goes
-to ``<airflow home>/logs/flexbench-run-*.log``; the terminal gets one line per DAG.
+a real DAG run in the metadata DB (``airflow dags list-runs``, and ``flexbench ui``). Every DAG
+runs even when an earlier one failed: the others work on the data they have, and the command
+fails at the end naming each failed DAG.
+
+A run's logical date is its as-of date; its start and end times are the real ones. Each task's
+log is written where Airflow's log reader looks for it
+(``<airflow home>/logs/dag_id=…/run_id=…/task_id=…/attempt=N.log``), so the UI shows it; the
+whole run's output also goes to ``<airflow home>/logs/flexbench-run-*.log``. The terminal gets
+one line per DAG.
 
 In-process runs do not retry failed tasks (Airflow would wait out the retry delay): HTTP
 fetches already retry with backoff, and a failed run is simply run again.
@@ -35,6 +42,17 @@ class RunError(RuntimeError):
     """A DAG run failed; the message names the DAG, the task and why."""
 
 
+class RunsFailed(RunError):
+    """One or more DAG runs failed (the others ran); the message names each failure."""
+
+    def __init__(self, failures: list[str], results: list[dict]):
+        self.failures = failures
+        self.results = results
+        super().__init__(
+            f"{len(failures)} of {len(results)} DAG runs failed: " + "; ".join(failures)
+        )
+
+
 def airflow_home() -> Path:
     return Path(os.environ.get("FLEXBENCH_AIRFLOW_HOME") or PROJECT_ROOT / "var" / "airflow")
 
@@ -51,7 +69,9 @@ def configure_airflow_env(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Wait up to a minute for a lock rather than fail: with `flexbench ui`, four processes
+        # share this SQLite file.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -77,6 +97,28 @@ def _migrate_if_needed(home: Path, log) -> None:
     if proc.returncode != 0:
         raise RunError(f"could not prepare Airflow's metadata DB in {home} (see the run log)")
     stamp.touch()
+
+
+def prepare(home: Path, log) -> None:
+    """Make the metadata DB ready: migrated, with the one-slot warehouse pool. Airflow must be
+    configured (:func:`configure_airflow_env`) first; Airflow's output goes to ``log``."""
+    _migrate_if_needed(home, log)
+    import sqlite3
+
+    # Write-ahead logging: readers (the UI) and the one writer at a time no longer block each
+    # other. The setting stays with the file.
+    with sqlite3.connect(home / "airflow.db", timeout=60) as db:
+        db.execute("pragma journal_mode=wal")
+    from airflow.models.pool import Pool
+
+    from flexbench.dag_support import WAREHOUSE_POOL
+
+    Pool.create_or_update_pool(
+        WAREHOUSE_POOL,
+        slots=1,
+        description="the one DuckDB warehouse writer",
+        include_deferred=False,
+    )
 
 
 @contextmanager
@@ -116,10 +158,59 @@ def _failure_reason(log_path: Path, start: int) -> str:
     return candidates[-1][:400]
 
 
+def task_log_path(
+    logs: Path, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
+) -> Path:
+    """Where Airflow's log reader finds a task's log (its default ``log_filename_template``)."""
+    path = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index >= 0:
+        path = path / f"map_index={map_index}"
+    return path / f"attempt={try_number}.log"
+
+
+@contextmanager
+def _task_logs(logs: Path, run_log: Path):
+    """While ``dag.test()`` runs, write each task's output to its own log file (then copy it
+    to the run log), as a scheduler's worker would."""
+    from airflow.sdk.definitions import dag as sdk_dag
+
+    original = sdk_dag._run_task
+
+    def run_task_with_log(*, ti, task, **kwargs):
+        path = task_log_path(logs, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with _to_log(path):
+                return original(ti=ti, task=task, **kwargs)
+        finally:
+            with open(run_log, "ab") as out:
+                out.write(path.read_bytes())
+
+    sdk_dag._run_task = run_task_with_log
+    try:
+        yield
+    finally:
+        sdk_dag._run_task = original
+
+
+def _record_real_start(dag_run, started) -> None:
+    """``dag.test()`` gives a run its logical date as start date; put the real one back."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.get(DagRun, dag_run.id)
+        if row is not None:
+            row.start_date = started
+
+
 def run_all(
     settings: Settings, as_of: date, dag_ids=DAG_ORDER, echo=print, quiet: bool = False
 ) -> list[dict]:
-    """Run ``dag_ids`` in order through Airflow. Raises RunError when a DAG run fails."""
+    """Run every DAG of ``dag_ids`` in order through Airflow, whatever the earlier ones did.
+
+    Raises :class:`RunsFailed`, naming each failed DAG, when any run failed.
+    """
     home = airflow_home().resolve()
     configure_airflow_env(home)
     logs = home / "logs"
@@ -127,26 +218,20 @@ def run_all(
     log_path = logs / f"flexbench-run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     say = (lambda *a, **k: None) if quiet else echo
     say(f"Airflow home {home}; run log {log_path}")
-    with open(log_path, "ab") as log:
-        _migrate_if_needed(home, log)
     results = []
     with _to_log(log_path):
+        with open(log_path, "ab") as log:
+            prepare(home, log)
         import pendulum
         from airflow.dag_processing.dagbag import DagBag
-        from airflow.models.pool import Pool
 
-        Pool.create_or_update_pool(
-            "duckdb_writer",
-            slots=1,
-            description="the one DuckDB warehouse writer",
-            include_deferred=False,
-        )
         bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
         first = next(iter(bag.import_errors.items()))
         raise RunError(f"DAG file {first[0]} does not import: {first[1].strip().splitlines()[-1]}")
     conf = {**settings.as_conf(), "as_of": as_of.isoformat()}
     logical = pendulum.datetime(as_of.year, as_of.month, as_of.day, tz="UTC")
+    failures = []
     for dag_id in dag_ids:
         dag = bag.get_dag(dag_id)
         if dag is None:
@@ -155,10 +240,13 @@ def run_all(
             t.retries = 0
         say(f"  {dag_id:<26} running …", end="\r" if sys.stdout.isatty() else "\n")
         started = time.monotonic()
+        started_at = pendulum.now("UTC")
         offset = log_path.stat().st_size
-        with _to_log(log_path):
-            dag_run = dag.test(logical_date=logical, run_conf=conf)
+        with _to_log(log_path), _task_logs(logs, log_path):
+            dag_run = dag.test(logical_date=logical, run_after=started_at, run_conf=conf)
         took = time.monotonic() - started
+        if dag_run is not None:
+            _record_real_start(dag_run, started_at)
         state = str(getattr(dag_run, "state", "failed"))
         failed = (
             [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) != "success"]
@@ -176,8 +264,11 @@ def run_all(
         if not state.endswith("success"):
             reason = _failure_reason(log_path, offset)
             say(f"  {dag_id:<26} FAILED  {took:6.1f}s")
-            raise RunError(
+            failures.append(
                 f"{dag_id} failed in task {', '.join(sorted(set(failed))) or '?'}: {reason}"
             )
+            continue
         say(f"  {dag_id:<26} success {took:6.1f}s")
+    if failures:
+        raise RunsFailed(failures, results)
     return results

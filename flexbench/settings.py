@@ -71,6 +71,20 @@ def load_sources(path: Path) -> dict[str, Any]:
     return data
 
 
+def default_sources_path() -> Path:
+    """The sources registry a run reads when none is given: ``FLEXBENCH_SOURCES`` or
+    ``sources.yml`` in the project."""
+    return Path(os.environ.get("FLEXBENCH_SOURCES") or PROJECT_ROOT / "sources.yml").expanduser()
+
+
+def default_warehouse_path() -> Path:
+    """The warehouse a run writes when none is given: ``FLEXBENCH_WAREHOUSE`` or
+    ``data/flexbench.duckdb`` in the project."""
+    return Path(
+        os.environ.get("FLEXBENCH_WAREHOUSE") or PROJECT_ROOT / "data" / "flexbench.duckdb"
+    ).expanduser()
+
+
 def load(
     sources: str | Path | None = None,
     warehouse: str | Path | None = None,
@@ -91,17 +105,9 @@ def load(
     """
     conf = conf or {}
     env = os.environ
-    sources_path = Path(
-        sources
-        or conf.get("sources")
-        or env.get("FLEXBENCH_SOURCES")
-        or PROJECT_ROOT / "sources.yml"
-    ).expanduser()
+    sources_path = Path(sources or conf.get("sources") or default_sources_path()).expanduser()
     warehouse_path = Path(
-        warehouse
-        or conf.get("warehouse")
-        or env.get("FLEXBENCH_WAREHOUSE")
-        or PROJECT_ROOT / "data" / "flexbench.duckdb"
+        warehouse or conf.get("warehouse") or default_warehouse_path()
     ).expanduser()
     data_dir = Path(
         conf.get("data_dir") or env.get("FLEXBENCH_DATA_DIR") or warehouse_path.parent

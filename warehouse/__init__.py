@@ -37,16 +37,32 @@ class WarehouseBusyError(RuntimeError):
     """The warehouse file is open for writing by another process."""
 
 
+#: The on-disk storage version the warehouse is written in: the newest that DuckDB 1.x clients
+#: (the DuckDB CLI 1.5.x, R's duckdb, DBeaver) read. DuckDB 2.0 writes a newer one by default.
+#: docs/analysts.md says which version analysts' tools need.
+STORAGE_VERSION = "v1.4.0"
+
+
 def connect(path: str | Path, read_only: bool = False):
-    """Open the warehouse. Read-only opens never create the file."""
+    """Open the warehouse. Read-only opens never create the file.
+
+    A writable open creates a new file in :data:`STORAGE_VERSION`, and converts a file an
+    older flexbench wrote in DuckDB 2.0's own format (once, in place), so that every writer
+    leaves a file DuckDB 1.x clients can open.
+    """
     import duckdb
 
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse not found: {path} (run `flexbench run` first)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
+        if not read_only and storage_version(con) != STORAGE_VERSION:
+            con.close()
+            _rewrite_in_storage_version(path)
+            con = duckdb.connect(str(path), config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusyError(
@@ -54,6 +70,33 @@ def connect(path: str | Path, read_only: bool = False):
             ) from None
         raise
     return con
+
+
+def storage_version(con) -> str:
+    """The storage version of the connection's database file, e.g. ``v1.4.0``."""
+    (tags,) = con.execute(
+        "select tags from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return str((tags or {}).get("storage_version", "")).rstrip("+")
+
+
+def _rewrite_in_storage_version(path: Path) -> None:
+    """Copy every schema and table of ``path`` into a new file in :data:`STORAGE_VERSION` and
+    put it in place (the old file is replaced only once the copy is complete)."""
+    import duckdb
+
+    tmp = path.with_name(path.name + ".convert")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"attach {sql_literal(str(path))} as old (read_only)")
+        version = sql_literal(STORAGE_VERSION)
+        con.execute(f"attach {sql_literal(str(tmp))} as new (storage_version {version})")
+        con.execute("copy from database old to new")
+    finally:
+        con.close()
+    tmp.replace(path)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
 @contextmanager

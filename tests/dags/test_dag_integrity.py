@@ -59,6 +59,7 @@ def test_warehouse_writers_share_the_one_slot_pool(dagbag):
         ("flexbench_publications", "load"),
         ("flexbench_benchmark", "build"),
         ("flexbench_benchmark", "publish_site"),
+        ("flexbench_benchmark", "export_parquet"),
     }
 
 
@@ -70,9 +71,13 @@ def test_dags_are_chained_by_assets(dagbag):
     assert "flexbench_pledge" in outlets("flexbench_pledge")
     assert "flexbench_publications" in outlets("flexbench_publications")
     assert "flexbench_benchmark" in outlets("flexbench_benchmark")
-    # Publications run when the pledge feed (and so the registry) is updated; the benchmark
-    # when reference data or publications change.
-    assert _scheduled_on(dagbag.dags.get("flexbench_publications")) == {"flexbench_pledge"}
+    # Publications run when the pledge feed (and so the registry) is updated, and on their own
+    # timetable too, so a failed pledge feed cannot starve them; the benchmark runs when
+    # reference data or publications change.
+    publications = dagbag.dags.get("flexbench_publications")
+    assert _scheduled_on(publications) == {"flexbench_pledge"}
+    assert type(publications.timetable).__name__ == "AssetOrTimeSchedule"
+    assert publications.timetable.timetable.expression == "0 6 * * *"
     assert _scheduled_on(dagbag.dags.get("flexbench_benchmark")) == {
         "flexbench_reference",
         "flexbench_publications",
@@ -114,3 +119,14 @@ def test_dag_file_parses_in_under_half_a_second_without_heavy_imports(path):
     print(f"{path.name}: parsed in {result['seconds']:.3f}s")
     assert result["heavy"] == [], f"{path.name} imports {result['heavy']} at parse time"
     assert result["seconds"] < 0.5
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_every_dag_offers_the_run_settings_as_params_with_descriptions(dagbag, dag_id):
+    params = dagbag.dags.get(dag_id).params
+    assert set(params.keys()) >= {"sources", "warehouse", "as_of"}
+    for name in ("sources", "warehouse", "as_of"):
+        param = params.get_param(name)
+        assert param.description and len(param.description) > 30, name
+    assert params["sources"].endswith(".yml") and params["warehouse"].endswith(".duckdb")
+    assert params["as_of"] is None  # empty: the logical date, or the day an asset run runs

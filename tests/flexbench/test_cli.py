@@ -51,8 +51,21 @@ def test_http_url_is_refused_unless_local_use_is_on(tmp_path):
     check_url("http://127.0.0.1:9/etr.csv", FetchPolicy(allow_local=True))  # allowed
 
 
+def test_ui_on_a_port_in_use_is_one_clear_line():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = _cli("ui", "--port", str(port))
+    assert out.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
 def test_help_lists_the_commands():
     out = _cli("--help")
     assert out.returncode == 0
-    for command in ("run", "demo", "trust", "status", "validate"):
+    for command in ("run", "demo", "ui", "trust", "status", "validate"):
         assert command in out.stdout

@@ -238,3 +238,79 @@ def test_output_cut_short_by_the_reader_ends_quietly(benchmarked):
     stderr = proc.stderr.read()
     proc.wait(timeout=60)
     assert stderr == ""
+
+
+def test_with_the_pledge_feed_unreachable_the_other_dags_still_run_and_the_run_names_it(
+    tmp_path,
+):
+    # Every trust's publication is in the sources registry, and the pledge feed is down (a
+    # loopback port nobody listens on): publications still load, the benchmark is still built,
+    # and `flexbench run` exits non-zero naming the pledge DAG, and only it.
+    import socket
+
+    import yaml
+
+    from flexbench import demo
+    from flexbench.sample import publications as pubs_mod
+
+    port = demo._free_port(0)
+    base = f"http://127.0.0.1:{port}"
+    made = demo.generate(tmp_path / "served", base, n_trusts=N_TRUSTS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    sources = dict(made["sources"])
+    registry = pubs_mod.publications_registry(made["manifest"], base)
+    sources["publications"] = [
+        {"org_code": r.org_code, "url": r.url} for r in registry.itertuples()
+    ]
+    sources["pledge_signups"] = {"url": f"http://127.0.0.1:{dead}/pledge/page-1.json"}
+    (tmp_path / "sources.yml").write_text(yaml.safe_dump(sources))
+    wh = tmp_path / "data" / "flexbench.duckdb"
+    with demo.serve(tmp_path / "served", port):
+        out = _cli(
+            "run",
+            "--sources",
+            str(tmp_path / "sources.yml"),
+            "--warehouse",
+            str(wh),
+            "--as-of",
+            demo.DEMO_AS_OF.isoformat(),
+            env={"FLEXBENCH_AIRFLOW_HOME": str(tmp_path / "airflow")},
+        )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    error = out.stderr.strip()
+    assert error.count("\n") == 0, error
+    assert "1 of 4 DAG runs failed: flexbench_pledge failed" in error and str(dead) in error
+    for dag_id in ("flexbench_reference", "flexbench_publications", "flexbench_benchmark"):
+        assert f"{dag_id:<26} success" in out.stdout, out.stdout
+    import warehouse
+
+    con = warehouse.connect(wh, read_only=True)
+    try:
+        manifest = made["manifest"]
+        accepted = set(manifest.loc[manifest["expected"] == "accepted", "org_code"])
+        audited = set(
+            r[0]
+            for r in con.execute("select distinct org_code from audit.publication_files").fetchall()
+        )
+        loaded = set(
+            r[0]
+            for r in con.execute("select distinct org_code from staging.publications").fetchall()
+        )
+        benchmarked = set(
+            r[0]
+            for r in con.execute(
+                "select org_code from marts.trust_benchmark where has_data"
+            ).fetchall()
+        )
+        trusts = made["nation"].trusts.set_index("org_code")
+    finally:
+        con.close()
+    assert audited == set(manifest["org_code"])  # every trust's file was fetched and judged
+    assert loaded == accepted
+    # Every English trust with accepted data in the window is benchmarked (as in the full run).
+    in_window = set(_expected_counts(made).index)
+    english = {c for c in in_window if str(trusts.loc[c, "region_code"]).startswith("Y")}
+    assert english and english <= benchmarked
