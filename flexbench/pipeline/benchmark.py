@@ -11,7 +11,8 @@ The recipe, inside one transaction:
    ``intermediate.int_trust_measures`` and the policy-practice gap flags
    (:func:`transforms.benchmark.policy_practice_flags`) into
    ``intermediate.int_policy_practice_flags``;
-4. every mart (``marts.trust_benchmark``, ``marts.policy_practice_gaps``,
+4. the equity, trends and geography step (:func:`flexbench.pipeline.equity.compute`);
+5. every mart (``marts.trust_benchmark``, ``marts.policy_practice_gaps``,
    ``marts.trust_trends`` ...).
 """
 
@@ -21,7 +22,9 @@ import logging
 from datetime import date
 
 import warehouse
+from flexbench.pipeline import equity
 from flexbench.settings import Settings
+from transforms import vocabulary
 from transforms.benchmark import MIN_DECIDED, STALE_DAYS
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 MIN_DECIDED_FOR_RANK = MIN_DECIDED  # methodology: no rank from fewer than 10 decided requests
 # STALE_DAYS: methodology: data older than about six months is stale (re-exported here).
 __all__ = ["MIN_DECIDED_FOR_RANK", "STALE_DAYS", "build", "compute_measures", "params"]
+
+#: The tables the equity, trends and geography step writes (flexbench/pipeline/equity.py).
+EQUITY_STEP_TABLES = (
+    "intermediate.int_equity_comparisons",
+    "intermediate.int_measure_trends",
+    "intermediate.int_measure_yoy",
+    "intermediate.int_area_funnels",
+)
 
 #: Marts the Python step reads, built before it.
 MARTS_BEFORE_MEASURES = ("marts.publication_status",)
@@ -44,6 +55,10 @@ def params(as_of: date) -> dict[str, str]:
         "z998": repr(float(ndtri(0.999))),
         "min_decided": str(MIN_DECIDED_FOR_RANK),
         "stale_days": str(STALE_DAYS),
+        "region_names": ", ".join(
+            f"({warehouse.sql_literal(code)}, {warehouse.sql_literal(name)})"
+            for code, name in vocabulary.REGIONS.items()
+        ),
     }
 
 
@@ -97,6 +112,8 @@ def build(settings: Settings, as_of: date) -> dict:
             warehouse.build_layers_named(con, MARTS_BEFORE_MEASURES, p)
             counts = compute_measures(con, as_of)
             built += ["intermediate.int_trust_measures", "intermediate.int_policy_practice_flags"]
+            counts.update(equity.compute(con))
+            built += list(EQUITY_STEP_TABLES)
             built += warehouse.build_layers(con, ["marts"], p)
         window = con.execute(
             "select window_start, window_end from intermediate.int_benchmark_window"

@@ -168,12 +168,15 @@ def validate_batch(
         reports = settings.reports_dir / "validation"
         reports.mkdir(parents=True, exist_ok=True)
         accepted: dict[str, Any] = {}  # staged key -> accepted rows
+        requests: dict[str, Any] = {}  # staged key -> an accepted request-level file as read
         for i, item in enumerate(todo):
             verdict = verdicts[i]
             out = {**item, "form": verdict.form}
             if verdict.accepted:
                 key = f"{item['sha256']}-{item['org_code']}"
                 accepted[key] = verdict.summary
+                if verdict.form == "request_level" and verdict.read_frame is not None:
+                    requests[key] = verdict.read_frame
                 out.update(status="accepted", reasons=None, rows=len(verdict.summary))
                 out["staged_key"] = key
             else:
@@ -194,13 +197,43 @@ def validate_batch(
                 )
             outcomes.append(out)
         paths = _stage(settings, accepted)
+        breakdown_paths = _stage(settings, breakdowns(requests, today), prefix="breakdown")
         for out in outcomes:
             if out.get("staged_key") in paths:
                 out["staged_path"] = paths[out["staged_key"]]
+            if out.get("staged_key") in breakdown_paths:
+                out["breakdown_path"] = breakdown_paths[out["staged_key"]]
     return outcomes
 
 
-def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
+def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -> dict[str, Any]:
+    """Counts by equity dimension and group of accepted request-level files (staged key ->
+    rows in :data:`transforms.publications.BREAKDOWN_COLUMNS`), aggregated in one pass.
+
+    As for the summary rows (``flexbench.validate``), a request belongs to the period of its
+    received_date, and requests of a period not over on ``today`` are left out until it ends
+    (docs/methodology.md, "Equity").
+    """
+    import pandas as pd
+
+    from transforms.publications import (
+        aggregate_request_breakdown,
+        coerce_request_level,
+        period_of,
+    )
+
+    if not requests:
+        return {}
+    frames = [coerce_request_level(f).assign(**{STAGED_KEY: k}) for k, f in requests.items()]
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame["received_date"].notna()]
+    _, period_end = period_of(frame["received_date"], period)
+    frame = frame[(period_end <= pd.Timestamp(today)).to_numpy()]
+    out = aggregate_request_breakdown(frame, period=period, by=(STAGED_KEY,))
+    return {k: part.drop(columns=STAGED_KEY) for k, part in out.groupby(STAGED_KEY, sort=False)}
+
+
+def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") -> dict[str, str]:
     """Write a batch's accepted rows to ONE Parquet file, each file's rows tagged with its
     staged key (``<sha256>-<org_code>``); returns key -> path.
 
@@ -220,7 +253,7 @@ def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
     staged.mkdir(parents=True, exist_ok=True)
     keys = sorted(accepted)
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
-    path = staged / f"batch-{digest}.parquet"
+    path = staged / f"{prefix}-{digest}.parquet"
     try:
         frame = pd.concat([accepted[k].assign(**{STAGED_KEY: k}) for k in keys], ignore_index=True)
         _write_parquet(frame, path)
@@ -229,7 +262,7 @@ def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
         log.exception("staging the batch in one file failed; staging each file on its own")
     paths = {}
     for k in keys:
-        one = staged / f"{k}.parquet"
+        one = staged / (f"{k}.parquet" if prefix == "batch" else f"{k}-{prefix}.parquet")
         _write_parquet(accepted[k].assign(**{STAGED_KEY: k}), one)
         paths[k] = str(one)
     return paths
@@ -495,16 +528,24 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
                     "staged_key": o.get("staged_key"),
                     "file_sha256": o["sha256"],
                     "fetched_at": pd.Timestamp(o["fetched_at"]),
+                    "breakdown_path": o.get("breakdown_path"),
                 }
                 for o in outcomes
                 if o["status"] == "accepted" and o.get("rows")
             ],
-            columns=["staged_path", "staged_key", "file_sha256", "fetched_at"],
+            columns=["staged_path", "staged_key", "file_sha256", "fetched_at", "breakdown_path"],
         )
+        staged["breakdown_path"] = staged["breakdown_path"].astype(object)
         with warehouse.transaction(con):
             # A rerun of the same run replaces what that run loaded (idempotent).
             con.execute(
                 "delete from raw.publication_rows r using audit.publication_files a "
+                "where a.run_id = ? and a.status = 'accepted' "
+                "and r.file_sha256 = a.sha256 and r.fetched_at = a.fetched_at",
+                [run_id],
+            )
+            con.execute(
+                "delete from raw.publication_breakdown_rows r using audit.publication_files a "
                 "where a.run_id = ? and a.status = 'accepted' "
                 "and r.file_sha256 = a.sha256 and r.fetched_at = a.fetched_at",
                 [run_id],
@@ -529,8 +570,26 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
                     f"and p.{STAGED_KEY} = f.staged_key",
                     [sorted(set(staged["staged_path"]))],
                 )
+                # Counts by equity dimension and group of the request-level files.
+                con.execute(
+                    "delete from raw.publication_breakdown_rows r using staged_df f "
+                    "where r.file_sha256 = f.file_sha256 and r.fetched_at = f.fetched_at"
+                )
+                with_breakdown = sorted(set(staged["breakdown_path"].dropna()))
+                if with_breakdown:
+                    con.execute(
+                        "insert into raw.publication_breakdown_rows by name "
+                        "select f.file_sha256, f.fetched_at, "
+                        f"p.* exclude (filename, {STAGED_KEY}) "
+                        "from read_parquet(?, filename = true) as p "
+                        "join staged_df as f on p.filename = f.breakdown_path "
+                        f"and p.{STAGED_KEY} = f.staged_key",
+                        [with_breakdown],
+                    )
                 con.unregister("staged_df")
-            warehouse.build_layers_named(con, ["staging.publications"])
+            warehouse.build_layers_named(
+                con, ["staging.publications", "staging.publication_breakdowns"]
+            )
         counts: dict[str, int] = {}
         for o in outcomes:
             counts[o["status"]] = counts.get(o["status"], 0) + 1
