@@ -6,7 +6,7 @@ equity marts need that :mod:`transforms.stats` does not give:
 
 - :func:`relative_likelihood`: approval of the reference group over approval of a group (the
   WRES convention), with its interval by the log method;
-- :func:`two_proportion_p`: the two-sided p-value of the pooled two-proportion z-test;
+- :func:`fisher_exact_p`: the two-sided p-value of Fisher's exact test of two proportions;
 - :func:`benjamini_hochberg`: false-discovery-rate adjusted p-values (q-values);
 - :func:`newcombe_difference`: the difference of two proportions with Newcombe's hybrid
   score interval (method 10), built from Wilson intervals of :mod:`transforms.stats`;
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import gammaln
 
 from transforms.stats import _z, wilson_interval
 
@@ -374,20 +374,42 @@ def relative_likelihood(
     return rl, lower, upper
 
 
-def two_proportion_p(x1: Any, n1: Any, x2: Any, n2: Any) -> np.ndarray:
-    """Two-sided p-value of the pooled two-proportion z-test of x1/n1 against x2/n2.
+def fisher_exact_p(x1: Any, n1: Any, x2: Any, n2: Any) -> np.ndarray:
+    """Two-sided p-value of Fisher's exact test of x1/n1 against x2/n2 (approved / decided).
 
-    1.0 where the pooled proportion is 0 or 1 (every request had the same outcome: no
-    evidence of a gap); NaN where a group has no decided request.
+    Exact, so valid with the small groups equity breakdowns bring (a normal-approximation
+    z-test gives too many small p-values where a group has few declines, which would break
+    the false-discovery bound). NaN where a group has no decided request. Each distinct
+    table is computed once.
     """
     x1, n1, x2, n2 = (_arr(v) for v in (x1, n1, x2, n2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pooled = (x1 + x2) / (n1 + n2)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-        z = (x1 / n1 - x2 / n2) / se
-        p = 2 * ndtr(-np.abs(z))
-    p = np.where((n1 > 0) & (n2 > 0) & (se == 0), 1.0, p)
-    return np.where((n1 > 0) & (n2 > 0), p, np.nan)
+    out = np.full(x1.shape, np.nan)
+    cache: dict[tuple[int, int, int, int], float] = {}
+    for i in range(len(x1)):
+        if not (n1[i] > 0 and n2[i] > 0) or np.isnan(x1[i] + x2[i]):
+            continue
+        key = (int(x1[i]), int(n1[i]), int(x2[i]), int(n2[i]))
+        if key not in cache:
+            cache[key] = _fisher_two_sided(*key)
+        out[i] = cache[key]
+    return out
+
+
+def _log_choose(n: Any, k: Any) -> Any:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def _fisher_two_sided(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Fisher's exact two-sided p: the hypergeometric probability of every table with the
+    same margins no more likely than the one observed (scipy.stats.fisher_exact's rule,
+    relative tolerance 1e-7), computed on the log scale over the whole support at once."""
+    total, approved = n1 + n2, x1 + x2
+    ks = np.arange(max(0, approved - n2), min(n1, approved) + 1)
+    log_p = (
+        _log_choose(approved, ks) + _log_choose(total - approved, n1 - ks) - _log_choose(total, n1)
+    )
+    observed = log_p[x1 - ks[0]]
+    return float(min(1.0, np.exp(log_p[log_p <= observed + np.log1p(1e-7)]).sum()))
 
 
 def benjamini_hochberg(p_values: Any) -> np.ndarray:
@@ -469,8 +491,8 @@ def compare_groups(
       requests (small-number rule, per group) and the group is neither the reference nor
       "Not stated"/"Not known" (``comparable``; ``not_compared_reason`` says why not);
     - the gap test: for trust rows of a protected characteristic
-      (:data:`PROTECTED_DIMENSIONS`) that are comparable, the pooled two-proportion z-test
-      (``p_value``). All the tests of one build are one family, adjusted by
+      (:data:`PROTECTED_DIMENSIONS`) that are comparable, Fisher's exact test of the group's
+      approvals against the reference group's (``p_value``). All the tests of one build are one family, adjusted by
       Benjamini-Hochberg (``q_value``); a comparison is ``flagged`` where ``q_value <= q``.
 
     Parameters
@@ -519,10 +541,15 @@ def compare_groups(
     t["tested"] = (
         t["comparable"] & (t["level"] == "trust") & t["dimension"].isin(PROTECTED_DIMENSIONS)
     )
-    p = two_proportion_p(
-        t["approved"], t["decided"], t["reference_approved"], t["reference_decided"]
+    tested = t["tested"].to_numpy()
+    p = np.full(len(t), np.nan)
+    p[tested] = fisher_exact_p(
+        t["approved"][tested],
+        t["decided"][tested],
+        t["reference_approved"][tested],
+        t["reference_decided"][tested],
     )
-    t["p_value"] = np.where(t["tested"], p, np.nan)
+    t["p_value"] = p
     t["q_value"] = benjamini_hochberg(t["p_value"])
     t["flagged"] = t["tested"] & (t["q_value"] <= q)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -2,7 +2,7 @@
 -- gap against the dimension's reference group. Keys: org_code, dimension, group_value.
 -- Rule (methodology, "Equity gap flag"): protected characteristics only (sex, ethnic group,
 -- disability, age band); at least {{ min_decided }} decided requests in the group and in the
--- reference group; pooled two-proportion z-test; flagged where the Benjamini-Hochberg
+-- reference group; Fisher's exact test; flagged where the Benjamini-Hochberg
 -- adjusted p-value (q_value) over every test of the build is at most 0.05. evidence says it
 -- in words; severity is 'high' where the 99.8% Wilson intervals of the two rates do not
 -- overlap, else 'medium'.
