@@ -492,8 +492,9 @@ def compare_groups(
       "Not stated"/"Not known" (``comparable``; ``not_compared_reason`` says why not);
     - the gap test: for trust rows of a protected characteristic
       (:data:`PROTECTED_DIMENSIONS`) that are comparable, Fisher's exact test of the group's
-      approvals against the reference group's (``p_value``). All the tests of one build are one family, adjusted by
-      Benjamini-Hochberg (``q_value``); a comparison is ``flagged`` where ``q_value <= q``.
+      approvals against the reference group's (``p_value``). All the tests of one build
+      are one family, adjusted by Benjamini-Hochberg (``q_value``); a comparison is
+      ``flagged`` where ``q_value <= q``.
 
     Parameters
     ----------
@@ -565,3 +566,180 @@ def compare_groups(
         ),
     )
     return t[list(COMPARISON_COLUMNS)]
+
+
+# --- the breakdown form of the standard ------------------------------------------------------
+
+#: How a breakdown file may name a dimension (docs/flex-data-standard.md, "Breakdown form").
+_DIMENSION_KEYS: dict[str, str] = {_key(d): d for d in DIMENSIONS}
+_DIMENSION_KEYS.update(
+    {
+        _key(k): v
+        for k, v in {
+            "Gender": "sex",
+            "Ethnicity": "ethnic_group",
+            "Ethnic group (broad)": "ethnic_group",
+            "Ethnicity detailed": "ethnic_group_detailed",
+            "Ethnic group (2021 Census)": "ethnic_group_detailed",
+            "Disabled": "disability",
+            "Age": "age_band",
+            "Band": "pay_band",
+            "AfC band": "pay_band",
+            "Type of flexible working": "flex_type",
+            "Flexible working type": "flex_type",
+        }.items()
+    }
+)
+
+#: Headers of the breakdown form and their documented synonyms (normalised as the summary
+#: form's headers are).
+BREAKDOWN_HEADER_SYNONYMS: dict[str, str] = {
+    "ODS code": "org_code",
+    "Trust code": "org_code",
+    "Characteristic": "dimension",
+    "Protected characteristic": "dimension",
+    "Group": "group_value",
+    "Category": "group_value",
+    "Requests": "requests_received",
+    "Agreed with amendments": "approved_with_changes",
+}
+
+
+def normalise_dimension(value: Any) -> Any:
+    """A dimension as a breakdown file names it -> its name in :data:`DIMENSIONS`, or the
+    value unchanged (rule "known-dimension" then names it)."""
+    if _blank(value):
+        return None
+    return _DIMENSION_KEYS.get(_key(value), str(value).strip())
+
+
+def normalise_group(dimension: Any, value: Any) -> Any:
+    """A group of a breakdown file -> the group name the equity marts use, or None when the
+    value is not a group of that dimension (rule "known-group")."""
+    from transforms.publications import normalise_code, normalise_staff_group
+
+    if dimension == "sex":
+        return normalise_sex(value)
+    if dimension == "ethnic_group":
+        broad, _ = normalise_ethnic_group(value)
+        return broad
+    if dimension == "ethnic_group_detailed":
+        broad, detailed = normalise_ethnic_group(value)
+        return detailed or (broad if broad == NOT_STATED else None)
+    if dimension == "disability":
+        return normalise_disability(value)
+    if dimension == "age_band":
+        return normalise_age_band(value)
+    if dimension == "pay_band":
+        return normalise_band(value)
+    if _blank(value):
+        return NOT_STATED
+    if dimension == "staff_group":
+        from transforms.publications import STAFF_GROUPS
+
+        group = normalise_staff_group(value)
+        return group if group in STAFF_GROUPS else None
+    if dimension == "flex_type":
+        from transforms.publications import FLEX_TYPES
+
+        code = normalise_code(value, "flex_type")
+        return code if code in FLEX_TYPES else None
+    return None
+
+
+def read_breakdown(data: bytes, filename: str) -> pd.DataFrame:
+    """Read a file in the breakdown form (CSV or XLSX) into its columns, as read.
+
+    The same tolerance as the other forms (encodings, BOM, header spelling, a title row, an
+    XLSX "data" sheet), with the same file-level refusals, by the readers of
+    :mod:`transforms.publications`. Returns the columns of
+    :data:`transforms.publications.BREAKDOWN_COLUMNS` (values as read, blanks None) and
+    ``_row`` (the row number a person sees).
+
+    Raises
+    ------
+    transforms.publications.PublicationError
+        ``missing-columns`` and the file-level rules of the other forms.
+    """
+    from transforms import publications as pub
+
+    if len(data) > pub.MAX_DOWNLOAD_BYTES:
+        raise pub.PublicationError("too-large", f"{filename} is too large")
+    if not data.strip():
+        raise pub.PublicationError("empty-file", f"{filename} is empty")
+    if data[:4] == b"PK\x03\x04":
+        rows, _ = pub._read_xlsx_rows(data, filename)
+    else:
+        pub._refuse_non_csv(data, filename)
+        rows = pub._read_csv_rows(pub._decode(data, filename))
+    rows = [(n, v) for n, v in rows if not pub._blank_row(v)]
+    keys = {_key(c): c for c in pub.BREAKDOWN_COLUMNS}
+    keys.update({_key(k): v for k, v in BREAKDOWN_HEADER_SYNONYMS.items()})
+    header_at = next(
+        (
+            i
+            for i, (_, v) in enumerate(rows[:10])
+            if len({keys.get(_key(x)) for x in v} - {None}) > 3
+        ),
+        None,
+    )
+    if header_at is None:
+        raise pub.PublicationError(
+            "missing-columns",
+            f"{filename} has no header row of the breakdown form (org_code, period_start, "
+            "period_end, dimension, group_value and the counts; see docs/flex-data-standard.md)",
+        )
+    header = rows[header_at][1]
+    position = {}
+    for i, raw in enumerate(header):
+        name = keys.get(_key(raw)) if not pub._blank(raw) else None
+        if name and name not in position:
+            position[name] = i
+    missing = [c for c in pub.BREAKDOWN_COLUMNS if c not in position]
+    if missing:
+        raise pub.PublicationError(
+            "missing-columns",
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}: the "
+            "breakdown form of the Flex Data Standard needs them (see docs/flex-data-standard.md)",
+            ", ".join(missing),
+        )
+    body = rows[header_at + 1 :]
+    if not body:
+        raise pub.PublicationError("empty-file", f"{filename} has a header but no data rows")
+    out = pd.DataFrame(
+        {
+            c: pd.Series(
+                [
+                    (v[position[c]].strip() or None)
+                    if position[c] < len(v) and isinstance(v[position[c]], str)
+                    else (v[position[c]] if position[c] < len(v) else None)
+                    for _, v in body
+                ],
+                dtype=object,
+            )
+            for c in pub.BREAKDOWN_COLUMNS
+        }
+    )
+    out["_row"] = pd.Series([n for n, _ in body], dtype="int64")
+    return out
+
+
+def coerce_breakdown(frame: pd.DataFrame) -> pd.DataFrame:
+    """The breakdown form as read -> typed values: org_code upper case, dates, dimension and
+    group named as in the equity marts (None where not recognised), counts as floats (NaN
+    where not a whole number). Never raises on bad values: the GX suite
+    (expectations/breakdown.py) names the rows."""
+    from transforms import publications as pub
+
+    out = pd.DataFrame({"_row": frame["_row"].astype("int64")}, index=frame.index)
+    out["org_code"] = frame["org_code"].map(pub.normalise_org_code)
+    out["period_start"] = pub.parse_dates(frame["period_start"])
+    out["period_end"] = pub.parse_dates(frame["period_end"])
+    out["dimension"] = frame["dimension"].map(normalise_dimension)
+    out["group_as_written"] = frame["group_value"]
+    out["group_value"] = [
+        normalise_group(d, v) for d, v in zip(out["dimension"], frame["group_value"], strict=True)
+    ]
+    for c in pub.BREAKDOWN_COUNT_COLUMNS:
+        out[c] = pub.parse_counts(frame[c])
+    return out

@@ -34,6 +34,8 @@ SOURCE = "publications"
 #: comes from: a batch's accepted rows are staged in one file.
 STAGED_KEY = "_staged_key"
 PLEDGE_REGISTRY_FILE = "registry/pledge_data_urls.csv"
+#: A registry entry (``breakdown_url`` in the sources file) in the breakdown form.
+BREAKDOWN_FORM = "breakdown"
 
 
 def policy(settings: Settings) -> FetchPolicy:
@@ -54,6 +56,17 @@ def registry(settings: Settings) -> list[dict[str, str]]:
         elif item.get("url") and item.get("org_code"):
             entries.append(
                 {"org_code": _code(item["org_code"]), "url": item["url"], "origin": "sources"}
+            )
+        if item.get("breakdown_url") and item.get("org_code"):
+            # The breakdown form of the standard (docs/flex-data-standard.md), beside a
+            # summary file: counts by equity dimension and group.
+            entries.append(
+                {
+                    "org_code": _code(item["org_code"]),
+                    "url": item["breakdown_url"],
+                    "origin": "sources",
+                    "form": BREAKDOWN_FORM,
+                }
             )
     pledge_file = settings.data_dir / PLEDGE_REGISTRY_FILE
     if pledge_file.exists():
@@ -127,7 +140,10 @@ def fetch_batch(settings: Settings, entries: list[dict[str, str]]) -> list[dict[
             res = FetchResult(
                 SOURCE, entry["url"], "failed", now_utc(), error=f"{entry['url']}: {exc}"
             )
-        return {**res.to_dict(), "org_code": entry["org_code"]}
+        out = {**res.to_dict(), "org_code": entry["org_code"]}
+        if entry.get("form"):
+            out["expected_form"] = entry["form"]
+        return out
 
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         return list(pool.map(one, entries))
@@ -163,6 +179,16 @@ def validate_batch(
             outcomes.append({**item, "status": "unchanged", "reasons": None})
         else:
             todo.append(item)
+    breakdown_todo = [i for i in todo if i.get("expected_form") == BREAKDOWN_FORM]
+    todo = [i for i in todo if i.get("expected_form") != BREAKDOWN_FORM]
+    breakdown_rows: dict[str, Any] = {}
+    for item in breakdown_todo:
+        outcomes.append(_validate_breakdown(settings, item, today, breakdown_rows))
+    if breakdown_rows and not todo:
+        paths = _stage(settings, breakdown_rows, prefix="breakdown")
+        for out in outcomes:
+            if out.get("staged_key") in paths:
+                out["breakdown_path"] = paths[out["staged_key"]]
     if todo:
         verdicts = _verdicts(todo, today)
         reports = settings.reports_dir / "validation"
@@ -197,13 +223,52 @@ def validate_batch(
                 )
             outcomes.append(out)
         paths = _stage(settings, accepted)
-        breakdown_paths = _stage(settings, breakdowns(requests, today), prefix="breakdown")
+        breakdown_paths = _stage(
+            settings, {**breakdowns(requests, today), **breakdown_rows}, prefix="breakdown"
+        )
         for out in outcomes:
             if out.get("staged_key") in paths:
                 out["staged_path"] = paths[out["staged_key"]]
             if out.get("staged_key") in breakdown_paths:
                 out["breakdown_path"] = breakdown_paths[out["staged_key"]]
     return outcomes
+
+
+def _validate_breakdown(
+    settings: Settings, item: dict[str, Any], today: date, accepted: dict[str, Any]
+) -> dict[str, Any]:
+    """Check one file in the breakdown form (expectations/breakdown.py); its accepted rows go
+    to ``accepted`` under its staged key, a rejected file gets a validation report."""
+    from expectations.breakdown import check_breakdown
+
+    data = Path(item["path"]).read_bytes()
+    verdict = check_breakdown(data, _file_name(item), item["org_code"], today)
+    out = {**item, "form": BREAKDOWN_FORM}
+    if verdict.accepted:
+        key = f"{item['sha256']}-{item['org_code']}"
+        accepted[key] = verdict.rows
+        out.update(status="accepted", reasons=None, rows=len(verdict.rows), staged_key=key)
+        return out
+    reports = settings.reports_dir / "validation"
+    reports.mkdir(parents=True, exist_ok=True)
+    report = {
+        "org_code": item["org_code"],
+        "url": item["url"],
+        "sha256": item["sha256"],
+        "fetched_at": item["fetched_at"],
+        "accepted": False,
+        "form": BREAKDOWN_FORM,
+        "failures": [
+            {"rule": f.rule, "column": f.column, "description": f.description,
+             "rows": sorted(set(f.rows_for("")))}
+            for f in verdict.failures
+        ],
+    }  # fmt: skip
+    rpath = reports / f"{item['org_code']}-{item['sha256'][:16]}.json"
+    rpath.write_text(json.dumps(report, indent=2, default=str))
+    out.update(status="rejected", reasons="; ".join(verdict.lines()), rows=0,
+               report_path=str(rpath))  # fmt: skip
+    return out
 
 
 def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -> dict[str, Any]:
@@ -524,7 +589,7 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
         staged = pd.DataFrame(
             [
                 {
-                    "staged_path": o["staged_path"],
+                    "staged_path": o.get("staged_path"),
                     "staged_key": o.get("staged_key"),
                     "file_sha256": o["sha256"],
                     "fetched_at": pd.Timestamp(o["fetched_at"]),
@@ -536,6 +601,7 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
             columns=["staged_path", "staged_key", "file_sha256", "fetched_at", "breakdown_path"],
         )
         staged["breakdown_path"] = staged["breakdown_path"].astype(object)
+        staged["staged_path"] = staged["staged_path"].astype(object)
         with warehouse.transaction(con):
             # A rerun of the same run replaces what that run loaded (idempotent).
             con.execute(
@@ -561,15 +627,19 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
                     "delete from raw.publication_rows r using staged_df f "
                     "where r.file_sha256 = f.file_sha256 and r.fetched_at = f.fetched_at"
                 )
-                # A staged file holds a batch; each publication's rows carry its key.
-                con.execute(
-                    "insert into raw.publication_rows by name "
-                    f"select f.file_sha256, f.fetched_at, p.* exclude (filename, {STAGED_KEY}) "
-                    "from read_parquet(?, filename = true) as p "
-                    "join staged_df as f on p.filename = f.staged_path "
-                    f"and p.{STAGED_KEY} = f.staged_key",
-                    [sorted(set(staged["staged_path"]))],
-                )
+                # A staged file holds a batch; each publication's rows carry its key. (A file
+                # in the breakdown form has no summary rows.)
+                summary_paths = sorted(set(staged["staged_path"].dropna()))
+                if summary_paths:
+                    con.execute(
+                        "insert into raw.publication_rows by name "
+                        "select f.file_sha256, f.fetched_at, "
+                        f"p.* exclude (filename, {STAGED_KEY}) "
+                        "from read_parquet(?, filename = true) as p "
+                        "join staged_df as f on p.filename = f.staged_path "
+                        f"and p.{STAGED_KEY} = f.staged_key",
+                        [summary_paths],
+                    )
                 # Counts by equity dimension and group of the request-level files.
                 con.execute(
                     "delete from raw.publication_breakdown_rows r using staged_df f "

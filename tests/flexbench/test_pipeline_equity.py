@@ -128,7 +128,11 @@ def test_every_request_level_trust_has_all_seven_dimensions(equity_build):
 def _landed(settings, files, org: str) -> pd.DataFrame:
     """The accepted file of ``org`` as it lies in the landing zone, read with pandas only."""
     sha = files.loc[files["org_code"] == org, "sha256"].iloc[0]
-    path = next(p for p in Path(settings.landing_dir).rglob(f"*{sha}*") if p.is_file())
+    path = next(
+        p
+        for p in Path(settings.landing_dir).rglob(f"{sha}*")
+        if p.is_file() and not p.name.endswith(".jsonl")  # not the provenance record
+    )
     data = path.read_bytes()
     if data[:4] == b"PK\x03\x04":
         sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, header=None, dtype=str)
