@@ -121,8 +121,11 @@ def test_every_request_level_trust_has_all_seven_dimensions(equity_build):
     detailed = set(trust_rows.loc[trust_rows["dimension"] == "ethnic_group_detailed", "org_code"])
     assert 0 < len(detailed) < len(have)
     # National and peer-group rows carry the same measures.
-    levels = set(tables["equity_benchmark"]["level"])
-    assert levels == {"trust", "peer_group", "england"}
+    eb = tables["equity_benchmark"]
+    assert set(eb["level"]) == {"trust", "peer_group", "england"}
+    # The documented grain: keys unique and never null.
+    keys = ["org_code", "window_start", "window_end", "dimension", "group_value"]
+    assert eb[keys].notna().all().all() and not eb.duplicated(keys).any()
 
 
 def _landed(settings, files, org: str) -> pd.DataFrame:
