@@ -164,17 +164,25 @@ def year_on_year(latest: pd.DataFrame, previous: pd.DataFrame, keys: list[str]) 
 
 
 def funnel_within(
-    frame: pd.DataFrame, area: str, numerator: str = "approved", denominator: str = "decided"
+    frame: pd.DataFrame,
+    area: str,
+    numerator: str = "approved",
+    denominator: str = "decided",
+    tau2: float = 0.0,
 ) -> pd.DataFrame:
     """Funnel position of each trust against the pooled rate of its area (region or ICB).
 
-    Methodology, "Regions and ICBs": Fingertips (Wilson) control limits at 95% and 99.8%
-    around the area's pooled approval rate (:func:`transforms.stats.funnel_significance`,
-    :func:`transforms.stats.funnel_limits`), without an overdispersion adjustment (an area
-    has too few trusts to estimate one). Returns ``frame``'s ``org_code`` and ``area`` with
-    area_rate, funnel (the significance label) and the control limits at the trust's
-    denominator.
+    Methodology, "Regions and ICBs": control limits at 95% and 99.8% around the area's pooled
+    approval rate (:func:`transforms.stats.funnel_significance`,
+    :func:`transforms.stats.funnel_limits`). An area has too few trusts to estimate
+    overdispersion itself, so the national one is used: with ``tau2 > 0`` (the national
+    approval funnel's tau^2, where trusts are overdispersed) Spiegelhalter's arcsine limits
+    widened by tau^2, else Fingertips (Wilson) limits. Returns ``frame``'s ``org_code`` and
+    ``area`` with area_rate, funnel (the significance label) and the control limits at the
+    trust's denominator.
     """
+    method = "arcsine" if tau2 and tau2 > 0 else "wilson"
+    tau2 = float(tau2) if method == "arcsine" else 0.0
     parts = []
     for _, g in frame.groupby(area, sort=True):
         x = g[numerator].astype(float)
@@ -191,9 +199,11 @@ def funnel_within(
             continue
         target = stats.pooled_rate(x.where(ok), n.where(ok))
         part["area_rate"] = target
-        part["funnel"] = stats.funnel_significance(x.where(ok), n.where(ok), target)
+        part["funnel"] = stats.funnel_significance(
+            x.where(ok), n.where(ok), target, method=method, tau2=tau2
+        )
         for confidence, s in ((0.95, "95"), (0.998, "998")):
-            lower, upper = stats.funnel_limits(target, n.where(ok), confidence)
+            lower, upper = stats.funnel_limits(target, n.where(ok), confidence, tau2, method)
             part[f"control_lower{s}"] = np.asarray(lower, dtype=float)
             part[f"control_upper{s}"] = np.asarray(upper, dtype=float)
         parts.append(part)

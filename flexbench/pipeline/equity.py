@@ -112,17 +112,24 @@ def compute(con) -> dict[str, int]:
         "select org_code, region_code, icb_code, approved, decided "
         "from intermediate.int_trust_window where has_data"
     ).df()
+    # The national approval funnel's overdispersion (transforms.benchmark), used in each area.
+    phi, tau2 = con.execute(
+        "select max(approval_rate_phi), max(approval_rate_tau2) "
+        "from intermediate.int_trust_measures"
+    ).fetchall()[0]
+    tau2 = float(tau2) if phi is not None and phi > 1 and tau2 is not None else 0.0
     funnels = pd.concat(
         [
-            trends.funnel_within(trusts, "region_code")
+            trends.funnel_within(trusts, "region_code", tau2=tau2)
             .rename(columns={"region_code": "area_code"})
             .assign(area_kind="region"),
-            trends.funnel_within(trusts[trusts["icb_code"].notna()], "icb_code")
+            trends.funnel_within(trusts[trusts["icb_code"].notna()], "icb_code", tau2=tau2)
             .rename(columns={"icb_code": "area_code"})
             .assign(area_kind="icb"),
         ],
         ignore_index=True,
     )
+    funnels["tau2"] = tau2
     _write(con, "intermediate.int_area_funnels", funnels)
     return {
         "equity_comparisons": len(comparisons),
