@@ -289,7 +289,17 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
 
     if not requests:
         return {}
-    frames = [coerce_request_level(f).assign(**{STAGED_KEY: k}) for k, f in requests.items()]
+    # Files with the same columns are typed together (coercion works a column at a time);
+    # a file without an equality column gets no rows for that dimension.
+    shapes: dict[tuple[str, ...], list[Any]] = {}
+    for k, f in requests.items():
+        shapes.setdefault(tuple(f.columns), []).append(f.assign(**{STAGED_KEY: k}))
+    frames = [
+        coerce_request_level(pd.concat(fs, ignore_index=True)).assign(
+            **{STAGED_KEY: pd.concat([f[STAGED_KEY] for f in fs], ignore_index=True)}
+        )
+        for fs in shapes.values()
+    ]
     frame = pd.concat(frames, ignore_index=True)
     frame = frame[frame["received_date"].notna()]
     _, period_end = period_of(frame["received_date"], period)
