@@ -1021,3 +1021,78 @@ def aggregate_requests(
     out = out.sort_values([*keys, "_not_all", "staff_group"]).reset_index(drop=True)
     out[list(COUNT_COLUMNS)] = out[list(COUNT_COLUMNS)].astype("int64")
     return out[[*by, *SUMMARY_COLUMNS]]
+
+
+#: The counts of the breakdown by group: requests and their outcomes (the five outcome columns
+#: add up to requests_received, as in the summary form).
+BREAKDOWN_COUNT_COLUMNS: tuple[str, ...] = ("requests_received", *OUTCOME_COLUMNS)
+#: One row per trust x period x dimension x group (docs/flex-data-standard.md, "Breakdown form").
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "org_code",
+    "period_start",
+    "period_end",
+    "dimension",
+    "group_value",
+    *BREAKDOWN_COUNT_COLUMNS,
+)
+
+
+def aggregate_request_breakdown(
+    frame: pd.DataFrame, period: str = "quarter", by: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Request-level rows (coerced and valid) -> counts by equity dimension and group.
+
+    Implements "keep the dimensions when request-level logs are aggregated"
+    (docs/methodology.md, "Equity"): one row per org_code x period x dimension x group, for
+    each dimension the file carries a column for (sex, ethnic group and, where the file
+    names them, the detailed 2021 Census groups, disability, age band, pay band, staff group,
+    flex type; groups read by :func:`transforms.equity.group_values`). A request belongs to
+    the period its received_date falls in, as in :func:`aggregate_requests`, so each
+    dimension's groups add up to that period's "All staff groups" row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``by`` then :data:`BREAKDOWN_COLUMNS`, counts int64, sorted by period,
+        dimension (in :data:`transforms.equity.DIMENSIONS` order) and group.
+    """
+    from transforms import equity
+
+    columns = [*by, *BREAKDOWN_COLUMNS]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    start, end = period_of(frame["received_date"], period)
+    outcome = frame["outcome"].to_numpy(dtype=object)
+    base = pd.DataFrame(
+        {
+            **{k: frame[k].to_numpy() for k in by},
+            "org_code": frame["org_code"].to_numpy(),
+            "period_start": start.to_numpy(),
+            "period_end": end.to_numpy(),
+            "requests_received": np.ones(len(frame), dtype="int64"),
+            **{o: (outcome == o).astype("int64") for o in OUTCOME_COLUMNS},
+        }
+    )
+    keys = [*by, "org_code", "period_start", "period_end"]
+    parts = []
+    for dimension, values in equity.group_values(frame).items():
+        part = base.assign(dimension=dimension, group_value=values.to_numpy())
+        parts.append(
+            part.groupby([*keys, "dimension", "group_value"], as_index=False)[
+                list(BREAKDOWN_COUNT_COLUMNS)
+            ].sum()
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    out = pd.concat(parts, ignore_index=True)
+    # Detailed ethnic groups only for the files (trusts) that give them.
+    detailed = out["dimension"] == "ethnic_group_detailed"
+    if detailed.any():
+        named = detailed & out["group_value"].isin(list(equity.ETHNIC_DETAILED))
+        gives = out[named].groupby([*by, "org_code"]).size().rename("_gives").reset_index()
+        out = out.merge(gives, on=[*by, "org_code"], how="left")
+        out = out[~detailed.to_numpy() | out["_gives"].notna().to_numpy()].drop(columns="_gives")
+    out["_dim"] = out["dimension"].map({d: i for i, d in enumerate(equity.DIMENSIONS)})
+    out = out.sort_values([*keys, "_dim", "group_value"]).reset_index(drop=True)
+    out[list(BREAKDOWN_COUNT_COLUMNS)] = out[list(BREAKDOWN_COUNT_COLUMNS)].astype("int64")
+    return out[columns]

@@ -44,6 +44,18 @@ create table if not exists raw.publication_rows (
     declined_insufficient_work bigint, declined_structural_changes bigint, declined_other bigint
 );
 
+-- Accepted counts by equity dimension and group, every version, with the file they came from
+-- (docs/methodology.md, "Equity"): request-level files aggregated with their dimensions
+-- (transforms.publications.aggregate_request_breakdown), and files in the breakdown form of
+-- the standard (docs/flex-data-standard.md, "Breakdown form"). One row per file x org_code x
+-- period x dimension x group_value.
+create table if not exists raw.publication_breakdown_rows (
+    file_sha256 varchar, fetched_at timestamptz, org_code varchar,
+    period_start date, period_end date, dimension varchar, group_value varchar,
+    requests_received bigint, approved_in_full bigint, approved_with_changes bigint,
+    declined bigint, withdrawn bigint, pending bigint
+);
+
 create table if not exists raw.ods_trusts (
     sha256 varchar, loaded_at timestamptz, org_code varchar, name varchar, region_code varchar,
     icb_code varchar, postcode varchar, open_date date, close_date date, country varchar

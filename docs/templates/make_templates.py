@@ -14,7 +14,9 @@ import openpyxl
 from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from transforms.equity import DIMENSIONS, REFERENCE_GROUPS
 from transforms.publications import (
+    BREAKDOWN_COLUMNS,
     DECLINE_REASONS,
     REQUEST_LEVEL_COLUMNS,
     STAFF_GROUPS,
@@ -95,9 +97,22 @@ def write_xlsx(path: Path) -> None:
     book.save(path)
 
 
+def write_breakdown_csv(path: Path) -> None:
+    """The breakdown form: its header and one example row per dimension (a reference group)."""
+    rows = [
+        ["RJ1", "2025-04-01", "2025-06-30", d, REFERENCE_GROUPS[d], 0, 0, 0, 0, 0, 0]
+        for d in DIMENSIONS
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(BREAKDOWN_COLUMNS)
+        writer.writerows(rows)
+
+
 def main() -> None:
     write_csv(HERE / "flex-summary-template.csv", SUMMARY_COLUMNS)
     write_csv(HERE / "flex-request-level-template.csv", REQUEST_LEVEL_COLUMNS)
+    write_breakdown_csv(HERE / "flex-breakdown-template.csv")
     write_xlsx(HERE / "flex-summary-template.xlsx")
 
 

@@ -6,8 +6,9 @@ none is: the warehouse keeps the previous consistent benchmark.
 
 Every model of the staging, intermediate, marts and public layers is rebuilt in dependency
 order (:func:`warehouse.ordered_models`): the SQL models, and the Python models
-(``intermediate.int_trust_measures``, ``intermediate.int_policy_practice_flags``,
-``public.funnel_limits``) where their ``READS`` put them, so ``marts.publication_status`` is
+(``intermediate.int_trust_measures``, ``intermediate.int_policy_practice_flags``, the equity,
+trends and geography models of :mod:`flexbench.pipeline.equity`, ``public.funnel_limits``)
+where their ``READS`` put them, so ``marts.publication_status`` is
 built before the flags that read it and the public layer after the marts it publishes.
 """
 
@@ -18,6 +19,7 @@ from datetime import date
 
 import warehouse
 from flexbench.settings import Settings
+from transforms import vocabulary
 from transforms.benchmark import MIN_DECIDED, STALE_DAYS
 from transforms.disclosure import MAX_SUPPRESSED_COUNT, MIN_RATE_DENOMINATOR, ROUND_TO
 
@@ -40,6 +42,10 @@ def params(as_of: date) -> dict[str, str]:
         "small_max": str(MAX_SUPPRESSED_COUNT),
         "round_to": str(ROUND_TO),
         "min_denominator": str(MIN_RATE_DENOMINATOR),
+        "region_names": ", ".join(
+            f"({warehouse.sql_literal(code)}, {warehouse.sql_literal(name)})"
+            for code, name in vocabulary.REGIONS.items()
+        ),
     }
 
 

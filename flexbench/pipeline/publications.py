@@ -34,6 +34,8 @@ SOURCE = "publications"
 #: comes from: a batch's accepted rows are staged in one file.
 STAGED_KEY = "_staged_key"
 PLEDGE_REGISTRY_FILE = "registry/pledge_data_urls.csv"
+#: A registry entry (``breakdown_url`` in the sources file) in the breakdown form.
+BREAKDOWN_FORM = "breakdown"
 
 
 def policy(settings: Settings) -> FetchPolicy:
@@ -54,6 +56,17 @@ def registry(settings: Settings) -> list[dict[str, str]]:
         elif item.get("url") and item.get("org_code"):
             entries.append(
                 {"org_code": _code(item["org_code"]), "url": item["url"], "origin": "sources"}
+            )
+        if item.get("breakdown_url") and item.get("org_code"):
+            # The breakdown form of the standard (docs/flex-data-standard.md), beside a
+            # summary file: counts by equity dimension and group.
+            entries.append(
+                {
+                    "org_code": _code(item["org_code"]),
+                    "url": item["breakdown_url"],
+                    "origin": "sources",
+                    "form": BREAKDOWN_FORM,
+                }
             )
     pledge_file = settings.data_dir / PLEDGE_REGISTRY_FILE
     if pledge_file.exists():
@@ -127,7 +140,10 @@ def fetch_batch(settings: Settings, entries: list[dict[str, str]]) -> list[dict[
             res = FetchResult(
                 SOURCE, entry["url"], "failed", now_utc(), error=f"{entry['url']}: {exc}"
             )
-        return {**res.to_dict(), "org_code": entry["org_code"]}
+        out = {**res.to_dict(), "org_code": entry["org_code"]}
+        if entry.get("form"):
+            out["expected_form"] = entry["form"]
+        return out
 
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         return list(pool.map(one, entries))
@@ -163,17 +179,30 @@ def validate_batch(
             outcomes.append({**item, "status": "unchanged", "reasons": None})
         else:
             todo.append(item)
+    breakdown_todo = [i for i in todo if i.get("expected_form") == BREAKDOWN_FORM]
+    todo = [i for i in todo if i.get("expected_form") != BREAKDOWN_FORM]
+    breakdown_rows: dict[str, Any] = {}
+    for item in breakdown_todo:
+        outcomes.append(_validate_breakdown(settings, item, today, breakdown_rows))
+    if breakdown_rows and not todo:
+        paths = _stage(settings, breakdown_rows, prefix="breakdown")
+        for out in outcomes:
+            if out.get("staged_key") in paths:
+                out["breakdown_path"] = paths[out["staged_key"]]
     if todo:
         verdicts = _verdicts(todo, today)
         reports = settings.reports_dir / "validation"
         reports.mkdir(parents=True, exist_ok=True)
         accepted: dict[str, Any] = {}  # staged key -> accepted rows
+        requests: dict[str, Any] = {}  # staged key -> an accepted request-level file as read
         for i, item in enumerate(todo):
             verdict = verdicts[i]
             out = {**item, "form": verdict.form}
             if verdict.accepted:
                 key = f"{item['sha256']}-{item['org_code']}"
                 accepted[key] = verdict.summary
+                if verdict.form == "request_level" and verdict.read_frame is not None:
+                    requests[key] = verdict.read_frame
                 out.update(status="accepted", reasons=None, rows=len(verdict.summary))
                 out["staged_key"] = key
             else:
@@ -194,13 +223,92 @@ def validate_batch(
                 )
             outcomes.append(out)
         paths = _stage(settings, accepted)
+        breakdown_paths = _stage(
+            settings, {**breakdowns(requests, today), **breakdown_rows}, prefix="breakdown"
+        )
         for out in outcomes:
             if out.get("staged_key") in paths:
                 out["staged_path"] = paths[out["staged_key"]]
+            if out.get("staged_key") in breakdown_paths:
+                out["breakdown_path"] = breakdown_paths[out["staged_key"]]
     return outcomes
 
 
-def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
+def _validate_breakdown(
+    settings: Settings, item: dict[str, Any], today: date, accepted: dict[str, Any]
+) -> dict[str, Any]:
+    """Check one file in the breakdown form (expectations/breakdown.py); its accepted rows go
+    to ``accepted`` under its staged key, a rejected file gets a validation report."""
+    from expectations.breakdown import check_breakdown
+
+    data = Path(item["path"]).read_bytes()
+    verdict = check_breakdown(data, _file_name(item), item["org_code"], today)
+    out = {**item, "form": BREAKDOWN_FORM}
+    if verdict.accepted:
+        key = f"{item['sha256']}-{item['org_code']}"
+        accepted[key] = verdict.rows
+        out.update(status="accepted", reasons=None, rows=len(verdict.rows), staged_key=key)
+        return out
+    reports = settings.reports_dir / "validation"
+    reports.mkdir(parents=True, exist_ok=True)
+    report = {
+        "org_code": item["org_code"],
+        "url": item["url"],
+        "sha256": item["sha256"],
+        "fetched_at": item["fetched_at"],
+        "accepted": False,
+        "form": BREAKDOWN_FORM,
+        "failures": [
+            {"rule": f.rule, "column": f.column, "description": f.description,
+             "rows": sorted(set(f.rows_for("")))}
+            for f in verdict.failures
+        ],
+    }  # fmt: skip
+    rpath = reports / f"{item['org_code']}-{item['sha256'][:16]}.json"
+    rpath.write_text(json.dumps(report, indent=2, default=str))
+    out.update(status="rejected", reasons="; ".join(verdict.lines()), rows=0,
+               report_path=str(rpath))  # fmt: skip
+    return out
+
+
+def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -> dict[str, Any]:
+    """Counts by equity dimension and group of accepted request-level files (staged key ->
+    rows in :data:`transforms.publications.BREAKDOWN_COLUMNS`), aggregated in one pass.
+
+    As for the summary rows (``flexbench.validate``), a request belongs to the period of its
+    received_date, and requests of a period not over on ``today`` are left out until it ends
+    (docs/methodology.md, "Equity").
+    """
+    import pandas as pd
+
+    from transforms.publications import (
+        aggregate_request_breakdown,
+        coerce_request_level,
+        period_of,
+    )
+
+    if not requests:
+        return {}
+    # Files with the same columns are typed together (coercion works a column at a time);
+    # a file without an equality column gets no rows for that dimension.
+    shapes: dict[tuple[str, ...], list[Any]] = {}
+    for k, f in requests.items():
+        shapes.setdefault(tuple(f.columns), []).append(f.assign(**{STAGED_KEY: k}))
+    frames = [
+        coerce_request_level(pd.concat(fs, ignore_index=True)).assign(
+            **{STAGED_KEY: pd.concat([f[STAGED_KEY] for f in fs], ignore_index=True)}
+        )
+        for fs in shapes.values()
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame["received_date"].notna()]
+    _, period_end = period_of(frame["received_date"], period)
+    frame = frame[(period_end <= pd.Timestamp(today)).to_numpy()]
+    out = aggregate_request_breakdown(frame, period=period, by=(STAGED_KEY,))
+    return {k: part.drop(columns=STAGED_KEY) for k, part in out.groupby(STAGED_KEY, sort=False)}
+
+
+def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") -> dict[str, str]:
     """Write a batch's accepted rows to ONE Parquet file, each file's rows tagged with its
     staged key (``<sha256>-<org_code>``); returns key -> path.
 
@@ -220,7 +328,7 @@ def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
     staged.mkdir(parents=True, exist_ok=True)
     keys = sorted(accepted)
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
-    path = staged / f"batch-{digest}.parquet"
+    path = staged / f"{prefix}-{digest}.parquet"
     try:
         frame = pd.concat([accepted[k].assign(**{STAGED_KEY: k}) for k in keys], ignore_index=True)
         _write_parquet(frame, path)
@@ -229,7 +337,7 @@ def _stage(settings: Settings, accepted: dict[str, Any]) -> dict[str, str]:
         log.exception("staging the batch in one file failed; staging each file on its own")
     paths = {}
     for k in keys:
-        one = staged / f"{k}.parquet"
+        one = staged / (f"{k}.parquet" if prefix == "batch" else f"{k}-{prefix}.parquet")
         _write_parquet(accepted[k].assign(**{STAGED_KEY: k}), one)
         paths[k] = str(one)
     return paths
@@ -491,20 +599,29 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
         staged = pd.DataFrame(
             [
                 {
-                    "staged_path": o["staged_path"],
+                    "staged_path": o.get("staged_path"),
                     "staged_key": o.get("staged_key"),
                     "file_sha256": o["sha256"],
                     "fetched_at": pd.Timestamp(o["fetched_at"]),
+                    "breakdown_path": o.get("breakdown_path"),
                 }
                 for o in outcomes
                 if o["status"] == "accepted" and o.get("rows")
             ],
-            columns=["staged_path", "staged_key", "file_sha256", "fetched_at"],
+            columns=["staged_path", "staged_key", "file_sha256", "fetched_at", "breakdown_path"],
         )
+        staged["breakdown_path"] = staged["breakdown_path"].astype(object)
+        staged["staged_path"] = staged["staged_path"].astype(object)
         with warehouse.transaction(con):
             # A rerun of the same run replaces what that run loaded (idempotent).
             con.execute(
                 "delete from raw.publication_rows r using audit.publication_files a "
+                "where a.run_id = ? and a.status = 'accepted' "
+                "and r.file_sha256 = a.sha256 and r.fetched_at = a.fetched_at",
+                [run_id],
+            )
+            con.execute(
+                "delete from raw.publication_breakdown_rows r using audit.publication_files a "
                 "where a.run_id = ? and a.status = 'accepted' "
                 "and r.file_sha256 = a.sha256 and r.fetched_at = a.fetched_at",
                 [run_id],
@@ -520,17 +637,39 @@ def load(settings: Settings, outcomes: list[dict[str, Any]], run_id: str, today:
                     "delete from raw.publication_rows r using staged_df f "
                     "where r.file_sha256 = f.file_sha256 and r.fetched_at = f.fetched_at"
                 )
-                # A staged file holds a batch; each publication's rows carry its key.
+                # A staged file holds a batch; each publication's rows carry its key. (A file
+                # in the breakdown form has no summary rows.)
+                summary_paths = sorted(set(staged["staged_path"].dropna()))
+                if summary_paths:
+                    con.execute(
+                        "insert into raw.publication_rows by name "
+                        "select f.file_sha256, f.fetched_at, "
+                        f"p.* exclude (filename, {STAGED_KEY}) "
+                        "from read_parquet(?, filename = true) as p "
+                        "join staged_df as f on p.filename = f.staged_path "
+                        f"and p.{STAGED_KEY} = f.staged_key",
+                        [summary_paths],
+                    )
+                # Counts by equity dimension and group of the request-level files.
                 con.execute(
-                    "insert into raw.publication_rows by name "
-                    f"select f.file_sha256, f.fetched_at, p.* exclude (filename, {STAGED_KEY}) "
-                    "from read_parquet(?, filename = true) as p "
-                    "join staged_df as f on p.filename = f.staged_path "
-                    f"and p.{STAGED_KEY} = f.staged_key",
-                    [sorted(set(staged["staged_path"]))],
+                    "delete from raw.publication_breakdown_rows r using staged_df f "
+                    "where r.file_sha256 = f.file_sha256 and r.fetched_at = f.fetched_at"
                 )
+                with_breakdown = sorted(set(staged["breakdown_path"].dropna()))
+                if with_breakdown:
+                    con.execute(
+                        "insert into raw.publication_breakdown_rows by name "
+                        "select f.file_sha256, f.fetched_at, "
+                        f"p.* exclude (filename, {STAGED_KEY}) "
+                        "from read_parquet(?, filename = true) as p "
+                        "join staged_df as f on p.filename = f.breakdown_path "
+                        f"and p.{STAGED_KEY} = f.staged_key",
+                        [with_breakdown],
+                    )
                 con.unregister("staged_df")
-            warehouse.build_layers_named(con, ["staging.publications"])
+            warehouse.build_layers_named(
+                con, ["staging.publications", "staging.publication_breakdowns"]
+            )
         counts: dict[str, int] = {}
         for o in outcomes:
             counts[o["status"]] = counts.get(o["status"], 0) + 1

@@ -33,6 +33,15 @@ rejected_file               publishes a file with a real mistake (see ``Nation.t
 survey_split_units          the Staff Survey shows the trust as two units (code + "1", "2")
 ==========================  ======================================================================
 
+Equity (``Nation.truth.equity_gap``, "dimension: group, group" or ""): every request of a
+request-level trust carries sex, age band, ethnic group, disability and pay band drawn from
+NHS-like shares (:data:`EQUITY_SHARES`: about 80% of requesters women, 25-35% from Black and
+minority ethnic groups, 5% declaring a disability, Agenda for Change bands by staff group),
+independent of the outcome, so no trust has an equity gap, except a few large request-level
+trusts that carry a planted one (:data:`EQUITY_GAPS`): the groups named are approved markedly
+less often than the reference group, with the trust's counts unchanged. Half the
+request-level trusts write the detailed 2021 Census ethnic groups, the others the broad ones.
+
 Everything else behaves like the NHS: approval rates 85–97%, uptake 5–15 requests per 100
 staff a year, every decline escalated first and on a statutory ground, ~97% of decisions
 within two months.
@@ -245,14 +254,16 @@ class Nation:
         One row per trust: org_code, country, in_benchmark, true_approval_rate,
         true_uptake_per_100 (requests per 100 staff a year), planted, publishes, form
         ("summary" | "request_level" | null), mistake (the planted mistake of a rejected
-        file, else "").
+        file, else ""), equity_gap (the planted equity gap, "dimension: group, group", else
+        "").
     summary : DataFrame
         The true counts in the Flex Data Standard summary form (:data:`SUMMARY_COLUMNS`),
         one row per publishing trust × quarter × staff group (incl. "All staff groups"),
         exactly what a valid file of that trust says.
     requests : DataFrame
         One row per request for trusts that publish the request-level form; aggregating it
-        gives their rows of ``summary``.
+        gives their rows of ``summary``. With the equity fields sex, age_band,
+        ethnic_group (broad or detailed, see the module notes), disability and band.
     quarters : list of (date, date)
         The reporting quarters, oldest first.
     """
@@ -267,6 +278,11 @@ class Nation:
     seed: int
     as_of: date
     survey_years: list[int] = field(default_factory=lambda: [2024, 2025])
+
+    def equity_gaps(self) -> dict[str, str]:
+        """org_code -> "dimension: group, group" of the trusts carrying a planted equity gap."""
+        t = self.truth[self.truth["equity_gap"] != ""]
+        return dict(zip(t["org_code"], t["equity_gap"], strict=True))
 
     def planted(self, feature: str) -> list[str]:
         """Org codes of the trusts carrying one planted feature, sorted."""
@@ -663,6 +679,140 @@ def _expand_requests(rng, summary: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return req
 
 
+# NHS-like shares of the equity fields among people who request flexible working (WRES, WDES
+# and NHS Workforce Statistics orders of magnitude; module notes).
+EQUITY_SHARES = {
+    "sex": {"Female": 0.80, "Male": 0.20},
+    "age_band": {"Under 25": 0.06, "25-34": 0.28, "35-44": 0.30, "45-54": 0.22, "55-64": 0.12,
+                 "65 and over": 0.02},
+    "disability": {"Disabled": 0.05, "Not disabled": 0.82, "Not stated": 0.13},
+    # broad ethnic groups outside London; London trusts have twice the minority shares
+    "ethnic_group": {"White": 0.68, "Asian or Asian British": 0.14,
+                     "Black or Black British": 0.09, "Mixed": 0.025, "Other ethnic group": 0.03,
+                     "Not stated": 0.035},
+}  # fmt: skip
+# Within each broad group, its detailed 2021 Census groups (written by half the trusts).
+_ETHNIC_DETAILED_SHARES = {
+    "White": {"White: English, Welsh, Scottish, Northern Irish or British": 0.85,
+              "White: Irish": 0.025, "White: Gypsy or Irish Traveller": 0.003,
+              "White: Roma": 0.002, "White: Other White": 0.12},
+    "Asian or Asian British": {"Asian: Indian": 0.45, "Asian: Pakistani": 0.15,
+                               "Asian: Bangladeshi": 0.06, "Asian: Chinese": 0.06,
+                               "Asian: Other Asian": 0.28},
+    "Black or Black British": {"Black: African": 0.70, "Black: Caribbean": 0.22,
+                               "Black: Other Black": 0.08},
+    "Mixed": {"Mixed: White and Asian": 0.3, "Mixed: White and Black African": 0.2,
+              "Mixed: White and Black Caribbean": 0.3,
+              "Mixed: Other Mixed or Multiple ethnic groups": 0.2},
+    "Other ethnic group": {"Other: Arab": 0.2, "Other: Any other ethnic group": 0.8},
+}  # fmt: skip
+# Agenda for Change bands by staff group (the rest: the default mix).
+_BANDS_BY_STAFF_GROUP = {
+    "HCHS Doctors (exc. Resident doctors and equivalents)": {"Medical and dental": 1.0},
+    "Nurses & health visitors": {"Band 5": 0.45, "Band 6": 0.30, "Band 7": 0.18, "Band 8a": 0.05,
+                                 "Band 8b": 0.02},
+    "Midwives": {"Band 5": 0.2, "Band 6": 0.55, "Band 7": 0.2, "Band 8a": 0.05},
+    "Support to doctors, nurses & midwives": {"Band 2": 0.40, "Band 3": 0.45, "Band 4": 0.15},
+    "Support to ambulance staff": {"Band 2": 0.3, "Band 3": 0.5, "Band 4": 0.2},
+    "Support to ST&T staff": {"Band 2": 0.3, "Band 3": 0.45, "Band 4": 0.25},
+    "Senior managers": {"Band 8c": 0.35, "Band 8d": 0.35, "Band 9": 0.15, "Other pay scale": 0.15},
+    "Managers": {"Band 8a": 0.55, "Band 8b": 0.35, "Band 8c": 0.1},
+}  # fmt: skip
+_DEFAULT_BANDS = {"Band 2": 0.08, "Band 3": 0.17, "Band 4": 0.2, "Band 5": 0.2, "Band 6": 0.17,
+                  "Band 7": 0.12, "Band 8a": 0.06}  # fmt: skip
+# The planted equity gaps, in this order, one trust each (scaled: 3 in a nation of 200): the
+# dimension, the groups approved less often, and how much less (their approval is the
+# reference group's times this factor).
+EQUITY_GAPS = [
+    ("ethnic_group", ("Asian or Asian British", "Black or Black British"), 0.85),
+    ("disability", ("Disabled",), 0.75),
+    ("age_band", ("55-64",), 0.80),
+]
+
+
+def _draw(rng, shares: dict[str, float], size: int) -> np.ndarray:
+    keys = list(shares)
+    p = np.array(list(shares.values()), dtype=float)
+    return np.asarray(keys, dtype=object)[rng.choice(len(keys), size=size, p=p / p.sum())]
+
+
+def _equity_fields(
+    rng, requests: pd.DataFrame, trusts: pd.DataFrame, n_trusts: int, plant: bool
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Add sex, age_band, ethnic_group, disability and band to ``requests``; plant gaps.
+
+    Each field is drawn independently of the outcome from :data:`EQUITY_SHARES`, except in
+    the planted dimension of a planted trust: there a decided request's group is drawn given
+    its outcome (Bayes' rule), so that the groups named in :data:`EQUITY_GAPS` are approved at
+    ``factor`` times the rate of the others while the trust's outcome counts stay as they are.
+    """
+    req = requests.copy()
+    n = len(req)
+    if n == 0:
+        for c in ("sex", "age_band", "ethnic_group", "disability"):
+            req[c] = pd.Series(dtype=object)
+        return req, {}
+    req["band"] = "Band 5"
+    for group, rows in req.groupby("staff_group").groups.items():
+        req.loc[rows, "band"] = _draw(rng, _BANDS_BY_STAFF_GROUP.get(group, _DEFAULT_BANDS),
+                                      len(rows))  # fmt: skip
+    region = req["org_code"].map(trusts.set_index("org_code")["region_code"])
+    london = (region == "Y56").to_numpy()
+    white = EQUITY_SHARES["ethnic_group"]
+    london_shares = {k: (v if k in ("White", "Not stated") else 2 * v) for k, v in white.items()}
+    london_shares["White"] = 1 - sum(v for k, v in london_shares.items() if k != "White")
+    for field_name in ("sex", "age_band", "disability"):
+        req[field_name] = _draw(rng, EQUITY_SHARES[field_name], n)
+    ethnic = _draw(rng, white, n)
+    ethnic[london] = _draw(rng, london_shares, int(london.sum()))
+    req["ethnic_group"] = ethnic
+
+    gaps: dict[str, str] = {}
+    decided = req["outcome"].isin(["approved_in_full", "approved_with_changes", "declined"])
+    if plant:
+        sizes = req[decided].groupby("org_code").size().sort_values(ascending=False, kind="stable")
+        k = min(_scaled(len(EQUITY_GAPS), n_trusts), len(EQUITY_GAPS), len(sizes))
+        for code, (dimension, groups, factor) in zip(sizes.index[:k], EQUITY_GAPS, strict=False):
+            own = (req["org_code"] == code).to_numpy()
+            shares = london_shares if london[own].any() else EQUITY_SHARES[dimension]
+            if dimension != "ethnic_group":
+                shares = EQUITY_SHARES[dimension]
+            _plant_gap(rng, req, own & decided.to_numpy(), dimension, shares, groups, factor)
+            gaps[code] = f"{dimension}: {', '.join(groups)}"
+
+    # Half the request-level trusts write the detailed 2021 Census ethnic groups.
+    codes = sorted(req["org_code"].unique())
+    detailed_trusts = set(codes[::2])
+    detailed = (
+        req["org_code"].isin(detailed_trusts).to_numpy()
+        & (req["ethnic_group"] != "Not stated").to_numpy()
+    )
+    for broad, shares in _ETHNIC_DETAILED_SHARES.items():
+        rows = detailed & (req["ethnic_group"] == broad).to_numpy()
+        req.loc[rows, "ethnic_group"] = _draw(rng, shares, int(rows.sum()))
+    return req, gaps
+
+
+def _plant_gap(rng, req, rows, dimension, shares, groups, factor) -> None:
+    """Redraw ``dimension`` for the decided requests ``rows`` given each one's outcome, so the
+    named groups' approval is ``factor`` times the others' (overall approval unchanged)."""
+    names = list(shares)
+    prior = np.array([shares[g] for g in names], dtype=float)
+    prior /= prior.sum()
+    multiplier = np.array([factor if g in groups else 1.0 for g in names])
+    approved = req.loc[rows, "outcome"].isin(["approved_in_full", "approved_with_changes"])
+    overall = float(approved.mean())
+    reference_rate = min(overall / float((prior * multiplier).sum()), 0.995)
+    p_given_approved = prior * multiplier
+    p_given_declined = prior * (1 - multiplier * reference_rate)
+    index = req.index[rows]
+    values = np.empty(len(index), dtype=object)
+    a = approved.to_numpy()
+    values[a] = _draw(rng, dict(zip(names, p_given_approved, strict=True)), int(a.sum()))
+    values[~a] = _draw(rng, dict(zip(names, p_given_declined, strict=True)), int((~a).sum()))
+    req.loc[index, dimension] = values
+
+
 def _build_survey(rng, trusts, workforce, planted, survey_years) -> pd.DataFrame:
     """Flexible-working answers of the Staff Survey, one row per survey unit per year."""
     by_name = {g.benchmark_group: g for g in PEER_GROUPS}
@@ -748,6 +898,7 @@ def build_nation(
     seed: int = DEFAULT_SEED,
     as_of: date = DEFAULT_AS_OF,
     quarters: int = 8,
+    equity_gaps: bool = True,
 ) -> Nation:
     """Draw a synthetic nation of NHS trusts, deterministically from ``seed``.
 
@@ -762,6 +913,10 @@ def build_nation(
         calendar quarters before it.
     quarters : int
         Number of reporting quarters each publishing trust reports.
+    equity_gaps : bool
+        Whether a few request-level trusts carry a planted equity gap (False: a nation where
+        no trust has one, to check the equity gap flag's false discoveries). Nothing else of
+        the nation changes.
 
     Returns
     -------
@@ -877,6 +1032,10 @@ def build_nation(
         rng, by_group[by_group["org_code"].isin(request_level)].reset_index(drop=True), as_of
     )
     survey = _build_survey(rng, trusts, workforce, planted, [2024, 2025])
+    # The equity fields come from a stream of their own: the rest of the nation is unchanged.
+    requests, equity = _equity_fields(
+        np.random.default_rng([seed, 17]), requests, trusts, n_trusts, equity_gaps
+    )
 
     planted_by_trust = {c: [] for c in codes}
     for feature in PLANTED_FEATURES:
@@ -896,6 +1055,7 @@ def build_nation(
                 for c in codes
             ],
             mistake=[mistakes.get(c, "") for c in codes],
+            equity_gap=[equity.get(c, "") for c in codes],
         )
     )
     return Nation(

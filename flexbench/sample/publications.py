@@ -36,6 +36,10 @@ REQUEST_LEVEL_COLUMNS = [
     "staff_group",
     "flex_type",
     "band",
+    "sex",
+    "age_band",
+    "ethnic_group",
+    "disability",
 ]
 
 # Cosmetic variants every reader of the standard must accept. The first file of each kind

@@ -436,3 +436,120 @@ def test_the_number_of_validation_workers_can_be_set_and_a_bad_value_is_named(mo
         publications.validation_workers()
     monkeypatch.delenv("FLEXBENCH_VALIDATE_WORKERS")
     assert publications.validation_workers() == (os.cpu_count() or 1)
+
+
+# --- equity: the dimensions of request-level files, and the breakdown form ------------------
+
+REQUEST_HEADER = (
+    "org_code,request_id,received_date,decision_date,outcome,escalated,appeal,decline_reason,"
+    "staff_group,flex_type,band,sex,age_band,ethnic_group,disability"
+)
+REQUESTS = [  # received in Q1 (Apr-Jun 2024) but the last, in Q2
+    "RRL,R1,2024-04-03,2024-04-20,approved_in_full,no,none,,Nurses & health visitors,"
+    "part_time,Band 5,Female,25-34,White: Irish,No",
+    "RRL,R2,2024-04-09,2024-05-01,declined,yes,none,costs,Nurses & health visitors,"
+    "compressed_hours,Band 6,Female,35-44,Black: African,Yes",
+    "RRL,R3,2024-05-10,2024-05-30,approved_with_changes,yes,none,,Central functions,"
+    "remote_or_hybrid,4,M,45-54,Indian,No",
+    "RRL,R4,2024-06-02,,pending,no,none,,Central functions,part_time,Band 4,Male,55-64,,",
+    "RRL,R5,2024-07-15,2024-07-30,declined,yes,none,demand,Central functions,part_time,"
+    "Band 4,Female,25 to 34,White,No",
+]
+
+
+def breakdown_of(settings, org: str) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    df = query(
+        settings,
+        "select strftime(period_start, '%Y-%m-%d') as q, dimension, group_value, "
+        "requests_received, approved_in_full + approved_with_changes as approved, declined "
+        "from staging.publication_breakdowns where org_code = ?",
+        [org],
+    )
+    return {
+        (r.q, r.dimension, r.group_value): (r.requests_received, r.approved, r.declined)
+        for r in df.itertuples()
+    }
+
+
+def test_a_request_level_file_keeps_its_equity_dimensions(server, tmp_path):
+    body = "\n".join([REQUEST_HEADER, *REQUESTS]) + "\n"
+    server.expect_request("/rrl.csv").respond_with_data(body, content_type="text/csv")
+    settings = make_settings(tmp_path, {"RRL": server.url_for("/rrl.csv")})
+    assert run(settings, "run-1") == {"accepted": 1}
+    got = breakdown_of(settings, "RRL")
+    q1, q2 = "2024-04-01", "2024-07-01"
+    # Each request counted once in each dimension, in the quarter it was received.
+    assert got[(q1, "sex", "Female")] == (2, 1, 1)
+    assert got[(q1, "sex", "Male")] == (2, 1, 0)  # "M" read as Male; R4 still pending
+    assert got[(q2, "sex", "Female")] == (1, 0, 1)
+    assert got[(q1, "disability", "Disabled")] == (1, 0, 1)
+    assert got[(q1, "disability", "Not stated")] == (1, 0, 0)  # a blank cell
+    assert got[(q1, "pay_band", "Band 4")] == (2, 1, 0)  # "4" read as Band 4
+    assert got[(q2, "age_band", "25-34")] == (1, 0, 1)  # "25 to 34"
+    # Broad groups always; the detailed 2021 Census groups as the file gives them.
+    assert got[(q1, "ethnic_group", "Asian or Asian British")] == (1, 1, 0)
+    assert got[(q1, "ethnic_group_detailed", "Black: African")] == (1, 0, 1)
+    assert got[(q2, "ethnic_group_detailed", "White (not detailed)")] == (1, 0, 1)
+    assert got[(q1, "flex_type", "part_time")] == (2, 1, 0)
+    assert got[(q1, "staff_group", "Central functions")] == (2, 1, 0)
+    # Every dimension's groups add up to the quarter's total of the summary form.
+    totals = query(
+        settings,
+        "select strftime(period_start, '%Y-%m-%d') as q, requests_received "
+        "from staging.publications where org_code = 'RRL' and staff_group = 'All staff groups'",
+    ).set_index("q")["requests_received"]
+    assert totals.to_dict() == {q1: 4, q2: 1}
+    for dimension in ("sex", "ethnic_group", "disability", "age_band", "pay_band",
+                      "staff_group", "flex_type"):  # fmt: skip
+        for q in (q1, q2):
+            n = sum(v[0] for (qq, d, _), v in got.items() if qq == q and d == dimension)
+            assert n == totals[q], (dimension, q)
+
+
+BREAKDOWN_HEADER = (
+    "org_code,period_start,period_end,dimension,group_value,requests_received,"
+    "approved_in_full,approved_with_changes,declined,withdrawn,pending"
+)
+
+
+def test_a_breakdown_file_beside_a_summary_is_loaded_and_a_bad_one_rejected(server, tmp_path):
+    good = "\n".join([
+        BREAKDOWN_HEADER,
+        f"RAA,{Q1[0]},{Q1[1]},sex,Female,30,24,0,4,0,2",
+        f"RAA,{Q1[0]},{Q1[1]},sex,Male,10,6,0,1,0,3",
+        f"RAA,{Q1[0]},{Q1[1]},Ethnicity,Black or Black British,12,8,0,3,0,1",
+    ]) + "\n"  # fmt: skip
+    bad = good.replace("RAA", "RBB").replace(",30,24,", ",31,24,")
+    serve = server.expect_request
+    serve("/a.csv").respond_with_data(publication("RAA", VERSION_1), content_type="text/csv")
+    serve("/a-by-group.csv").respond_with_data(good, content_type="text/csv")
+    serve("/b.csv").respond_with_data(publication("RBB", VERSION_1), content_type="text/csv")
+    serve("/b-by-group.csv").respond_with_data(bad, content_type="text/csv")
+    sources = tmp_path / "sources.yml"
+    sources.write_text(
+        "allow_local_urls: true\npublications:\n"
+        + "".join(
+            f"  - {{org_code: {o}, url: '{server.url_for(f'/{o[1].lower()}.csv')}', "
+            f"breakdown_url: '{server.url_for(f'/{o[1].lower()}-by-group.csv')}'}}\n"
+            for o in ("RAA", "RBB")
+        )
+    )
+    settings = settings_mod.load(sources=sources, warehouse=tmp_path / "data" / "w.duckdb")
+    assert run(settings, "run-1") == {"accepted": 3, "rejected": 1}
+    audit = query(settings, "select url, status, form, reasons from audit.publication_files")
+    by_url = {r.url.rsplit("/", 1)[1]: r for r in audit.itertuples()}
+    assert by_url["a-by-group.csv"].form == "breakdown"
+    assert by_url["b-by-group.csv"].status == "rejected"
+    assert "outcomes-sum" in by_url["b-by-group.csv"].reasons
+    # The summary files are loaded as ever; the breakdown beside the good one too.
+    assert staged(settings, "RAA") == as_quarters(VERSION_1)
+    assert staged(settings, "RBB") == as_quarters(VERSION_1)
+    assert breakdown_of(settings, "RAA") == {
+        (Q1[0], "sex", "Female"): (30, 24, 4),
+        (Q1[0], "sex", "Male"): (10, 6, 1),
+        (Q1[0], "ethnic_group", "Black or Black British"): (12, 8, 3),
+    }
+    assert breakdown_of(settings, "RBB") == {}
+    # A second run with nothing changed adds nothing.
+    assert run(settings, "run-2") == {"unchanged": 4}
+    assert len(breakdown_of(settings, "RAA")) == 3

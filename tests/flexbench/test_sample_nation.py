@@ -435,3 +435,80 @@ def test_small_nations_still_carry_every_planted_feature():
     planted = set(";".join(nation.truth["planted"]).split(";")) - {""}
     assert {"decline_outlier", "rejected_file", "pledged_not_publishing", "stale"} <= planted
     assert np.isfinite(nation.truth["true_approval_rate"]).all()
+
+
+# --- equity fields ---------------------------------------------------------------------------
+
+
+def test_request_level_files_carry_nhs_like_equity_fields(demo):
+    from transforms import equity
+
+    nation, root, publications, _ = demo
+    request_level = publications[publications["form"] == "request_level"]
+    frames = [read_file(root / "publications" / f) for f in request_level["filename"]]
+    req = pd.concat(frames, ignore_index=True)
+    assert {"sex", "age_band", "ethnic_group", "disability", "band"} <= set(req.columns)
+    share = req["sex"].value_counts(normalize=True)
+    assert 0.75 < share["Female"] < 0.85  # most requesters are women
+    broad = req["ethnic_group"].map(lambda v: equity.normalise_ethnic_group(v)[0])
+    stated = broad[broad != "Not stated"]
+    assert broad.notna().all()
+    assert 0.2 < (stated != "White").mean() < 0.4  # Black and minority ethnic staff
+    assert 0.03 < (req["disability"] == "Disabled").mean() < 0.08
+    assert req["age_band"].map(equity.normalise_age_band).isin(equity.AGE_BANDS).all()
+    assert req["band"].map(equity.normalise_band).isin(equity.PAY_BANDS).all()
+    doctors = req["staff_group"].str.startswith("HCHS Doctors")
+    assert (req.loc[doctors, "band"] == "Medical and dental").all()
+    # Some trusts write the detailed 2021 Census groups, the others the broad ones.
+    detailed = req["ethnic_group"].str.contains(":")
+    by_trust = detailed.groupby(req["org_code"]).any()
+    assert 0 < by_trust.sum() < len(by_trust)
+
+
+def test_planted_equity_gaps_show_in_the_requests_and_leave_the_counts_alone(demo):
+    nation = demo[0]
+    gaps = nation.equity_gaps()
+    assert len(gaps) == 3 and set(gaps) <= set(nation.requests["org_code"])
+    req = nation.requests
+    decided = req[req["outcome"].isin(["approved_in_full", "approved_with_changes", "declined"])]
+    approved = decided["outcome"] != "declined"
+    for org, text in gaps.items():
+        dimension, groups = text.split(": ")
+        own = decided["org_code"] == org
+        in_groups = decided[dimension].isin(groups.split(", ")) | decided[dimension].str.split(
+            ":"
+        ).str[0].isin(["Asian", "Black"]) & (dimension == "ethnic_group")
+        rate_in = approved[own & in_groups].mean()
+        rate_out = approved[own & ~in_groups & (decided[dimension] != "Not stated")].mean()
+        assert rate_in < 0.9 * rate_out, (org, rate_in, rate_out)
+    # The same nation without planted gaps differs only in the equity fields.
+    plain = build_nation(equity_gaps=False)
+    assert plain.summary.equals(nation.summary)
+    assert (plain.truth["equity_gap"] == "").all()
+    columns = ["org_code", "request_id", "received_date", "outcome", "staff_group", "flex_type"]
+    assert plain.requests[columns].equals(nation.requests[columns])
+
+
+def test_a_nation_with_no_planted_gap_raises_equity_flags_within_the_bound():
+    # Methodology, "Equity gap flag": where no trust has a gap, the chance that a build raises
+    # any equity flag is at most 5%. Five unplanted nations, each tested as the build does.
+    from scipy.stats import binom
+
+    from transforms import equity
+    from transforms.publications import aggregate_request_breakdown
+
+    flagged_builds = 0
+    for seed in range(5):
+        nation = build_nation(seed=seed, equity_gaps=False)
+        breakdown = aggregate_request_breakdown(nation.requests)
+        window = breakdown[breakdown["period_start"] >= breakdown["period_start"].max()
+                           - pd.DateOffset(months=9)]  # fmt: skip
+        groups = window.groupby(["org_code", "dimension", "group_value"], as_index=False).sum(
+            numeric_only=True
+        )
+        groups["approved"] = groups["approved_in_full"] + groups["approved_with_changes"]
+        groups["decided"] = groups["approved"] + groups["declined"]
+        tests = equity.compare_groups(groups.assign(level="trust"))
+        assert tests["tested"].sum() > 100
+        flagged_builds += bool(tests["flagged"].any())
+    assert flagged_builds <= binom.ppf(0.999, 5, equity.FDR_Q)

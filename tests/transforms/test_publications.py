@@ -316,3 +316,53 @@ def test_a_batch_of_files_aggregates_each_file_on_its_own():
     q1 = pd.Timestamp("2024-04-01")
     assert totals.loc[("a", q1), "requests_received"] == 5
     assert totals.loc[("b", q1), "requests_received"] == 2
+
+
+# --- aggregation with the equity dimensions (docs/methodology.md, "Equity") ------------------
+
+
+def _with_equity(frame: pd.DataFrame, **columns) -> pd.DataFrame:
+    return coerce_request_level(frame.assign(**columns).astype(object))
+
+
+def test_the_breakdown_counts_every_request_once_in_each_dimension_it_has():
+    typed = _with_equity(
+        REQUESTS,
+        sex=["F", "Female", "Male", None, "female", "M"],
+        ethnic_group=["White", "Black: African", "N", "Indian", "", "Purple"],
+        band=["Band 5", "5", "8A", "Band 2", "Band 5", "Band 3"],
+    )
+    out = pub.aggregate_request_breakdown(typed)
+    assert list(out.columns) == list(pub.BREAKDOWN_COLUMNS)
+    # Only the dimensions the file has: no age band or disability column, no such rows.
+    assert set(out["dimension"]) == {
+        "sex", "ethnic_group", "ethnic_group_detailed", "pay_band", "staff_group"
+    }  # fmt: skip
+    q1 = out[out["period_start"] == pd.Timestamp("2024-04-01")].set_index(
+        ["dimension", "group_value"]
+    )
+    assert q1.loc[
+        ("sex", "Female"), ["requests_received", "approved_in_full", "declined"]
+    ].tolist() == [2, 1, 1]  # noqa: E501
+    assert q1.loc[("sex", "Not stated"), "pending"] == 1  # a blank cell
+    assert q1.loc[("sex", "Male"), "approved_with_changes"] == 1  # "Agreed with amendments"
+    assert q1.loc[("ethnic_group", "Black or Black British"), "requests_received"] == 2
+    assert q1.loc[("ethnic_group", "Not known"), "withdrawn"] == 1  # "Purple"
+    assert q1.loc[("ethnic_group_detailed", "Asian: Indian"), "pending"] == 1
+    assert q1.loc[("ethnic_group_detailed", "White (not detailed)"), "requests_received"] == 1
+    assert q1.loc[("pay_band", "Band 5"), "requests_received"] == 2
+    # Every dimension adds up to the quarter's total; the July request is in the next quarter.
+    totals = _aggregated().xs("All staff groups", level="staff_group")["requests_received"]
+    by_dim = out.groupby(["period_start", "dimension"])["requests_received"].sum()
+    for (start, _), n in by_dim.items():
+        assert n == totals[start]
+
+
+def test_detailed_ethnic_groups_only_for_the_files_that_give_them():
+    a = _with_equity(REQUESTS, ethnic_group=["Black: African"] + ["White"] * 5)
+    b = _with_equity(REQUESTS.assign(org_code="RBB"), ethnic_group=["White"] * 6)
+    both = pd.concat([a.assign(_file="a"), b.assign(_file="b")], ignore_index=True)
+    out = pub.aggregate_request_breakdown(both, by=("_file",))
+    detailed = out[out["dimension"] == "ethnic_group_detailed"]
+    assert set(detailed["_file"]) == {"a"}
+    assert set(out.loc[out["_file"] == "b", "dimension"]) == {"ethnic_group", "staff_group"}

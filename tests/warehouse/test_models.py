@@ -38,7 +38,7 @@ def _row(code, start, end, group="All staff groups", approved=9, declined=1):
 def build(tmp_path):
     """Load the given publication rows beside two open English trusts and build."""
 
-    def run(rows, survey=None):
+    def run(rows, survey=None, breakdown=None):
         path = tmp_path / "wh.duckdb"
         con = warehouse.connect(path)
         warehouse.apply_schema(con)
@@ -47,6 +47,7 @@ def build(tmp_path):
                 "org_code": ["RAA", "RBB"],
                 "name": ["A TRUST", "B TRUST"],
                 "region_code": ["Y56", "Y56"],
+                "icb_code": ["QKK", "QMJ"],
                 "open_date": pd.Timestamp("2000-04-01"),
                 "country": "England",
                 "sha256": "x",
@@ -57,6 +58,7 @@ def build(tmp_path):
             ("raw.ods_trusts", ods),
             ("raw.publication_rows", pd.DataFrame(rows)),
             ("raw.staff_survey", survey),
+            ("raw.publication_breakdown_rows", breakdown),
         ):
             if frame is not None and len(frame):
                 con.register("f", frame)
@@ -157,3 +159,78 @@ def test_a_failed_measure_step_leaves_the_previous_benchmark(build, monkeypatch)
     con = warehouse.connect(path, read_only=True)
     assert con.execute("select count(*) from marts.trust_benchmark").fetchone()[0] == before
     assert con.execute("select count(*) from marts.trust_trends").fetchone()[0] == 1
+
+
+def _group(code, dimension, group, approved, declined, start="2026-07-01", end="2026-09-30"):
+    return dict(
+        org_code=code, period_start=pd.Timestamp(start), period_end=pd.Timestamp(end),
+        dimension=dimension, group_value=group, requests_received=approved + declined,
+        approved_in_full=approved, approved_with_changes=0, declined=declined, withdrawn=0,
+        pending=0, file_sha256=f"sha-{code}",
+        fetched_at=pd.Timestamp(datetime(2026, 10, 1, tzinfo=UTC)),
+    )  # fmt: skip
+
+
+def test_equity_rows_per_trust_and_nation_with_relative_likelihood_and_the_small_number_rule(
+    build,
+):
+    breakdown = [
+        _group("RAA", "ethnic_group", "White", 90, 10),
+        _group("RAA", "ethnic_group", "Black or Black British", 30, 20),
+        _group("RAA", "ethnic_group", "Mixed", 5, 4),  # 9 decided: not compared
+        _group("RBB", "ethnic_group", "White", 45, 5),
+        _group("RAA", "ethnic_group", "White", 1, 1, "2025-04-01", "2025-06-30"),  # before
+    ]
+    rows = [_row("RAA", "2026-07-01", "2026-09-30", approved=126, declined=34),
+            _row("RBB", "2026-07-01", "2026-09-30", approved=45, declined=5)]  # fmt: skip
+    _, con = build(rows, breakdown=pd.DataFrame(breakdown))
+    eb = con.execute("select * from marts.equity_benchmark").df()
+    eb = eb.set_index(["level", "org_code", "group_value"])
+    black = eb.loc[("trust", "RAA", "Black or Black British")]
+    assert (black["decided"], black["approved"]) == (50, 30)  # the window only
+    assert black["relative_likelihood"] == pytest.approx(0.9 / 0.6)
+    assert black["relative_likelihood_lower95"] < 1.5 < black["relative_likelihood_upper95"]
+    assert black["approval_rate_lower95"] < 0.6 < black["approval_rate_upper95"]
+    assert black["reference_group"] == "White" and black["comparable"]
+    mixed = eb.loc[("trust", "RAA", "Mixed")]
+    assert not mixed["comparable"] and pd.isna(mixed["relative_likelihood"])
+    nation = eb.loc[("england", "ENGLAND", "White")]
+    assert (nation["decided"], nation["trusts"]) == (150, 2)
+    gaps = con.execute("select * from marts.equity_gaps").df()
+    assert list(zip(gaps["org_code"], gaps["group_value"], strict=True)) == [
+        ("RAA", "Black or Black British")
+    ]
+    assert "30 of 50" in gaps["evidence"][0]
+
+
+def test_every_measure_has_a_quarterly_trend_and_regions_and_icbs_have_names(build):
+    from transforms.trends import TREND_MEASURES
+
+    rows = [_row("RAA", "2026-07-01", "2026-09-30", approved=80, declined=20),
+            _row("RAA", "2025-07-01", "2025-09-30", approved=95, declined=5),
+            _row("RBB", "2026-07-01", "2026-09-30", approved=40, declined=10)]  # fmt: skip
+    _, con = build(rows)
+    trends = con.execute(
+        "select * from marts.trust_measure_trends where level = 'trust' and org_code = 'RAA'"
+    ).df()
+    assert set(trends["measure"]) == set(TREND_MEASURES)
+    assert set(trends["quarter"]) == {"2025-Q3", "2026-Q3"}
+    approval = trends[trends["measure"] == "approval_rate"].set_index("quarter")
+    assert approval.loc["2026-Q3", "rate"] == pytest.approx(0.8)
+    yoy = (
+        con.execute(
+            "select * from marts.trust_measure_yoy where org_code = 'RAA' "
+            "and measure = 'approval_rate'"
+        )
+        .df()
+        .iloc[0]
+    )
+    assert yoy["change"] == pytest.approx(0.8 - 0.95)
+    assert yoy["change_upper95"] < 0 and yoy["change_significant"]
+    region = con.execute("select * from marts.region_benchmark").df().iloc[0]
+    assert (region["region_name"], region["decided"]) == ("London", 150)
+    assert region["approval_rate"] == pytest.approx(120 / 150)
+    icbs = con.execute("select icb_code, icb_name from marts.icb_benchmark order by 1").df()
+    assert icbs.values.tolist() == [["QKK", "QKK (London)"], ["QMJ", "QMJ (London)"]]
+    funnels = con.execute("select * from marts.area_trust_funnels where area_kind = 'region'")
+    assert set(funnels.df()["area_name"]) == {"London"}

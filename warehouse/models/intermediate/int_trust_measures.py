@@ -6,7 +6,8 @@ The benchmark's computed measures (docs/methodology.md, "The columns of
 marts.trust_benchmark"): rates with Wilson intervals, funnel positions, ranks and quartiles,
 staff voice against peers and the clinical gap, computed in Python by
 :func:`transforms.benchmark.trust_measures` from intermediate.int_trust_window and
-intermediate.int_trust_staff_groups, and written in the build's transaction.
+intermediate.int_trust_staff_groups, and written
+in the build's transaction.
 """
 
 from __future__ import annotations

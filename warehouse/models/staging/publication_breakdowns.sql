@@ -1,0 +1,42 @@
+-- staging.publication_breakdowns: one row per org_code x period (start, end) x dimension x
+-- group_value. Keys: org_code, period_start, period_end, dimension, group_value.
+-- The counts by equity dimension and group of the newest accepted file that gives them for
+-- each (trust, period), as staging.publications does for the summary form: trusts republish
+-- corrected history and the latest accepted version of a period wins (docs/methodology.md,
+-- "Equity"). Every version stays in raw.publication_breakdown_rows.
+with breakdown_rows as (
+    select * from raw.publication_breakdown_rows
+),
+
+versions as (
+    select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at
+    from breakdown_rows
+    group by all
+),
+
+newest as (
+    select *,
+        row_number() over (
+            partition by org_code, period_start, period_end
+            order by fetched_at desc, file_sha256
+        ) as recency
+    from versions
+),
+
+final as (
+    select r.* exclude (file_sha256, fetched_at),
+        r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
+    from breakdown_rows as r
+    inner join newest as n
+        on n.recency = 1
+        and r.org_code = n.org_code
+        and r.period_start = n.period_start
+        and r.period_end = n.period_end
+        and r.file_sha256 = n.file_sha256
+    qualify row_number() over (
+        partition by r.org_code, r.period_start, r.period_end, r.dimension, r.group_value
+        order by r.fetched_at desc
+    ) = 1
+)
+
+select * from final
