@@ -118,6 +118,26 @@ PROPORTIONS = (
     Proportion("non_statutory_decline_share", "declined_other", "declined"),
 )
 
+
+def add_derived_counts(count) -> None:
+    """Add the benchmark's derived counts to ``count`` (a DataFrame, or a dict of Series, of
+    the summary form's counts), in place: the one definition of each (docs/methodology.md,
+    "Measures").
+
+    - ``approved`` = approved_in_full + approved_with_changes;
+    - ``decided`` = approved + declined;
+    - ``not_agreed_first_stage``: requests not agreed at the first stage, at least every
+      escalated and every declined one (a compliant decline follows an escalation, so the two
+      overlap) [A3].
+    """
+    count["approved"] = count["approved_in_full"] + count["approved_with_changes"]
+    count["decided"] = count["approved"] + count["declined"]
+    escalated, declined = count["escalated"], count["declined"]
+    count["not_agreed_first_stage"] = np.fmax(escalated, declined).where(
+        escalated.notna() & declined.notna()
+    )
+
+
 #: The rates compared on funnel plots against the national (pooled) rate.
 FUNNEL_MEASURES = ("approval_rate", "decline_rate")
 
@@ -295,13 +315,7 @@ def trust_measures(
         "requests_received", "approved_in_full", "approved_with_changes", "declined",
         "escalated", "appeals", "appeals_upheld", "decided_within_2_months", *DECLINE_REASONS,
     )}  # fmt: skip
-    count["approved"] = count["approved_in_full"] + count["approved_with_changes"]
-    count["decided"] = count["approved"] + count["declined"]
-    # Requests not agreed at the first stage: at least every escalated and every declined one
-    # (a compliant decline follows an escalation, so the two overlap) [A3].
-    count["not_agreed_first_stage"] = np.fmax(count["escalated"], count["declined"]).where(
-        count["escalated"].notna() & count["declined"].notna()
-    )
+    add_derived_counts(count)
 
     out["not_agreed_first_stage"] = count["not_agreed_first_stage"]
 

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from transforms import stats
-from transforms.benchmark import DECLINE_REASONS, PROPORTIONS, Proportion, poisson_interval
+from transforms.benchmark import (
+    DECLINE_REASONS,
+    PROPORTIONS,
+    Proportion,
+    add_derived_counts,
+    poisson_interval,
+)
 from transforms.equity import newcombe_difference
 
 UPTAKE = "requests_per_100_staff"
@@ -43,8 +49,7 @@ LONG_COLUMNS = (
 
 def _counts(frame: pd.DataFrame) -> pd.DataFrame:
     c = frame.copy()
-    c["approved"] = c["approved_in_full"] + c["approved_with_changes"]
-    c["decided"] = c["approved"] + c["declined"]
+    add_derived_counts(c)
     return c
 
 
