@@ -151,6 +151,10 @@ def write_workload(
         requests = nation_mod._expand_requests(
             np.random.default_rng([seed, k, 7]), by_group, nation.as_of
         )
+        # The equity fields of the request-level form, drawn as the demo nation draws them.
+        requests, _ = nation_mod._equity_fields(
+            np.random.default_rng([seed, k, 17]), requests, frames["trusts"], n_trusts, False
+        )
         for org in publishers:
             if org in request_level:
                 frame = requests[requests["org_code"] == org][REQUEST_LEVEL_COLUMNS]
