@@ -12,7 +12,8 @@ raised while reading, by ``transforms.publications.read_publication``.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,15 +23,20 @@ from transforms.publications import (
     ALL_STAFF_GROUPS,
     APPEALS,
     COUNT_COLUMNS,
+    DECISION_WINDOW_MONTHS,
     DECLINE_REASON_COLUMNS,
     DECLINE_REASONS,
+    EARLIEST_DATE,
     FLEX_TYPES,
+    MAX_COUNT,
     OUTCOME_COLUMNS,
     OUTCOMES,
     REQUEST_LEVEL_OPTIONAL,
+    REQUESTS_PER_HEAD,
     STAFF_GROUPS,
     coerce_request_level,
     coerce_summary,
+    date_order,
 )
 
 ORG_CODE_PATTERN = r"^[A-Z0-9]{3,5}$"
@@ -62,9 +68,40 @@ def _in_set(name: str, column: str, values, description: str, shown: str | None 
     )
 
 
-def _flag(name: str, flag: str, shown: str, description: str) -> Rule:
-    """A rule checked by a helper column that is True where the row keeps the rule."""
-    return _in_set(name, flag, [True], description, shown)
+def _flag(name: str, flag: str, shown: str, description: str, **bounds) -> Rule:
+    """A rule checked by a helper column that is True where the row keeps the rule.
+
+    ``bounds`` (e.g. ``max_months_after_period=12``) are kept in the expectation's meta, so
+    the suite states the limit its helper column applies (the Table Schema test reads it).
+    """
+    meta = {**_meta(name), **bounds}
+    return Rule(
+        name,
+        shown,
+        description,
+        lambda gx, f=flag, m=meta: gx.ExpectColumnValuesToBeInSet(
+            column=f, value_set=[True], meta=dict(m)
+        ),
+    )
+
+
+def _between(
+    name: str, column: str, description: str, shown: str | None = None, low=None, high=None
+) -> Rule:
+    """Rule: ``low <= column <= high`` on every row where the column is given."""
+    return Rule(
+        name,
+        shown or column,
+        description,
+        lambda gx, c=column, n=name: gx.ExpectColumnValuesToBeBetween(
+            column=c, min_value=low, max_value=high, meta=_meta(n)
+        ),
+    )
+
+
+#: The earliest date of the standard as the GX suites compare it (a datetime at midnight).
+EARLIEST = datetime.combine(EARLIEST_DATE, datetime.min.time())
+_EARLIEST_TEXT = f"{EARLIEST_DATE:%-d %B %Y}"
 
 
 def _pair_equal(name: str, a: str, b: str, shown: str, description: str) -> Rule:
@@ -148,7 +185,22 @@ SUMMARY_RULES: list[Rule] = [
         COUNTS_SHOWN,
         "counts must be whole numbers (0, 1, 2, ...); write 0 rather than leaving a blank",
     ),
-    _flag("not-negative", "_counts_not_negative", COUNTS_SHOWN, "counts must not be negative"),
+    _between("not-negative", "_counts_min", "counts must not be negative", COUNTS_SHOWN, low=0),
+    _between(
+        "count-within-bound",
+        "_counts_max",
+        f"a count must be at most {MAX_COUNT:,} (ten times the headcount of the largest trust)",
+        COUNTS_SHOWN,
+        high=MAX_COUNT,
+    ),
+    _pair_at_least(
+        "requests-within-headcount",
+        "_max_requests",
+        "requests_received",
+        "requests_received",
+        f"requests_received cannot be more than {REQUESTS_PER_HEAD} times the trust's "
+        "headcount (NHS Workforce Statistics)",
+    ),
     _pair_equal(
         "outcomes-sum",
         "_outcomes_total",
@@ -212,6 +264,19 @@ SUMMARY_RULES: list[Rule] = [
         "period_end",
         "a period must be over before it is published (period_end in the future)",
     ),
+    _between(
+        "date-in-range",
+        "period_start",
+        f"period_start must not be before {_EARLIEST_TEXT}",
+        low=EARLIEST,
+    ),
+    _flag(
+        "unambiguous-date",
+        "_dates_unambiguous",
+        "period_start+period_end",
+        "a date written in numbers must read one way only as a UK date (day first); write "
+        "it as 2024-04-01 or 1 April 2024",
+    ),
 ]
 
 _REQUEST_STAFF_GROUPS = [g for g in STAFF_GROUPS if g != ALL_STAFF_GROUPS]
@@ -258,6 +323,33 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "_received_past",
         "received_date",
         "received_date must not be in the future",
+    ),
+    _between(
+        "date-in-range",
+        "received_date",
+        f"received_date must not be before {_EARLIEST_TEXT}",
+        low=EARLIEST,
+    ),
+    _flag(
+        "decision-not-future",
+        "_decision_past",
+        "decision_date",
+        "decision_date must not be in the future",
+    ),
+    _flag(
+        "decision-within-window",
+        "_decision_in_window",
+        "decision_date",
+        f"decision_date must be within {DECISION_WINDOW_MONTHS} months of the end of the "
+        "quarter the request was received in",
+        max_months_after_period=DECISION_WINDOW_MONTHS,
+    ),
+    _flag(
+        "unambiguous-date",
+        "_dates_unambiguous",
+        "received_date+decision_date",
+        "a date written in numbers must read one way only as a UK date (day first); write "
+        "it as 2024-04-01 or 1 April 2024",
     ),
     _not_null("required", "escalated", "escalated must be yes or no on every row"),
     _in_set("escalated-yes-no", "escalated", ["yes", "no"], "escalated must be yes or no"),
@@ -352,6 +444,35 @@ def _per_row(value, index: pd.Index, upper: bool = False) -> pd.Series:
     return pd.Series(out, index=index, dtype=object)
 
 
+def _unambiguous(frame: pd.DataFrame, columns: tuple[str, ...], files: pd.Series):
+    """Flag of rule "unambiguous-date": True where no date of the row could be read two ways,
+    or where the file shows it writes the day first (docs/flex-data-standard.md, "Dates").
+
+    A file shows it writes the day first when one of its all-number dates has a first number
+    above 12 (``30/06/2024``) and none has a second number above 12 (``06/30/2024``).
+    """
+    orders = [date_order(frame[c]) for c in columns if c in frame.columns]
+    ambiguous = np.logical_or.reduce([o["ambiguous"].to_numpy() for o in orders])
+    if not ambiguous.any():
+        return _flags(np.ones(len(frame), dtype=bool))
+    day_first = np.logical_or.reduce([o["day_first"].to_numpy() for o in orders])
+    month_first = np.logical_or.reduce([o["month_first"].to_numpy() for o in orders])
+    keys = files.to_numpy()
+    uk = pd.Series(day_first).groupby(keys).transform("any").to_numpy(dtype=bool)
+    us = pd.Series(month_first).groupby(keys).transform("any").to_numpy(dtype=bool)
+    return _flags(~ambiguous | (uk & ~us))
+
+
+def _max_requests(headcount, index: pd.Index) -> pd.Series:
+    """Most requests_received a row may hold given the trust's headcount (Int64, missing
+    where the headcount is not known): rule "requests-within-headcount"."""
+    heads = _per_row(headcount, index).to_numpy(dtype=object)
+    out = np.zeros(len(index), dtype="int64")
+    known = np.array([isinstance(h, int | np.integer) and h > 0 for h in heads], dtype=bool)
+    out[known] = [REQUESTS_PER_HEAD * int(h) for h in heads[known]]
+    return pd.Series(pd.arrays.IntegerArray(out, ~known), index=index)
+
+
 def _keyed(parts: list[pd.Series], complete: pd.Series) -> pd.Series:
     """``a|b|c`` per row where every part is given, else None (the uniqueness key)."""
     joined = parts[0].astype("str")
@@ -367,6 +488,7 @@ def summary_check_frame(
     expected_org: str | pd.Series | None = None,
     today: date | None = None,
     file: str | pd.Series | None = None,
+    headcount: int | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Summary form as read -> the frame ``SUMMARY_RULES`` run on (typed + helper columns).
 
@@ -385,6 +507,9 @@ def summary_check_frame(
     file : str or pandas.Series, optional
         File id put in ``_file`` for batched validation (keys are unique per file); a
         Series gives it per row.
+    headcount : int or pandas.Series, optional
+        The trust's headcount (rule "requests-within-headcount"); None (or a None per row)
+        where not known.
     """
     today_ts = pd.Timestamp(today or date.today())
     df = coerce_summary(frame)
@@ -396,13 +521,16 @@ def summary_check_frame(
     decided = counts[list(_DECIDED)]
     df["_decided"] = decided.sum(axis=1).where(decided.notna().all(axis=1))
     df["_counts_whole"] = _flags(counts.notna().all(axis=1))
-    df["_counts_not_negative"] = _flags(~(counts < 0).any(axis=1))
+    df["_counts_min"] = counts.min(axis=1, skipna=True).astype("Int64")
+    df["_counts_max"] = counts.max(axis=1, skipna=True).astype("Int64")
+    df["_max_requests"] = _max_requests(headcount, df.index)
     start, end = df["period_start"], df["period_end"]
     dated = (start.notna() & end.notna()).to_numpy()
     ordered = dated & (start <= end).fillna(False).to_numpy()
     df["_regular_period"] = _flags(regular_periods(start, end), unknown=~ordered)
     df["_period_over"] = _flags((end <= today_ts).fillna(False), unknown=end.isna())
     files = _per_row("" if file is None else file, df.index)
+    df["_dates_unambiguous"] = _unambiguous(frame, ("period_start", "period_end"), files)
     key_parts = df[["org_code", "period_start", "period_end", "staff_group"]]
     complete = key_parts.notna().all(axis=1)
     groups = df["staff_group"].astype("str").str.lower()
@@ -421,10 +549,12 @@ def request_level_check_frame(
     expected_org: str | pd.Series | None = None,
     today: date | None = None,
     file: str | pd.Series | None = None,
+    headcount: int | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Request-level form as read -> the frame ``REQUEST_LEVEL_RULES`` run on.
 
-    Parameters as :func:`summary_check_frame`.
+    Parameters as :func:`summary_check_frame` (``headcount`` is not used: each request is
+    a row, and rows are bounded by ``MAX_ROWS``).
     """
     today_ts = pd.Timestamp(today or date.today())
     df = coerce_request_level(frame)
@@ -442,12 +572,20 @@ def request_level_check_frame(
     df["_decision_dated"] = _flags(~np.isin(outcome, _DECIDED) | raw_given)
     received = df["received_date"]
     df["_received_past"] = _flags((received <= today_ts).fillna(False), unknown=received.isna())
+    decided = df["decision_date"]
+    df["_decision_past"] = _flags((decided <= today_ts).fillna(False), unknown=decided.isna())
+    quarter_end = received.dt.to_period("Q").dt.end_time.dt.normalize()
+    window_end = quarter_end + pd.DateOffset(months=DECISION_WINDOW_MONTHS)
+    df["_decision_in_window"] = _flags(
+        (decided <= window_end).fillna(False), unknown=(decided.isna() | received.isna())
+    )
     df["_appeal_fits"] = _flags(
         (appeal == "none") | declined, unknown=~known_outcome | ~np.isin(appeal, APPEALS)
     )
     df["_reason_only_when_declined"] = _flags(pd.isna(reason) | declined, unknown=~known_outcome)
     df["_reason_known"] = _flags(np.isin(reason, DECLINE_REASONS), unknown=~declined)
     files = _per_row("" if file is None else file, df.index)
+    df["_dates_unambiguous"] = _unambiguous(frame, ("received_date", "decision_date"), files)
     df["_key"] = _keyed([files, df["request_id"]], df["request_id"].notna())
     df["_expected_org"] = _per_row(expected_org, df.index, upper=True)
     if file is not None:
@@ -455,28 +593,128 @@ def request_level_check_frame(
     return df
 
 
-def split_count_failures(failure: RuleFailure, check: pd.DataFrame) -> list[RuleFailure]:
-    """A "whole-number" or "not-negative" failure over all counts -> one per count column.
+_COUNT_RULE_TEXT = {
+    "whole-number": "{c} must be a whole number (0, 1, 2, ...); write 0 rather than a blank",
+    "not-negative": "{c} must not be negative",
+    "count-within-bound": "{c} must be at most " + f"{MAX_COUNT:,}" + " (as written: {v})",
+}
+_SUMS = {
+    "outcomes-sum": (OUTCOME_COLUMNS, "requests_received"),
+    "decline-reasons-sum": (DECLINE_REASON_COLUMNS, "declined"),
+}
+_SHOWN_ROWS = 3
 
-    ``check`` is the file's check frame; the rows come from GX, the columns at fault on
-    those rows are read here so each line names its column.
+
+def _at(frame: pd.DataFrame, rows) -> pd.DataFrame:
+    return frame[frame[ROW_COLUMN].isin(set(rows))].sort_values(ROW_COLUMN)
+
+
+def _written(value) -> str:
+    return "blank" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def explain_failure(
+    failure: RuleFailure, check: pd.DataFrame, read: pd.DataFrame | None = None
+) -> list[RuleFailure]:
+    """A failed rule of one file -> the lines a trust sees, with the numbers that broke it.
+
+    - "whole-number", "not-negative", "count-within-bound" over all counts: one failure per
+      count column at fault (the value as written, for a count past the bound);
+    - "outcomes-sum", "decline-reasons-sum": the sum on the first rows, e.g.
+      "row 3: 10 + 3 + 0 + 1 + 0 = 14, but requests_received is 15";
+    - "unambiguous-date", "valid-date", "date-in-range": the dates as written.
+
+    ``check`` is the file's check frame, ``read`` its frame as read (values as written).
     """
-    if failure.column != COUNTS_SHOWN or failure.rule not in ("whole-number", "not-negative"):
+    rows = failure.rows_for("")
+    if not rows:
         return [failure]
-    rows = set(failure.rows_for(""))
-    at_fault = check[check[ROW_COLUMN].isin(rows)]
+    if failure.column == COUNTS_SHOWN and failure.rule in _COUNT_RULE_TEXT:
+        return _split_counts(failure, check, read)
+    if failure.rule in _SUMS:
+        parts, total = _SUMS[failure.rule]
+        shown = []
+        for _, r in _at(check, rows).head(_SHOWN_ROWS).iterrows():
+            values = [r[c] for c in parts]
+            if any(pd.isna(v) for v in values) or pd.isna(r[total]):
+                continue
+            added = " + ".join(str(int(v)) for v in values)
+            shown.append(
+                f"row {int(r[ROW_COLUMN])}: {added} = {sum(int(v) for v in values)}, "
+                f"but {total} is {int(r[total])}"
+            )
+        return [_with(failure, "; ".join(shown))]
+    columns = [c for c in failure.column.split("+") if read is not None and c in read.columns]
+    if failure.rule in ("unambiguous-date", "valid-date", "date-in-range") and columns:
+        shown = []
+        for _, r in _at(read, rows).head(_SHOWN_ROWS).iterrows():
+            for c in columns:
+                value = r[c]
+                if failure.rule == "unambiguous-date":
+                    order = date_order(pd.Series([value], dtype=object))
+                    if not order["ambiguous"].iloc[0]:
+                        continue
+                    shown.append(
+                        f"{c} {_written(value)} (row {int(r[ROW_COLUMN])}) could be "
+                        + _two_readings(str(value))
+                    )
+                elif value is not None:
+                    shown.append(f"{c} {_written(value)} (row {int(r[ROW_COLUMN])})")
+        return [_with(failure, "; ".join(shown))]
+    return [failure]
+
+
+def _two_readings(text: str) -> str:
+    """``"04/01/2024"`` -> ``"4 January 2024 or 1 April 2024"``."""
+    a, b, year = (int(p) for p in re.findall(r"\d+", text)[:3])
+    return f"{a} {_month(b)} {year} or {b} {_month(a)} {year}"
+
+
+def _month(n: int) -> str:
+    return date(2000, n, 1).strftime("%B")
+
+
+def _with(failure: RuleFailure, detail: str) -> RuleFailure:
+    if not detail:
+        return failure
+    return RuleFailure(
+        failure.rule,
+        failure.column,
+        f"{failure.description}: {detail}",
+        failure.rows,
+        failure.examples,
+    )
+
+
+def _split_counts(
+    failure: RuleFailure, check: pd.DataFrame, read: pd.DataFrame | None
+) -> list[RuleFailure]:
+    at_fault = _at(check, failure.rows_for(""))
     out = []
     for c in COUNT_COLUMNS:
-        bad = at_fault[c].isna() if failure.rule == "whole-number" else at_fault[c] < 0
-        if bad.any():
-            text = (
-                f"{c} must be a whole number (0, 1, 2, ...); write 0 rather than a blank"
-                if failure.rule == "whole-number"
-                else f"{c} must not be negative"
-            )
-            found = sorted(int(r) for r in at_fault.loc[bad, ROW_COLUMN])
-            out.append(RuleFailure(failure.rule, c, text, {"": found}))
+        values = at_fault[c]
+        if failure.rule == "whole-number":
+            bad = values.isna()
+        elif failure.rule == "not-negative":
+            bad = (values < 0).fillna(False)
+        else:
+            bad = (values > MAX_COUNT).fillna(False)
+        if not bad.any():
+            continue
+        found = sorted(int(r) for r in at_fault.loc[bad, ROW_COLUMN])
+        written = ""
+        if failure.rule == "count-within-bound" and read is not None and c in read.columns:
+            cells = _at(read, found)[c].head(_SHOWN_ROWS)
+            written = ", ".join(_written(v)[:40] for v in cells)
+        text = _COUNT_RULE_TEXT[failure.rule].format(c=c, v=written)
+        out.append(RuleFailure(failure.rule, c, text, {"": found}))
     return out or [failure]
+
+
+def split_count_failures(failure: RuleFailure, check: pd.DataFrame) -> list[RuleFailure]:
+    """A count rule failed over all counts -> one failure per count column (see
+    :func:`explain_failure`)."""
+    return explain_failure(failure, check)
 
 
 __all__ = [
@@ -485,6 +723,7 @@ __all__ = [
     "SUMMARY_RULES",
     "is_regular_period",
     "regular_periods",
+    "explain_failure",
     "split_count_failures",
     "request_level_check_frame",
     "summary_check_frame",
