@@ -610,7 +610,19 @@ def _at(frame: pd.DataFrame, rows) -> pd.DataFrame:
 
 
 def _written(value) -> str:
-    return "blank" if value is None or (isinstance(value, float) and value != value) else str(value)
+    """A cell as written, short: a blank says so, a very long number gives its length."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "blank"
+    text = str(value)
+    if len(text) > 24:
+        digits = sum(ch.isdigit() for ch in text)
+        return f"{text[:12]}... ({digits} digits)" if digits > len(text) / 2 else text[:24] + "..."
+    return text
+
+
+def _row_label(r: pd.Series, rows) -> str:
+    """ "row 3: " when a rule failed on several rows (the line lists them all), else ""."""
+    return f"row {int(r[ROW_COLUMN])}: " if len(set(rows)) > 1 else ""
 
 
 def explain_failure(
@@ -635,14 +647,12 @@ def explain_failure(
         parts, total = _SUMS[failure.rule]
         shown = []
         for _, r in _at(check, rows).head(_SHOWN_ROWS).iterrows():
-            values = [r[c] for c in parts]
-            if any(pd.isna(v) for v in values) or pd.isna(r[total]):
-                continue
-            added = " + ".join(str(int(v)) for v in values)
-            shown.append(
-                f"row {int(r[ROW_COLUMN])}: {added} = {sum(int(v) for v in values)}, "
-                f"but {total} is {int(r[total])}"
-            )
+            values = [r[c] for c in (*parts, total)]
+            if any(pd.isna(v) or abs(int(v)) > MAX_COUNT for v in values):
+                continue  # a blank or a count past the bound has its own line
+            *values, stated = (int(v) for v in values)
+            added = " + ".join(str(v) for v in values)
+            shown.append(f"{_row_label(r, rows)}{added} = {sum(values)}, but {total} is {stated}")
         return [_with(failure, "; ".join(shown))]
     columns = [c for c in failure.column.split("+") if read is not None and c in read.columns]
     if failure.rule in ("unambiguous-date", "valid-date", "date-in-range") and columns:
@@ -655,11 +665,13 @@ def explain_failure(
                     if not order["ambiguous"].iloc[0]:
                         continue
                     shown.append(
-                        f"{c} {_written(value)} (row {int(r[ROW_COLUMN])}) could be "
+                        f"{_row_label(r, rows)}{c} {_written(value)} could be "
                         + _two_readings(str(value))
                     )
                 elif value is not None:
-                    shown.append(f"{c} {_written(value)} (row {int(r[ROW_COLUMN])})")
+                    us = date_order(pd.Series([value], dtype=object))["month_first"].iloc[0]
+                    note = " (dates are read day first, as in the UK)" if us else ""
+                    shown.append(f"{_row_label(r, rows)}{c} is {_written(value)}{note}")
         return [_with(failure, "; ".join(shown))]
     return [failure]
 
@@ -705,7 +717,7 @@ def _split_counts(
         written = ""
         if failure.rule == "count-within-bound" and read is not None and c in read.columns:
             cells = _at(read, found)[c].head(_SHOWN_ROWS)
-            written = ", ".join(_written(v)[:40] for v in cells)
+            written = ", ".join(_written(v) for v in cells)
         text = _COUNT_RULE_TEXT[failure.rule].format(c=c, v=written)
         out.append(RuleFailure(failure.rule, c, text, {"": found}))
     return out or [failure]

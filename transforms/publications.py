@@ -17,6 +17,7 @@ Pure: no Airflow, no network, no DuckDB.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import difflib
 import io
@@ -110,11 +111,6 @@ MAX_INFLATED_BYTES = 100 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 100
 #: Data rows read from one file at most.
 MAX_ROWS = 200_000
-#: Entries of an XLSX's shared-strings table (its list of distinct texts) at most. Every text
-#: cell of a file within :data:`MAX_ROWS` fits: a request-level file has one distinct
-#: request_id per row, the other texts repeat. Counted while the zip is checked, before the
-#: workbook is opened, so a table of millions of strings is refused with little memory.
-MAX_SHARED_STRINGS = 1_000_000
 #: The largest count a cell may hold (rule "count-within-bound"): ten times the headcount of
 #: the largest NHS trust (about 45,000 staff), rounded up. Where the trust's headcount is
 #: known, requests_received is also held to :data:`REQUESTS_PER_HEAD` times it.
@@ -423,7 +419,7 @@ def read_publication(data: bytes, filename: str) -> ParsedPublication:
     ------
     PublicationError
         For file-level failures: ``too-large``, ``empty-file``, ``html-page``,
-        ``not-csv-or-xlsx``, ``undecodable``, ``too-large-inflated``, ``too-many-strings``,
+        ``not-csv-or-xlsx``, ``undecodable``, ``too-large-inflated``,
         ``unreadable-xlsx``, ``too-many-rows``, ``missing-columns``, ``duplicate-columns``,
         ``personal-data``. Never another exception for bad input: whatever a damaged or
         hostile file makes the readers raise becomes one of these.
@@ -559,25 +555,12 @@ def check_zip_sizes(data: bytes, filename: str) -> zipfile.ZipFile:
     try:
         for m in members:
             seen = 0
-            strings = m.filename.lower().endswith("sharedstrings.xml")
-            entries, tail = 0, b""
             with archive.open(m) as part:
                 while chunk := part.read(1024 * 1024):
                     seen += len(chunk)
                     inflated += len(chunk)
                     if seen > m.file_size or inflated > MAX_INFLATED_BYTES:
                         raise too_big
-                    if strings:  # count <si> entries; a tag may straddle two chunks
-                        entries += len(_SHARED_STRING.findall(tail + chunk))
-                        tail = chunk[-16:]
-                        entries -= len(_SHARED_STRING.findall(tail))
-                        if entries > MAX_SHARED_STRINGS:
-                            raise PublicationError(
-                                "too-many-strings",
-                                f"{filename} holds more than {MAX_SHARED_STRINGS:,} distinct "
-                                "texts (its shared-strings table); a publication within "
-                                f"{MAX_ROWS:,} rows needs far fewer - save it as CSV",
-                            )
     except PublicationError:
         raise
     except Exception as exc:  # noqa: BLE001 - zlib.error, BadZipFile, EOFError, ...: damaged
@@ -585,9 +568,6 @@ def check_zip_sizes(data: bytes, filename: str) -> zipfile.ZipFile:
             "unreadable-xlsx", f"{filename} looks like an XLSX but is damaged: {_why(exc)}"
         ) from exc
     return archive
-
-
-_SHARED_STRING = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
 
 
 def _why(exc: BaseException) -> str:
@@ -599,16 +579,18 @@ def _why(exc: BaseException) -> str:
 def _read_xlsx_rows(data: bytes, filename: str) -> tuple[list[tuple[int, list[Any]]], str]:
     """XLSX -> rows of the data sheet and its name (see :func:`_data_sheet`).
 
-    Read-only and streamed by openpyxl; anything a damaged workbook makes it raise (broken
-    XML, an unknown attribute, a corrupt deflate stream, a date cell out of range) is the
-    rejection ``unreadable-xlsx``, never an exception of another kind.
+    Read-only and streamed by openpyxl, except its shared-strings table (the workbook's list
+    of distinct texts), which openpyxl would hold whole in memory: the cells refer to it by
+    number, and only the entries the rows read refer to are looked up afterwards, in one
+    streamed pass over the table (:class:`_SharedStrings`). Anything a damaged workbook makes
+    the readers raise (broken XML, an unknown attribute, a corrupt deflate stream, a date
+    cell out of range) is the rejection ``unreadable-xlsx``, never an exception of another
+    kind.
     """
     check_zip_sizes(data, filename)
-    import openpyxl  # heavy-ish; only for XLSX
-
     name: str | None = None
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        book, strings = _open_workbook(data)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for damaged books
         raise PublicationError(
             "unreadable-xlsx", f"{filename} could not be opened as an XLSX workbook: {_why(exc)}"
@@ -617,8 +599,8 @@ def _read_xlsx_rows(data: bytes, filename: str) -> tuple[list[tuple[int, list[An
         names = book.sheetnames
         if not names:
             raise PublicationError("empty-file", f"{filename} has no worksheets")
-        name = _data_sheet(book, names)
-        rows = _sheet_rows(book[name], MAX_ROWS + 50)
+        name = _data_sheet(book, names, strings)
+        rows = strings.resolve(_sheet_rows(book[name], MAX_ROWS + 50))
     except PublicationError as error:
         error.sheet = name
         raise
@@ -635,6 +617,122 @@ def _read_xlsx_rows(data: bytes, filename: str) -> tuple[list[tuple[int, list[An
         except Exception:  # noqa: BLE001, S110 - closing a damaged book must not hide the verdict
             pass
     return rows, name
+
+
+class _SharedRef:
+    """A cell that holds entry ``index`` of the shared-strings table, until looked up."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _SharedStrings:
+    """A workbook's shared-strings table read on demand: ``table[i]`` gives a
+    :class:`_SharedRef`; :meth:`resolve` then reads the table once, as a stream, keeping only
+    the entries the rows refer to. Memory grows with the cells read, not with the table."""
+
+    def __init__(self, archive: zipfile.ZipFile | None = None, part: str | None = None) -> None:
+        self.archive, self.part = archive, part
+
+    def __getitem__(self, index: int) -> _SharedRef:
+        return _SharedRef(int(index))
+
+    def resolve(self, rows: list[tuple[int, list[Any]]]) -> list[tuple[int, list[Any]]]:
+        """The rows with every :class:`_SharedRef` replaced by its text."""
+        wanted = {v.index for _, values in rows for v in values if type(v) is _SharedRef}
+        if not wanted:
+            return rows
+        texts = self._read(wanted)
+        missing = wanted - texts.keys()
+        if missing:
+            raise ValueError(f"a cell refers to shared string {min(missing)}, which is missing")
+        return [
+            (n, [texts[v.index] if type(v) is _SharedRef else v for v in values])
+            for n, values in rows
+        ]
+
+    def _read(self, wanted: set[int]) -> dict[int, str]:
+        """Entries ``wanted`` of the table, read in 1 MiB pieces: a piece holding none of
+        them is only counted (``bytes.count``); the others are parsed as XML."""
+        if self.archive is None or self.part is None:
+            return {}
+        targets = sorted(wanted)
+        found: dict[int, str] = {}
+        last = -1  # index of the last entry before the buffer
+        buffer, opening, token, closing = b"", None, b"<si", b"</si>"
+        with self.archive.open(self.part) as src:
+            while True:
+                chunk = src.read(1024 * 1024)
+                buffer += chunk
+                if opening is None:  # the table's own start tag, e.g. <sst xmlns=...> or <x:sst
+                    root = re.search(rb"<((?:[A-Za-z_][\w.-]*:)?)sst\b[^>]*>", buffer)
+                    if root is None:
+                        if chunk and len(buffer) < 1024 * 1024:
+                            continue
+                        return found
+                    opening, prefix = root.group(0), root.group(1)
+                    token, closing = b"<" + prefix + b"si", b"</" + prefix + b"si>"
+                    buffer = buffer[root.end() :]
+                cut = buffer.rfind(token) if chunk else len(buffer)
+                if cut <= 0 and chunk:
+                    continue
+                head, buffer = buffer[:cut], buffer[cut:]
+                entries = head.count(token)
+                first = bisect.bisect_left(targets, last + 1)
+                if first < len(targets) and targets[first] <= last + entries:
+                    found.update(self._parse(head, last, opening, token, closing, targets))
+                last += entries
+                if not chunk or len(found) == len(targets):
+                    return found
+
+    @staticmethod
+    def _parse(head: bytes, last: int, opening: bytes, token: bytes, closing: bytes, targets):
+        """Entries of ``targets`` among those in ``head`` (numbered from ``last + 1``)."""
+        from xml.etree import ElementTree
+
+        from openpyxl.cell.text import Text
+
+        pieces = head.split(token)[1:]
+        numbers, fragments = [], []
+        for offset, piece in enumerate(pieces):
+            number = last + 1 + offset
+            k = bisect.bisect_left(targets, number)
+            if k < len(targets) and targets[k] == number:
+                end = piece.rfind(closing)
+                body = piece[: end + len(closing)] if end >= 0 else piece.split(b">", 1)[0] + b">"
+                numbers.append(number)
+                fragments.append(token + body)
+        root_name = opening[1:].split(None, 1)[0].rstrip(b">").rstrip(b"/")
+        tree = ElementTree.fromstring(
+            opening.rstrip(b"/>").rstrip(b">")
+            + b">"
+            + b"".join(fragments)
+            + b"</"
+            + root_name
+            + b">"
+        )
+        out = {}
+        for number, node in zip(numbers, list(tree), strict=True):
+            out[number] = Text.from_tree(node).content.replace("x005F_", "")
+        return out
+
+
+def _open_workbook(data: bytes) -> tuple[Any, _SharedStrings]:
+    """openpyxl's ``load_workbook(read_only=True, data_only=True)``, with the shared-strings
+    table left unread (:class:`_SharedStrings`)."""
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            ct = self.package.find(SHARED_STRINGS)
+            part = ct.PartName[1:] if ct is not None else None
+            self.shared_strings = _SharedStrings(self.archive, part)
+
+    reader = Reader(io.BytesIO(data), read_only=True, keep_vba=False, data_only=True)
+    reader.read()
+    return reader.wb, reader.shared_strings
 
 
 def _sheet_rows(sheet: Any, limit: int) -> list[tuple[int, list[Any]]]:
@@ -657,20 +755,24 @@ def _sheet_rows(sheet: Any, limit: int) -> list[tuple[int, list[Any]]]:
     return rows
 
 
-def _data_sheet(book: Any, names: list[str]) -> str:
+def _data_sheet(book: Any, names: list[str], strings: _SharedStrings) -> str:
     """The worksheet holding the data: the one named "data" (any case), else the sheet whose
     first rows name most columns of the standard (a notes or cover sheet names none), the
     first sheet on a tie."""
     named = [n for n in names if normalise_header(n) == "data"]
     if named or len(names) == 1:
         return (named or names)[0]
-    best, best_hits = names[0], 0
+    heads: dict[str, list[tuple[int, list[Any]]]] = {}
     for n in names[:20]:
         try:
-            head = _sheet_rows(book[n], 10)
+            heads[n] = _sheet_rows(book[n], 10)
         except Exception:  # noqa: BLE001 - a damaged extra sheet is not the data sheet
             continue
-        hits = max((_header_hits(v) for _, v in head), default=0)
+    every = strings.resolve([row for head in heads.values() for row in head])
+    best, best_hits, at = names[0], 0, 0
+    for n, head in heads.items():
+        hits = max((_header_hits(v) for _, v in every[at : at + len(head)]), default=0)
+        at += len(head)
         if hits > best_hits:
             best, best_hits = n, hits
     return best
