@@ -322,13 +322,18 @@ def is_personal_data_header(header: Any) -> bool:
     Implements the rule of docs/flex-data-standard.md that neither form may carry names,
     dates of birth, staff, pay or assignment numbers, national numbers or contact details.
     """
-    key = normalise_header(header)
-    if not key or key in _HEADER_KEYS:
-        return False
-    return (
-        key in _PERSONAL_KEYS
-        or key.endswith(PERSONAL_DATA_ENDINGS)
-        or any(p in key for p in _PERSONAL_PARTS)
+    text = fold_text(header)
+    keys = {normalise_header(text), normalise_header(re.sub(r"\([^)]*\)|\[[^\]]*\]", "", text))}
+    # "Employee (ESR)", "Date of birth [dd/mm/yyyy]": a qualifier in brackets is read past.
+    return any(
+        key
+        and key not in _HEADER_KEYS
+        and (
+            key in _PERSONAL_KEYS
+            or key.endswith(PERSONAL_DATA_ENDINGS)
+            or any(p in key for p in _PERSONAL_PARTS)
+        )
+        for key in keys
     )
 
 
