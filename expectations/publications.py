@@ -47,12 +47,15 @@ def _meta(name: str) -> dict:
     return {"rule": name}
 
 
-def _not_null(name: str, column: str, description: str, shown: str | None = None) -> Rule:
+def _not_null(name: str, column: str, description: str, shown: str | None = None, **schema) -> Rule:
+    """Rule: the column is given on every row. ``schema`` (e.g. ``type="date"``) goes into the
+    expectation's meta for the Table Schema (:func:`table_schema`)."""
+    meta = {**_meta(name), **schema}
     return Rule(
         name,
         shown or column,
         description,
-        lambda gx, c=column, n=name: gx.ExpectColumnValuesToNotBeNull(column=c, meta=_meta(n)),
+        lambda gx, c=column, m=meta: gx.ExpectColumnValuesToNotBeNull(column=c, meta=dict(m)),
     )
 
 
@@ -68,13 +71,14 @@ def _in_set(name: str, column: str, values, description: str, shown: str | None 
     )
 
 
-def _flag(name: str, flag: str, shown: str, description: str, **bounds) -> Rule:
+def _flag(name: str, flag: str, shown: str, description: str, **schema) -> Rule:
     """A rule checked by a helper column that is True where the row keeps the rule.
 
-    ``bounds`` (e.g. ``max_months_after_period=12``) are kept in the expectation's meta, so
-    the suite states the limit its helper column applies (the Table Schema test reads it).
+    ``schema`` (e.g. ``columns=[...]``, ``type="integer"``, ``enum=[...]``,
+    ``max_months_after_period=12``) is kept in the expectation's meta: the suite states what
+    its helper column checks, and :func:`table_schema` reads it.
     """
-    meta = {**_meta(name), **bounds}
+    meta = {**_meta(name), **schema}
     return Rule(
         name,
         shown,
@@ -86,15 +90,23 @@ def _flag(name: str, flag: str, shown: str, description: str, **bounds) -> Rule:
 
 
 def _between(
-    name: str, column: str, description: str, shown: str | None = None, low=None, high=None
+    name: str,
+    column: str,
+    description: str,
+    shown: str | None = None,
+    low=None,
+    high=None,
+    **schema,
 ) -> Rule:
-    """Rule: ``low <= column <= high`` on every row where the column is given."""
+    """Rule: ``low <= column <= high`` on every row where the column is given (``schema`` as
+    for :func:`_flag`)."""
+    meta = {**_meta(name), **schema}
     return Rule(
         name,
         shown or column,
         description,
-        lambda gx, c=column, n=name: gx.ExpectColumnValuesToBeBetween(
-            column=c, min_value=low, max_value=high, meta=_meta(n)
+        lambda gx, c=column, m=meta: gx.ExpectColumnValuesToBeBetween(
+            column=c, min_value=low, max_value=high, meta=dict(m)
         ),
     )
 
@@ -168,8 +180,12 @@ _SUM_REASONS = "+".join(DECLINE_REASON_COLUMNS)
 #: Row-level rules of the summary form (DESIGN 3.1), run on :func:`summary_check_frame`.
 SUMMARY_RULES: list[Rule] = [
     *_common_org_rules(),
-    _not_null("valid-date", "period_start", "period_start must be a date (e.g. 2024-04-01)"),
-    _not_null("valid-date", "period_end", "period_end must be a date (e.g. 2024-06-30)"),
+    _not_null(
+        "valid-date", "period_start", "period_start must be a date (e.g. 2024-04-01)", type="date"
+    ),
+    _not_null(
+        "valid-date", "period_end", "period_end must be a date (e.g. 2024-06-30)", type="date"
+    ),
     _not_null("required", "staff_group", "staff_group must be filled in on every row"),
     _in_set(
         "known-staff-group",
@@ -184,14 +200,25 @@ SUMMARY_RULES: list[Rule] = [
         "_counts_whole",
         COUNTS_SHOWN,
         "counts must be whole numbers (0, 1, 2, ...); write 0 rather than leaving a blank",
+        columns=list(COUNT_COLUMNS),
+        type="integer",
+        required=True,
     ),
-    _between("not-negative", "_counts_min", "counts must not be negative", COUNTS_SHOWN, low=0),
+    _between(
+        "not-negative",
+        "_counts_min",
+        "counts must not be negative",
+        COUNTS_SHOWN,
+        low=0,
+        columns=list(COUNT_COLUMNS),
+    ),
     _between(
         "count-within-bound",
         "_counts_max",
         f"a count must be at most {MAX_COUNT:,} (ten times the headcount of the largest trust)",
         COUNTS_SHOWN,
         high=MAX_COUNT,
+        columns=list(COUNT_COLUMNS),
     ),
     _pair_at_least(
         "requests-within-headcount",
@@ -291,12 +318,19 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "request_id",
         "each request must appear once (request_id repeated)",
     ),
-    _not_null("valid-date", "received_date", "received_date must be a date (e.g. 2024-04-01)"),
+    _not_null(
+        "valid-date",
+        "received_date",
+        "received_date must be a date (e.g. 2024-04-01)",
+        type="date",
+    ),
     _flag(
         "valid-date",
         "_decision_date_readable",
         "decision_date",
         "decision_date must be a date (e.g. 2024-05-20) or blank",
+        columns=["decision_date"],
+        type="date",
     ),
     _not_null("required", "outcome", "outcome must be filled in on every row"),
     _in_set(
@@ -376,6 +410,8 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "_reason_known",
         "decline_reason",
         "a declined request needs a decline_reason, one of " + ", ".join(DECLINE_REASONS),
+        columns=["decline_reason"],
+        enum=list(DECLINE_REASONS),
     ),
     _not_null("required", "staff_group", "staff_group must be filled in on every row"),
     _in_set(
@@ -729,6 +765,96 @@ def split_count_failures(failure: RuleFailure, check: pd.DataFrame) -> list[Rule
     return explain_failure(failure, check)
 
 
+# --- the standard in machine-readable form ---------------------------------------------------
+
+#: Where the Table Schemas are published, beside the templates (one per form).
+TABLE_SCHEMA_FILES = {
+    "summary": "flex-summary.schema.json",
+    "request_level": "flex-request-level.schema.json",
+}
+
+
+def table_schema(form: str) -> dict:
+    """The Frictionless Table Schema of one form, read off its GX suite.
+
+    Each expectation of ``SUMMARY_RULES`` / ``REQUEST_LEVEL_RULES`` says what it checks:
+    "given on every row" -> ``required``; a value set -> ``enum``; a pattern -> ``pattern``;
+    a range -> ``minimum`` / ``maximum``; the meta of a helper-column rule names the
+    columns, type, enum or bounds it stands for; the uniqueness rule gives ``primaryKey``.
+    Rules across rows or columns (sums, periods, the as-of date) have no Table Schema form
+    and are listed in ``flexbench:rules``. Needs GX (imported here, not at module import).
+    """
+    from great_expectations import expectations as gxe
+
+    from transforms.publications import REQUEST_LEVEL_COLUMNS, SUMMARY_COLUMNS
+
+    rules = SUMMARY_RULES if form == "summary" else REQUEST_LEVEL_RULES
+    columns = SUMMARY_COLUMNS if form == "summary" else REQUEST_LEVEL_COLUMNS
+    fields: dict[str, dict] = {c: {"name": c, "type": "string"} for c in columns}
+    constraints: dict[str, dict] = {c: {} for c in columns}
+    key: list[str] = []
+    captured: set[int] = set()  # rules the fields or the key express
+    for rule in rules:
+        expectation = rule.build(gxe)
+        kind = type(expectation).__name__
+        meta = dict(expectation.meta or {})
+        column = getattr(expectation, "column", None)
+        for c in meta.get("columns") or [column]:
+            if c not in fields:
+                continue
+            before = (dict(fields[c]), dict(constraints[c]))
+            _schema_constraints(kind, expectation, meta, c, column, fields, constraints)
+            if (fields[c], constraints[c]) != before:
+                captured.add(id(rule))
+        if kind == "ExpectColumnValuesToBeUnique":
+            key = [c for c in rule.column.split("+") if c in fields]
+            captured.add(id(rule))
+    for c in columns:
+        if constraints[c]:
+            fields[c]["constraints"] = constraints[c]
+    return {
+        "$schema": "https://datapackage.org/profiles/2.0/tableschema.json",
+        "title": f"Flex Data Standard v1, {form.replace('_', '-')} form",
+        "description": "Generated from the GX suite in expectations/publications.py by "
+        "docs/templates/make_templates.py; the standard is docs/flex-data-standard.md. "
+        "Dates are read day first (dd/mm/yyyy) or as ISO dates; counts are whole numbers.",
+        "fields": list(fields.values()),
+        "missingValues": [""],
+        **({"primaryKey": key} if key else {}),
+        "flexbench:rules": [
+            {"rule": r.name, "column": r.column, "description": r.description}
+            for r in rules
+            if id(r) not in captured
+        ],
+    }
+
+
+def _schema_constraints(kind, expectation, meta, c, column, fields, constraints) -> None:
+    """What one expectation says about column ``c`` of the Table Schema (see
+    :func:`table_schema`)."""
+    if "type" in meta:
+        fields[c]["type"] = meta["type"]
+        if meta["type"] == "date":
+            fields[c]["format"] = "any"
+    if kind == "ExpectColumnValuesToNotBeNull" or meta.get("required"):
+        constraints[c]["required"] = True
+    if kind == "ExpectColumnValuesToBeInSet" and c == column:
+        constraints[c]["enum"] = list(expectation.value_set)
+    if "enum" in meta:
+        constraints[c]["enum"] = list(meta["enum"])
+    if kind == "ExpectColumnValuesToMatchRegex":
+        constraints[c]["pattern"] = expectation.regex.removeprefix("^").removesuffix("$")
+    if kind == "ExpectColumnValuesToBeBetween":
+        for bound, value in (
+            ("minimum", expectation.min_value),
+            ("maximum", expectation.max_value),
+        ):
+            if value is not None:
+                constraints[c][bound] = (
+                    value.date().isoformat() if isinstance(value, datetime) else value
+                )
+
+
 __all__ = [
     "REQUEST_LEVEL_RULES",
     "ROW_COLUMN",
@@ -736,6 +862,7 @@ __all__ = [
     "is_regular_period",
     "regular_periods",
     "explain_failure",
+    "table_schema",
     "split_count_failures",
     "request_level_check_frame",
     "summary_check_frame",
