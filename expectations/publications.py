@@ -649,6 +649,8 @@ def _written(value) -> str:
     """A cell as written, short: a blank says so, a very long number gives its length."""
     if value is None or (isinstance(value, float) and value != value):
         return "blank"
+    if isinstance(value, datetime) and value.time() == datetime.min.time():
+        return value.date().isoformat()  # an XLSX date cell
     text = str(value)
     if len(text) > 24:
         digits = sum(ch.isdigit() for ch in text)

@@ -340,6 +340,16 @@ def _xlsx_cell(column: str, value) -> bytes:
     return out.getvalue()
 
 
+def _entity_bomb(sheet: bytes) -> bytes:
+    """The sheet with a DTD whose entities expand ten-fold nine times (10**9 characters),
+    one of them used in a cell."""
+    entities = [b'<!ENTITY e0 "aaaaaaaaaa">']
+    for level in range(1, 9):
+        entities.append(f'<!ENTITY e{level} "{f"&e{level - 1};" * 10}">'.encode())
+    body = sheet[sheet.find(b"<worksheet") :].replace(b"<t>RXX</t>", b"<t>&e8;</t>", 1)
+    return b'<?xml version="1.0"?><!DOCTYPE worksheet [' + b"".join(entities) + b"]>" + body
+
+
 SUMMARY_HEADER = list(SUMMARY_COLUMNS)
 # (case, file bytes, --org, the rule that must refuse it)
 REPRODUCERS = [
@@ -408,6 +418,36 @@ REPRODUCERS = [
         corpus.request_csv(row2={"received_date": "2022-04-04", "decision_date": "2024-06-03"}),
         "RJ1",
         "decision-within-window",
+    ),
+    (
+        "an XLSX date cell in the year 1",
+        _xlsx_part(
+            "xl/worksheets/sheet1.xml",
+            lambda x: x.replace(
+                b'<c r="B2" t="inlineStr"><is><t>2024-04-01</t></is></c>',
+                b'<c r="B2" t="d"><v>0001-01-01T00:00:00</v></c>',
+            ),
+        ),
+        "RXX",
+        "date-in-range",
+    ),
+    (
+        "an XLSX number cell of 1e400",
+        _xlsx_part(
+            "xl/worksheets/sheet1.xml",
+            lambda x: x.replace(b'<c r="E2" t="n"><v>120</v></c>', b'<c r="E2"><v>1e400</v></c>'),
+        ),
+        "RXX",
+        "whole-number",
+    ),
+    (
+        "entity expansion (billion laughs) in the sheet",
+        _xlsx_part(
+            "xl/worksheets/sheet1.xml",
+            _entity_bomb,
+        ),
+        "RXX",
+        "unreadable-xlsx",
     ),
     ("a Cyrillic а in Name", corpus.request_csv("Nаme"), "RJ1", "personal-data"),
     ("Pay no.", corpus.request_csv("Pay no."), "RJ1", "personal-data"),
