@@ -906,7 +906,6 @@ def _publication_from_rows(
 # --- value coercion -----------------------------------------------------------------------
 
 _INT_TEXT = re.compile(r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0*)?$")
-_ASCII_INT_TEXT = r"[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.0*)?"
 #: Digits beyond which a count is not read exactly (Python refuses to turn very long digit
 #: strings into ints); such a count is far past :data:`MAX_COUNT` and is held as +-10**1000.
 _MAX_DIGITS = 1000
@@ -961,38 +960,25 @@ def parse_counts(values: pd.Series) -> pd.Series:
 
     A count past :data:`MAX_COUNT` either way is held as ``+-OVER_MAX_COUNT`` (int64 cannot
     hold every count a file may claim; rule "count-within-bound" refuses the row and its
-    message shows the value as written). Text cells of ASCII digits are checked and converted
-    column-wise, as integers (digit strings to int64, never through floats); other cells
-    (digits of other scripts, XLSX numbers) go one by one through :func:`parse_count`.
+    message shows the value as written). A column of text (CSV) is factorised and each
+    distinct text read once with :func:`parse_count`, as an integer, never through a float;
+    other columns (XLSX numbers) are read cell by cell.
     """
-    cells = values.reset_index(drop=True)
+    cells = values.to_numpy(dtype=object)
     out = np.zeros(len(cells), dtype="int64")
     given = np.zeros(len(cells), dtype=bool)
-    text = _is_text(cells).to_numpy(copy=True)
-    if text.any():
-        strings = cells[text].astype("str").str.strip()
-        whole = strings.str.fullmatch(_ASCII_INT_TEXT).fillna(False).to_numpy(dtype=bool)
-        digits = (
-            strings[whole].str.replace(",", "", regex=False).str.replace(r"\.0*$", "", regex=True)
-        )
-        negative = digits.str.startswith("-").to_numpy(dtype=bool)
-        magnitude = digits.str.lstrip("+-").str.lstrip("0")
-        long = (magnitude.str.len() > 15).to_numpy(dtype=bool)  # past MAX_COUNT for sure
-        number = np.full(len(digits), OVER_MAX_COUNT, dtype="int64")
-        short = magnitude[~long].where(magnitude[~long] != "", "0")
-        number[~long] = np.minimum(short.to_numpy(dtype=str).astype("int64"), OVER_MAX_COUNT)
-        number[negative] = -number[negative]
-        places = digits.index.to_numpy()
-        out[places] = number
-        given[places] = True
-        text[places] = False  # done; the rest go one by one
-    # Text the pattern did not take ("n/a", digits of other scripts) and XLSX numbers.
-    others = np.flatnonzero(cells.notna().to_numpy() & ~text | text)
-    for position in others:
-        number = parse_count(cells.iloc[position])
-        if number is not None:
-            out[position] = _held(number)
-            given[position] = True
+    if infer_dtype(cells, skipna=True) in ("string", "empty"):
+        codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+        read = [parse_count(u) for u in uniques]
+        table = np.array([0 if n is None else _held(n) for n in read] + [0], dtype="int64")
+        known = np.array([n is not None for n in read] + [False], dtype=bool)
+        out, given = table[codes], known[codes]  # code -1 (blank) takes the last entry
+    else:
+        for position, value in enumerate(cells):
+            number = parse_count(value)
+            if number is not None:
+                out[position] = _held(number)
+                given[position] = True
     return pd.Series(pd.arrays.IntegerArray(out, ~given), index=values.index, dtype="Int64")
 
 
@@ -1020,7 +1006,9 @@ def parse_date(value: Any) -> pd.Timestamp:
 
 
 _MIDNIGHT = r"[ T]00:00(:00(\.0+)?)?$"
-_NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{1,4}(?:[ T]00:00(?::00(?:\.0+)?)?)?\s*$"
+_NUMERIC_DATE_RE = re.compile(
+    r"^\s*([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-][0-9]{1,4}(?:[ T]00:00(?::00(?:\.0+)?)?)?\s*$"
+)
 
 
 def date_order(values: pd.Series) -> pd.DataFrame:
@@ -1031,27 +1019,24 @@ def date_order(values: pd.Series) -> pd.DataFrame:
     equal: 4 January or 1 April?), ``day_first`` (the first number is above 12, so it can
     only be the day: ``30/06/2024``) and ``month_first`` (the second is above 12, so the
     file writes the month first, as in the US: ``06/30/2024``). Other cells (ISO dates,
-    month names, XLSX date cells, blanks) are False in all three.
+    month names, XLSX date cells, blanks) are False in all three. Each distinct text is
+    looked at once.
     """
-    cells = values.reset_index(drop=True)
-    out = pd.DataFrame(
-        {k: np.zeros(len(cells), dtype=bool) for k in ("ambiguous", "day_first", "month_first")}
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+    table = np.zeros((len(uniques) + 1, 3), dtype=bool)  # the last row: blanks
+    for k, value in enumerate(uniques):
+        if type(value) is not str:
+            continue
+        found = _NUMERIC_DATE_RE.match(value)
+        if found:
+            a, b = int(found.group(1)), int(found.group(2))
+            table[k] = (0 < a <= 12 and 0 < b <= 12 and a != b, a > 12 >= b, b > 12 >= a)
+    picked = table[codes]
+    return pd.DataFrame(
+        {"ambiguous": picked[:, 0], "day_first": picked[:, 1], "month_first": picked[:, 2]},
+        index=values.index,
     )
-    text = _is_text(cells).to_numpy()
-    if text.any():
-        parts = cells[text].astype("str").str.extract(_NUMERIC_DATE)
-        dated = parts[0].notna().to_numpy()
-        a = pd.to_numeric(parts[0], errors="coerce").to_numpy()
-        b = pd.to_numeric(parts[1], errors="coerce").to_numpy()
-        places = np.flatnonzero(text)
-        with np.errstate(invalid="ignore"):
-            out.loc[places, "ambiguous"] = (
-                dated & (a <= 12) & (b <= 12) & (a != b) & (a >= 1) & (b >= 1)
-            )
-            out.loc[places, "day_first"] = dated & (a > 12) & (b <= 12)
-            out.loc[places, "month_first"] = dated & (a <= 12) & (b > 12)
-    out.index = values.index
-    return out
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
