@@ -740,6 +740,13 @@ def _open_workbook(data: bytes) -> tuple[Any, _SharedStrings]:
     return reader.wb, reader.shared_strings
 
 
+#: Cells of a data row read from an XLSX (the standard has 23 columns at most). The first
+#: rows, where the header is looked for, are read whole, so no column (a personal-data one
+#: above all) can hide past this limit.
+_XLSX_COLUMNS = 200
+_HEADER_ROWS = 10
+
+
 def _sheet_rows(sheet: Any, limit: int) -> list[tuple[int, list[Any]]]:
     """Non-blank rows of a read-only worksheet as (row number, values), at most ``limit``."""
     if hasattr(sheet, "reset_dimensions"):
@@ -749,11 +756,13 @@ def _sheet_rows(sheet: Any, limit: int) -> list[tuple[int, list[Any]]]:
     for cells in sheet.iter_rows():
         number += 1
         values = []
-        for cell in cells[:200]:
+        for cell in cells if len(rows) < _HEADER_ROWS else cells[:_XLSX_COLUMNS]:
             if getattr(cell, "row", None) is not None:
                 number = cell.row
             values.append(getattr(cell, "value", None))
-        if any(v is not None and str(v).strip() != "" for v in values):
+        while values and _blank(values[-1]):
+            values.pop()
+        if values:
             rows.append((number, values))
             if len(rows) >= limit:
                 break

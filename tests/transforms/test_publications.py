@@ -444,3 +444,19 @@ def test_xlsx_cell_naming_a_missing_shared_string_is_unreadable():
         read_publication(out.getvalue(), "s.xlsx")
     assert caught.value.rule == "unreadable-xlsx"
     assert "shared string 999999" in str(caught.value)
+
+
+def test_xlsx_personal_data_column_cannot_hide_past_column_200():
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "data"
+    header = list(pub.SUMMARY_COLUMNS)
+    sheet.append(header)
+    sheet.append(ROW.split(","))
+    sheet.cell(row=1, column=250, value="Employee name")
+    sheet.cell(row=2, column=250, value="A. Smith")
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(PublicationError) as caught:
+        read_publication(out.getvalue(), "wide.xlsx")
+    assert caught.value.rule == "personal-data" and caught.value.sheet == "data"
