@@ -960,6 +960,16 @@ MESSAGES = [
         ["decision-not-future: column decision_date: decision_date must not be in the future"],
     ),
     (
+        "a decision more than a year after its quarter",
+        request_csv(row2={"received_date": "2023-04-03", "decision_date": "2024-08-01"}),
+        "r.csv",
+        1,
+        [
+            "decision-within-window: column decision_date: decision_date must be within 12 "
+            "months of the end of the quarter the request was received in (row 2)"
+        ],
+    ),
+    (
         "a personal-data column in a summary file",
         csv_bytes(
             [dict(r, n="x") for r in summary_rows()],
