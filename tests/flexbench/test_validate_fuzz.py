@@ -261,7 +261,7 @@ def _assert_within_bounds(summary: pd.DataFrame, shown: str) -> None:
     assert (summary["period_end"] <= pd.Timestamp(TODAY)).all(), shown
 
 
-@settings(FUZZ, max_examples=6)
+@settings(FUZZ, max_examples=5)
 @given(st.lists(csv_mutation(), min_size=40, max_size=40))
 def test_fuzzed_csv_cells_and_headers(files):
     _check(files, "csv")
@@ -273,13 +273,13 @@ def test_fuzzed_bytes_of_the_corpus(files):
     _check([(data, org, None) for data, org in files], "bytes")
 
 
-@settings(FUZZ, max_examples=3)
-@given(st.lists(xlsx_mutation(), min_size=15, max_size=15))
+@settings(FUZZ, max_examples=2)
+@given(st.lists(xlsx_mutation(), min_size=16, max_size=16))
 def test_fuzzed_xlsx_parts_and_cells(files):
     _check(files, "xlsx")
 
 
-@settings(FUZZ, max_examples=3)
+@settings(FUZZ, max_examples=2)
 @given(st.one_of(byte_mutation().map(lambda t: t[0]), xlsx_mutation().map(lambda t: t[0])))
 def test_fuzzed_files_through_the_command(tmp_path_factory, data):
     """The command itself, in a fresh process: exit 0 or 1, and never a traceback."""
