@@ -12,7 +12,8 @@ raised while reading, by ``transforms.publications.read_publication``.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,15 +23,20 @@ from transforms.publications import (
     ALL_STAFF_GROUPS,
     APPEALS,
     COUNT_COLUMNS,
+    DECISION_WINDOW_MONTHS,
     DECLINE_REASON_COLUMNS,
     DECLINE_REASONS,
+    EARLIEST_DATE,
     FLEX_TYPES,
+    MAX_COUNT,
     OUTCOME_COLUMNS,
     OUTCOMES,
     REQUEST_LEVEL_OPTIONAL,
+    REQUESTS_PER_HEAD,
     STAFF_GROUPS,
     coerce_request_level,
     coerce_summary,
+    date_order,
 )
 
 ORG_CODE_PATTERN = r"^[A-Z0-9]{3,5}$"
@@ -41,12 +47,15 @@ def _meta(name: str) -> dict:
     return {"rule": name}
 
 
-def _not_null(name: str, column: str, description: str, shown: str | None = None) -> Rule:
+def _not_null(name: str, column: str, description: str, shown: str | None = None, **schema) -> Rule:
+    """Rule: the column is given on every row. ``schema`` (e.g. ``type="date"``) goes into the
+    expectation's meta for the Table Schema (:func:`table_schema`)."""
+    meta = {**_meta(name), **schema}
     return Rule(
         name,
         shown or column,
         description,
-        lambda gx, c=column, n=name: gx.ExpectColumnValuesToNotBeNull(column=c, meta=_meta(n)),
+        lambda gx, c=column, m=meta: gx.ExpectColumnValuesToNotBeNull(column=c, meta=dict(m)),
     )
 
 
@@ -62,9 +71,49 @@ def _in_set(name: str, column: str, values, description: str, shown: str | None 
     )
 
 
-def _flag(name: str, flag: str, shown: str, description: str) -> Rule:
-    """A rule checked by a helper column that is True where the row keeps the rule."""
-    return _in_set(name, flag, [True], description, shown)
+def _flag(name: str, flag: str, shown: str, description: str, **schema) -> Rule:
+    """A rule checked by a helper column that is True where the row keeps the rule.
+
+    ``schema`` (e.g. ``columns=[...]``, ``type="integer"``, ``enum=[...]``,
+    ``max_months_after_period=12``) is kept in the expectation's meta: the suite states what
+    its helper column checks, and :func:`table_schema` reads it.
+    """
+    meta = {**_meta(name), **schema}
+    return Rule(
+        name,
+        shown,
+        description,
+        lambda gx, f=flag, m=meta: gx.ExpectColumnValuesToBeInSet(
+            column=f, value_set=[True], meta=dict(m)
+        ),
+    )
+
+
+def _between(
+    name: str,
+    column: str,
+    description: str,
+    shown: str | None = None,
+    low=None,
+    high=None,
+    **schema,
+) -> Rule:
+    """Rule: ``low <= column <= high`` on every row where the column is given (``schema`` as
+    for :func:`_flag`)."""
+    meta = {**_meta(name), **schema}
+    return Rule(
+        name,
+        shown or column,
+        description,
+        lambda gx, c=column, m=meta: gx.ExpectColumnValuesToBeBetween(
+            column=c, min_value=low, max_value=high, meta=dict(m)
+        ),
+    )
+
+
+#: The earliest date of the standard as the GX suites compare it (a datetime at midnight).
+EARLIEST = datetime.combine(EARLIEST_DATE, datetime.min.time())
+_EARLIEST_TEXT = f"{EARLIEST_DATE:%-d %B %Y}"
 
 
 def _pair_equal(name: str, a: str, b: str, shown: str, description: str) -> Rule:
@@ -131,8 +180,12 @@ _SUM_REASONS = "+".join(DECLINE_REASON_COLUMNS)
 #: Row-level rules of the summary form (DESIGN 3.1), run on :func:`summary_check_frame`.
 SUMMARY_RULES: list[Rule] = [
     *_common_org_rules(),
-    _not_null("valid-date", "period_start", "period_start must be a date (e.g. 2024-04-01)"),
-    _not_null("valid-date", "period_end", "period_end must be a date (e.g. 2024-06-30)"),
+    _not_null(
+        "valid-date", "period_start", "period_start must be a date (e.g. 2024-04-01)", type="date"
+    ),
+    _not_null(
+        "valid-date", "period_end", "period_end must be a date (e.g. 2024-06-30)", type="date"
+    ),
     _not_null("required", "staff_group", "staff_group must be filled in on every row"),
     _in_set(
         "known-staff-group",
@@ -147,8 +200,34 @@ SUMMARY_RULES: list[Rule] = [
         "_counts_whole",
         COUNTS_SHOWN,
         "counts must be whole numbers (0, 1, 2, ...); write 0 rather than leaving a blank",
+        columns=list(COUNT_COLUMNS),
+        type="integer",
+        required=True,
     ),
-    _flag("not-negative", "_counts_not_negative", COUNTS_SHOWN, "counts must not be negative"),
+    _between(
+        "not-negative",
+        "_counts_min",
+        "counts must not be negative",
+        COUNTS_SHOWN,
+        low=0,
+        columns=list(COUNT_COLUMNS),
+    ),
+    _between(
+        "count-within-bound",
+        "_counts_max",
+        f"a count must be at most {MAX_COUNT:,} (ten times the headcount of the largest trust)",
+        COUNTS_SHOWN,
+        high=MAX_COUNT,
+        columns=list(COUNT_COLUMNS),
+    ),
+    _pair_at_least(
+        "requests-within-headcount",
+        "_max_requests",
+        "requests_received",
+        "requests_received",
+        f"requests_received cannot be more than {REQUESTS_PER_HEAD} times the trust's "
+        "headcount (NHS Workforce Statistics)",
+    ),
     _pair_equal(
         "outcomes-sum",
         "_outcomes_total",
@@ -212,6 +291,19 @@ SUMMARY_RULES: list[Rule] = [
         "period_end",
         "a period must be over before it is published (period_end in the future)",
     ),
+    _between(
+        "date-in-range",
+        "period_start",
+        f"period_start must not be before {_EARLIEST_TEXT}",
+        low=EARLIEST,
+    ),
+    _flag(
+        "unambiguous-date",
+        "_dates_unambiguous",
+        "period_start+period_end",
+        "a date written in numbers must read one way only as a UK date (day first); write "
+        "it as 2024-04-01 or 1 April 2024",
+    ),
 ]
 
 _REQUEST_STAFF_GROUPS = [g for g in STAFF_GROUPS if g != ALL_STAFF_GROUPS]
@@ -226,12 +318,19 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "request_id",
         "each request must appear once (request_id repeated)",
     ),
-    _not_null("valid-date", "received_date", "received_date must be a date (e.g. 2024-04-01)"),
+    _not_null(
+        "valid-date",
+        "received_date",
+        "received_date must be a date (e.g. 2024-04-01)",
+        type="date",
+    ),
     _flag(
         "valid-date",
         "_decision_date_readable",
         "decision_date",
         "decision_date must be a date (e.g. 2024-05-20) or blank",
+        columns=["decision_date"],
+        type="date",
     ),
     _not_null("required", "outcome", "outcome must be filled in on every row"),
     _in_set(
@@ -259,6 +358,33 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "received_date",
         "received_date must not be in the future",
     ),
+    _between(
+        "date-in-range",
+        "received_date",
+        f"received_date must not be before {_EARLIEST_TEXT}",
+        low=EARLIEST,
+    ),
+    _flag(
+        "decision-not-future",
+        "_decision_past",
+        "decision_date",
+        "decision_date must not be in the future",
+    ),
+    _flag(
+        "decision-within-window",
+        "_decision_in_window",
+        "decision_date",
+        f"decision_date must be within {DECISION_WINDOW_MONTHS} months of the end of the "
+        "quarter the request was received in",
+        max_months_after_period=DECISION_WINDOW_MONTHS,
+    ),
+    _flag(
+        "unambiguous-date",
+        "_dates_unambiguous",
+        "received_date+decision_date",
+        "a date written in numbers must read one way only as a UK date (day first); write "
+        "it as 2024-04-01 or 1 April 2024",
+    ),
     _not_null("required", "escalated", "escalated must be yes or no on every row"),
     _in_set("escalated-yes-no", "escalated", ["yes", "no"], "escalated must be yes or no"),
     _in_set(
@@ -284,6 +410,8 @@ REQUEST_LEVEL_RULES: list[Rule] = [
         "_reason_known",
         "decline_reason",
         "a declined request needs a decline_reason, one of " + ", ".join(DECLINE_REASONS),
+        columns=["decline_reason"],
+        enum=list(DECLINE_REASONS),
     ),
     _not_null("required", "staff_group", "staff_group must be filled in on every row"),
     _in_set(
@@ -352,6 +480,35 @@ def _per_row(value, index: pd.Index, upper: bool = False) -> pd.Series:
     return pd.Series(out, index=index, dtype=object)
 
 
+def _unambiguous(frame: pd.DataFrame, columns: tuple[str, ...], files: pd.Series):
+    """Flag of rule "unambiguous-date": True where no date of the row could be read two ways,
+    or where the file shows it writes the day first (docs/flex-data-standard.md, "Dates").
+
+    A file shows it writes the day first when one of its all-number dates has a first number
+    above 12 (``30/06/2024``) and none has a second number above 12 (``06/30/2024``).
+    """
+    orders = [date_order(frame[c]) for c in columns if c in frame.columns]
+    ambiguous = np.logical_or.reduce([o["ambiguous"].to_numpy() for o in orders])
+    if not ambiguous.any():
+        return _flags(np.ones(len(frame), dtype=bool))
+    day_first = np.logical_or.reduce([o["day_first"].to_numpy() for o in orders])
+    month_first = np.logical_or.reduce([o["month_first"].to_numpy() for o in orders])
+    keys = files.to_numpy()
+    uk = pd.Series(day_first).groupby(keys).transform("any").to_numpy(dtype=bool)
+    us = pd.Series(month_first).groupby(keys).transform("any").to_numpy(dtype=bool)
+    return _flags(~ambiguous | (uk & ~us))
+
+
+def _max_requests(headcount, index: pd.Index) -> pd.Series:
+    """Most requests_received a row may hold given the trust's headcount (Int64, missing
+    where the headcount is not known): rule "requests-within-headcount"."""
+    heads = _per_row(headcount, index).to_numpy(dtype=object)
+    out = np.zeros(len(index), dtype="int64")
+    known = np.array([isinstance(h, int | np.integer) and h > 0 for h in heads], dtype=bool)
+    out[known] = [REQUESTS_PER_HEAD * int(h) for h in heads[known]]
+    return pd.Series(pd.arrays.IntegerArray(out, ~known), index=index)
+
+
 def _keyed(parts: list[pd.Series], complete: pd.Series) -> pd.Series:
     """``a|b|c`` per row where every part is given, else None (the uniqueness key)."""
     joined = parts[0].astype("str")
@@ -367,6 +524,7 @@ def summary_check_frame(
     expected_org: str | pd.Series | None = None,
     today: date | None = None,
     file: str | pd.Series | None = None,
+    headcount: int | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Summary form as read -> the frame ``SUMMARY_RULES`` run on (typed + helper columns).
 
@@ -385,6 +543,9 @@ def summary_check_frame(
     file : str or pandas.Series, optional
         File id put in ``_file`` for batched validation (keys are unique per file); a
         Series gives it per row.
+    headcount : int or pandas.Series, optional
+        The trust's headcount (rule "requests-within-headcount"); None (or a None per row)
+        where not known.
     """
     today_ts = pd.Timestamp(today or date.today())
     df = coerce_summary(frame)
@@ -396,13 +557,16 @@ def summary_check_frame(
     decided = counts[list(_DECIDED)]
     df["_decided"] = decided.sum(axis=1).where(decided.notna().all(axis=1))
     df["_counts_whole"] = _flags(counts.notna().all(axis=1))
-    df["_counts_not_negative"] = _flags(~(counts < 0).any(axis=1))
+    df["_counts_min"] = counts.min(axis=1, skipna=True).astype("Int64")
+    df["_counts_max"] = counts.max(axis=1, skipna=True).astype("Int64")
+    df["_max_requests"] = _max_requests(headcount, df.index)
     start, end = df["period_start"], df["period_end"]
     dated = (start.notna() & end.notna()).to_numpy()
     ordered = dated & (start <= end).fillna(False).to_numpy()
     df["_regular_period"] = _flags(regular_periods(start, end), unknown=~ordered)
     df["_period_over"] = _flags((end <= today_ts).fillna(False), unknown=end.isna())
     files = _per_row("" if file is None else file, df.index)
+    df["_dates_unambiguous"] = _unambiguous(frame, ("period_start", "period_end"), files)
     key_parts = df[["org_code", "period_start", "period_end", "staff_group"]]
     complete = key_parts.notna().all(axis=1)
     groups = df["staff_group"].astype("str").str.lower()
@@ -421,10 +585,12 @@ def request_level_check_frame(
     expected_org: str | pd.Series | None = None,
     today: date | None = None,
     file: str | pd.Series | None = None,
+    headcount: int | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Request-level form as read -> the frame ``REQUEST_LEVEL_RULES`` run on.
 
-    Parameters as :func:`summary_check_frame`.
+    Parameters as :func:`summary_check_frame` (``headcount`` is not used: each request is
+    a row, and rows are bounded by ``MAX_ROWS``).
     """
     today_ts = pd.Timestamp(today or date.today())
     df = coerce_request_level(frame)
@@ -442,12 +608,20 @@ def request_level_check_frame(
     df["_decision_dated"] = _flags(~np.isin(outcome, _DECIDED) | raw_given)
     received = df["received_date"]
     df["_received_past"] = _flags((received <= today_ts).fillna(False), unknown=received.isna())
+    decided = df["decision_date"]
+    df["_decision_past"] = _flags((decided <= today_ts).fillna(False), unknown=decided.isna())
+    quarter_end = received.dt.to_period("Q").dt.end_time.dt.normalize()
+    window_end = quarter_end + pd.DateOffset(months=DECISION_WINDOW_MONTHS)
+    df["_decision_in_window"] = _flags(
+        (decided <= window_end).fillna(False), unknown=(decided.isna() | received.isna())
+    )
     df["_appeal_fits"] = _flags(
         (appeal == "none") | declined, unknown=~known_outcome | ~np.isin(appeal, APPEALS)
     )
     df["_reason_only_when_declined"] = _flags(pd.isna(reason) | declined, unknown=~known_outcome)
     df["_reason_known"] = _flags(np.isin(reason, DECLINE_REASONS), unknown=~declined)
     files = _per_row("" if file is None else file, df.index)
+    df["_dates_unambiguous"] = _unambiguous(frame, ("received_date", "decision_date"), files)
     df["_key"] = _keyed([files, df["request_id"]], df["request_id"].notna())
     df["_expected_org"] = _per_row(expected_org, df.index, upper=True)
     if file is not None:
@@ -455,28 +629,232 @@ def request_level_check_frame(
     return df
 
 
-def split_count_failures(failure: RuleFailure, check: pd.DataFrame) -> list[RuleFailure]:
-    """A "whole-number" or "not-negative" failure over all counts -> one per count column.
+_COUNT_RULE_TEXT = {
+    "whole-number": "{c} must be a whole number (0, 1, 2, ...); write 0 rather than a blank",
+    "not-negative": "{c} must not be negative",
+    "count-within-bound": "{c} must be at most " + f"{MAX_COUNT:,}" + " (as written: {v})",
+}
+_SUMS = {
+    "outcomes-sum": (OUTCOME_COLUMNS, "requests_received"),
+    "decline-reasons-sum": (DECLINE_REASON_COLUMNS, "declined"),
+}
+_SHOWN_ROWS = 3
 
-    ``check`` is the file's check frame; the rows come from GX, the columns at fault on
-    those rows are read here so each line names its column.
+
+def _at(frame: pd.DataFrame, rows) -> pd.DataFrame:
+    return frame[frame[ROW_COLUMN].isin(set(rows))].sort_values(ROW_COLUMN)
+
+
+def _written(value) -> str:
+    """A cell as written, short: a blank says so, a very long number gives its length."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "blank"
+    if isinstance(value, datetime) and value.time() == datetime.min.time():
+        return value.date().isoformat()  # an XLSX date cell
+    text = str(value)
+    if len(text) > 24:
+        digits = sum(ch.isdigit() for ch in text)
+        return f"{text[:12]}... ({digits} digits)" if digits > len(text) / 2 else text[:24] + "..."
+    return text
+
+
+def _row_label(r: pd.Series, rows) -> str:
+    """ "row 3: " when a rule failed on several rows (the line lists them all), else ""."""
+    return f"row {int(r[ROW_COLUMN])}: " if len(set(rows)) > 1 else ""
+
+
+def explain_failure(
+    failure: RuleFailure, check: pd.DataFrame, read: pd.DataFrame | None = None
+) -> list[RuleFailure]:
+    """A failed rule of one file -> the lines a trust sees, with the numbers that broke it.
+
+    - "whole-number", "not-negative", "count-within-bound" over all counts: one failure per
+      count column at fault (the value as written, for a count past the bound);
+    - "outcomes-sum", "decline-reasons-sum": the sum on the first rows, e.g.
+      "row 3: 10 + 3 + 0 + 1 + 0 = 14, but requests_received is 15";
+    - "unambiguous-date", "valid-date", "date-in-range": the dates as written.
+
+    ``check`` is the file's check frame, ``read`` its frame as read (values as written).
     """
-    if failure.column != COUNTS_SHOWN or failure.rule not in ("whole-number", "not-negative"):
+    rows = failure.rows_for("")
+    if not rows:
         return [failure]
-    rows = set(failure.rows_for(""))
-    at_fault = check[check[ROW_COLUMN].isin(rows)]
+    if failure.column == COUNTS_SHOWN and failure.rule in _COUNT_RULE_TEXT:
+        return _split_counts(failure, check, read)
+    if failure.rule in _SUMS:
+        parts, total = _SUMS[failure.rule]
+        shown = []
+        for _, r in _at(check, rows).head(_SHOWN_ROWS).iterrows():
+            values = [r[c] for c in (*parts, total)]
+            if any(pd.isna(v) or abs(int(v)) > MAX_COUNT for v in values):
+                continue  # a blank or a count past the bound has its own line
+            *values, stated = (int(v) for v in values)
+            added = " + ".join(str(v) for v in values)
+            shown.append(f"{_row_label(r, rows)}{added} = {sum(values)}, but {total} is {stated}")
+        return [_with(failure, "; ".join(shown))]
+    columns = [c for c in failure.column.split("+") if read is not None and c in read.columns]
+    if failure.rule in ("unambiguous-date", "valid-date", "date-in-range") and columns:
+        shown = []
+        for _, r in _at(read, rows).head(_SHOWN_ROWS).iterrows():
+            for c in columns:
+                value = r[c]
+                if failure.rule == "unambiguous-date":
+                    order = date_order(pd.Series([value], dtype=object))
+                    if not order["ambiguous"].iloc[0]:
+                        continue
+                    shown.append(
+                        f"{_row_label(r, rows)}{c} {_written(value)} could be "
+                        + _two_readings(str(value))
+                    )
+                elif value is not None:
+                    us = date_order(pd.Series([value], dtype=object))["month_first"].iloc[0]
+                    note = " (dates are read day first, as in the UK)" if us else ""
+                    shown.append(f"{_row_label(r, rows)}{c} is {_written(value)}{note}")
+        return [_with(failure, "; ".join(shown))]
+    return [failure]
+
+
+def _two_readings(text: str) -> str:
+    """``"04/01/2024"`` -> ``"4 January 2024 or 1 April 2024"``."""
+    a, b, year = (int(p) for p in re.findall(r"\d+", text)[:3])
+    return f"{a} {_month(b)} {year} or {b} {_month(a)} {year}"
+
+
+def _month(n: int) -> str:
+    return date(2000, n, 1).strftime("%B")
+
+
+def _with(failure: RuleFailure, detail: str) -> RuleFailure:
+    if not detail:
+        return failure
+    return RuleFailure(
+        failure.rule,
+        failure.column,
+        f"{failure.description}: {detail}",
+        failure.rows,
+        failure.examples,
+    )
+
+
+def _split_counts(
+    failure: RuleFailure, check: pd.DataFrame, read: pd.DataFrame | None
+) -> list[RuleFailure]:
+    at_fault = _at(check, failure.rows_for(""))
     out = []
     for c in COUNT_COLUMNS:
-        bad = at_fault[c].isna() if failure.rule == "whole-number" else at_fault[c] < 0
-        if bad.any():
-            text = (
-                f"{c} must be a whole number (0, 1, 2, ...); write 0 rather than a blank"
-                if failure.rule == "whole-number"
-                else f"{c} must not be negative"
-            )
-            found = sorted(int(r) for r in at_fault.loc[bad, ROW_COLUMN])
-            out.append(RuleFailure(failure.rule, c, text, {"": found}))
+        values = at_fault[c]
+        if failure.rule == "whole-number":
+            bad = values.isna()
+        elif failure.rule == "not-negative":
+            bad = (values < 0).fillna(False)
+        else:
+            bad = (values > MAX_COUNT).fillna(False)
+        if not bad.any():
+            continue
+        found = sorted(int(r) for r in at_fault.loc[bad, ROW_COLUMN])
+        written = ""
+        if failure.rule == "count-within-bound" and read is not None and c in read.columns:
+            cells = _at(read, found)[c].head(_SHOWN_ROWS)
+            written = ", ".join(_written(v) for v in cells)
+        text = _COUNT_RULE_TEXT[failure.rule].format(c=c, v=written)
+        out.append(RuleFailure(failure.rule, c, text, {"": found}))
     return out or [failure]
+
+
+def split_count_failures(failure: RuleFailure, check: pd.DataFrame) -> list[RuleFailure]:
+    """A count rule failed over all counts -> one failure per count column (see
+    :func:`explain_failure`)."""
+    return explain_failure(failure, check)
+
+
+# --- the standard in machine-readable form ---------------------------------------------------
+
+#: Where the Table Schemas are published, beside the templates (one per form).
+TABLE_SCHEMA_FILES = {
+    "summary": "flex-summary.schema.json",
+    "request_level": "flex-request-level.schema.json",
+}
+
+
+def table_schema(form: str) -> dict:
+    """The Frictionless Table Schema of one form, read off its GX suite.
+
+    Each expectation of ``SUMMARY_RULES`` / ``REQUEST_LEVEL_RULES`` says what it checks:
+    "given on every row" -> ``required``; a value set -> ``enum``; a pattern -> ``pattern``;
+    a range -> ``minimum`` / ``maximum``; the meta of a helper-column rule names the
+    columns, type, enum or bounds it stands for; the uniqueness rule gives ``primaryKey``.
+    Rules across rows or columns (sums, periods, the as-of date) have no Table Schema form
+    and are listed in ``flexbench:rules``. Needs GX (imported here, not at module import).
+    """
+    from great_expectations import expectations as gxe
+
+    from transforms.publications import REQUEST_LEVEL_COLUMNS, SUMMARY_COLUMNS
+
+    rules = SUMMARY_RULES if form == "summary" else REQUEST_LEVEL_RULES
+    columns = SUMMARY_COLUMNS if form == "summary" else REQUEST_LEVEL_COLUMNS
+    fields: dict[str, dict] = {c: {"name": c, "type": "string"} for c in columns}
+    constraints: dict[str, dict] = {c: {} for c in columns}
+    key: list[str] = []
+    captured: set[int] = set()  # rules the fields or the key express
+    for rule in rules:
+        expectation = rule.build(gxe)
+        kind = type(expectation).__name__
+        meta = dict(expectation.meta or {})
+        column = getattr(expectation, "column", None)
+        for c in meta.get("columns") or [column]:
+            if c not in fields:
+                continue
+            before = (dict(fields[c]), dict(constraints[c]))
+            _schema_constraints(kind, expectation, meta, c, column, fields, constraints)
+            if (fields[c], constraints[c]) != before:
+                captured.add(id(rule))
+        if kind == "ExpectColumnValuesToBeUnique":
+            key = [c for c in rule.column.split("+") if c in fields]
+            captured.add(id(rule))
+    for c in columns:
+        if constraints[c]:
+            fields[c]["constraints"] = constraints[c]
+    return {
+        "$schema": "https://datapackage.org/profiles/2.0/tableschema.json",
+        "title": f"Flex Data Standard v1, {form.replace('_', '-')} form",
+        "description": "Generated from the GX suite in expectations/publications.py by "
+        "docs/templates/make_templates.py; the standard is docs/flex-data-standard.md. "
+        "Dates are read day first (dd/mm/yyyy) or as ISO dates; counts are whole numbers.",
+        "fields": list(fields.values()),
+        "missingValues": [""],
+        **({"primaryKey": key} if key else {}),
+        "flexbench:rules": [
+            {"rule": r.name, "column": r.column, "description": r.description}
+            for r in rules
+            if id(r) not in captured
+        ],
+    }
+
+
+def _schema_constraints(kind, expectation, meta, c, column, fields, constraints) -> None:
+    """What one expectation says about column ``c`` of the Table Schema (see
+    :func:`table_schema`)."""
+    if "type" in meta:
+        fields[c]["type"] = meta["type"]
+        if meta["type"] == "date":
+            fields[c]["format"] = "any"
+    if kind == "ExpectColumnValuesToNotBeNull" or meta.get("required"):
+        constraints[c]["required"] = True
+    if kind == "ExpectColumnValuesToBeInSet" and c == column:
+        constraints[c]["enum"] = list(expectation.value_set)
+    if "enum" in meta:
+        constraints[c]["enum"] = list(meta["enum"])
+    if kind == "ExpectColumnValuesToMatchRegex":
+        constraints[c]["pattern"] = expectation.regex.removeprefix("^").removesuffix("$")
+    if kind == "ExpectColumnValuesToBeBetween":
+        for bound, value in (
+            ("minimum", expectation.min_value),
+            ("maximum", expectation.max_value),
+        ):
+            if value is not None:
+                constraints[c][bound] = (
+                    value.date().isoformat() if isinstance(value, datetime) else value
+                )
 
 
 __all__ = [
@@ -485,6 +863,8 @@ __all__ = [
     "SUMMARY_RULES",
     "is_regular_period",
     "regular_periods",
+    "explain_failure",
+    "table_schema",
     "split_count_failures",
     "request_level_check_frame",
     "summary_check_frame",

@@ -708,6 +708,129 @@ def format_table(report: dict) -> list[str]:
     return lines
 
 
+# --- `flexbench validate` on a large XLSX --------------------------------------------------
+
+#: Shared strings in the XLSX of :func:`measure_validate_xlsx` (the size that once took 34 s
+#: and 799 MB to validate).
+XLSX_SHARED_STRINGS = 4_000_000
+
+
+def shared_strings_xlsx(path: Path, strings: int) -> Path:
+    """Write a summary-form XLSX whose shared-strings table holds ``strings`` distinct texts.
+
+    The data sheet is the worked example's header and one valid row (its texts taken from
+    the table); the rest of the table is texts no cell uses, as a careless export may carry.
+    Written as a stream, so building a table of millions costs little memory.
+    """
+    import zipfile
+
+    from transforms.publications import SUMMARY_COLUMNS
+
+    header = list(SUMMARY_COLUMNS)
+    texts = [*header, "RXX", "2024-04-01", "2024-06-30", "All staff groups"]
+    counts = [120, 70, 25, 15, 4, 6, 18, 5, 2, 100, 2, 4, 3, 1, 1, 0, 0, 1, 3]
+    cells = [f'<c t="s"><v>{i}</v></c>' for i in range(len(header))]
+    row = [f'<c t="s"><v>{len(header) + i}</v></c>' for i in range(4)]
+    row += [f"<c><v>{n}</v></c>" for n in counts]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    sheet = (
+        f'<worksheet xmlns="{main}"><sheetData><row r="1">{"".join(cells)}</row>'
+        f'<row r="2">{"".join(row)}</row></sheetData></worksheet>'
+    )
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats'
+            '-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/'
+            'sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+            'spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+            'sharedStrings+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+            'officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet name="data" '
+            'sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
+            'Target="worksheets/sheet1.xml"/><Relationship Id="rId2" '
+            f'Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+        ),
+        "xl/worksheets/sheet1.xml": sheet,
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, text in parts.items():
+            book.writestr(name, text)
+        with book.open("xl/sharedStrings.xml", "w", force_zip64=True) as out:
+            total = max(strings, len(texts))
+            out.write(f'<sst xmlns="{main}" count="{total}" uniqueCount="{total}">'.encode())
+            for t in texts:
+                out.write(f"<si><t>{t}</t></si>".encode())
+            chunk = 100_000
+            for start in range(len(texts), total, chunk):
+                stop = min(total, start + chunk)
+                out.write("".join(f"<si><t>{i:x}</t></si>" for i in range(start, stop)).encode())
+            out.write(b"</sst>")
+    return path
+
+
+def _validate_child(path: str, out_path: str) -> int:
+    """Child of :func:`measure_validate_xlsx`: ``flexbench validate`` in a fresh process,
+    then its wall time, exit status and its own peak resident memory (VmHWM)."""
+    import contextlib
+    import io
+
+    started = time.perf_counter()
+    from flexbench.validate import main as validate_main
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), contextlib.redirect_stderr(shown):
+        code = validate_main([path, "--org", "RXX", "--today", "2025-01-15"])
+    Path(out_path).write_text(
+        json.dumps(
+            {
+                "wall_s": time.perf_counter() - started,
+                "cpu_s": _usage()["cpu_s"],
+                "peak_rss_mb": _peak_rss_kib() / 1024,
+                "exit": code,
+                "output": shown.getvalue().strip().splitlines()[:3],
+            }
+        )
+    )
+    return 0
+
+
+def measure_validate_xlsx(workdir: Path, strings: int = XLSX_SHARED_STRINGS) -> dict:
+    """Time and peak memory of ``flexbench validate`` on an XLSX of ``strings`` shared
+    strings, in a fresh process (GX import included), with the file's size."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = shared_strings_xlsx(workdir / f"shared-strings-{strings}.xlsx", strings)
+    out = workdir / f"validate-{strings}.json"
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "flexbench.bench", "--child-validate", str(path), str(out)],
+        check=True,
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore"},
+    )
+    result = json.loads(out.read_text())
+    result.update(
+        shared_strings=strings,
+        file_mb=round(path.stat().st_size / 1e6, 2),
+        process_wall_s=time.perf_counter() - started,
+    )
+    return result
+
+
 # --- the command ---------------------------------------------------------------------------
 
 
@@ -730,11 +853,22 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--no-demo", action="store_true", help="skip timing `flexbench demo`")
     p.add_argument("--profile", action="store_true", help="cProfile the pandas/pipeline runs")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--validate-xlsx",
+        nargs="?",
+        type=int,
+        const=XLSX_SHARED_STRINGS,
+        metavar="STRINGS",
+        help="only measure `flexbench validate` on an XLSX with this many shared strings "
+        f"(default {XLSX_SHARED_STRINGS:,})",
+    )
 
 
 def cmd_bench(args) -> int:
     runs = tuple(r.strip() for r in args.runs.split(",") if r.strip())
     echo = (lambda *a, **k: None) if args.quiet else print
+    if getattr(args, "validate_xlsx", None):
+        return _cmd_validate_xlsx(args, echo)
     report = run_bench(
         scale=args.scale,
         workdir=Path(args.workdir) if args.workdir else None,
@@ -754,6 +888,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_validate_xlsx(args, echo) -> int:
+    """``flexbench bench --validate-xlsx [N]``: the large-XLSX measure alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.workdir) if args.workdir else Path(tmp)
+        report = {"validate_xlsx": [measure_validate_xlsx(base, args.validate_xlsx)]}
+    report["machine"] = machine_info()
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2, default=str))
+    for r in report["validate_xlsx"]:
+        echo(
+            f"validate XLSX {r['shared_strings']:>10,} shared strings ({r['file_mb']} MB): "
+            f"{r['wall_s']:.2f} s ({r['cpu_s']:.2f} s CPU), peak {r['peak_rss_mb']:.0f} MB, "
+            f"exit {r['exit']}: "
+            f"{(r['output'] or [''])[0]}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m flexbench.bench``: the child mode, or the command on its own."""
     import argparse
@@ -761,6 +913,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return _child_main(*argv[1:4])
+    if argv[:1] == ["--child-validate"]:
+        return _validate_child(*argv[1:3])
     parser = argparse.ArgumentParser(prog="flexbench")
     add_bench_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", *argv])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,13 +25,14 @@ from expectations.core import FILE_COLUMN, RuleFailure
 from expectations.publications import (
     REQUEST_LEVEL_RULES,
     SUMMARY_RULES,
+    explain_failure,
     request_level_check_frame,
-    split_count_failures,
     summary_check_frame,
 )
 from transforms.publications import (
     COUNT_COLUMNS,
     MAX_DOWNLOAD_BYTES,
+    REQUESTS_PER_HEAD,
     ROW_COLUMN,
     SUMMARY_COLUMNS,
     ParsedPublication,
@@ -136,11 +137,16 @@ def _rejected(error: PublicationError) -> Verdict:
         form=None,
         summary=None,
         failures=[RuleFailure(error.rule, error.column, str(error), {})],
+        sheet=getattr(error, "sheet", None),
     )
 
 
 def validate_publication(
-    data: bytes, filename: str, org: str | None = None, today: date | None = None
+    data: bytes,
+    filename: str,
+    org: str | None = None,
+    today: date | None = None,
+    headcount: int | None = None,
 ) -> Verdict:
     """Check one publication file against the Flex Data Standard v1.
 
@@ -154,8 +160,11 @@ def validate_publication(
         ODS code of the trust that should have published it (rule "org-matches").
     today : datetime.date, optional
         Reference date for the "not in the future" rules; default today.
+    headcount : int, optional
+        The trust's headcount, when known (rule "requests-within-headcount").
     """
-    return validate_many([(0, data, filename, org)], today=today)[0]
+    headcounts = {org: headcount} if org and headcount else None  # keys read upper-cased
+    return validate_many([(0, data, filename, org)], today=today, headcounts=headcounts)[0]
 
 
 def validate_many(
@@ -163,6 +172,7 @@ def validate_many(
     today: date | None = None,
     period: str = "quarter",
     max_rows: int | None = None,
+    headcounts: Mapping[str, int] | None = None,
 ) -> dict[Hashable, Verdict]:
     """Check many publications with one GX run per form; same verdicts as one by one.
 
@@ -179,6 +189,10 @@ def validate_many(
         Rows per GX run at most (default :data:`MAX_ROWS_PER_RUN`): the files of a form
         are checked together in runs of up to this many rows, so a big batch costs a few
         GX runs and bounded memory, whatever its number of files.
+    headcounts : mapping, optional
+        ODS code -> the trust's headcount (NHS Workforce Statistics), where known: a summary
+        row may not claim more than ``REQUESTS_PER_HEAD`` requests per head (rule
+        "requests-within-headcount"). Without it only the absolute bound ``MAX_COUNT`` holds.
 
     Returns
     -------
@@ -188,6 +202,7 @@ def validate_many(
     """
     today = today or date.today()
     max_rows = max_rows or MAX_ROWS_PER_RUN
+    heads = {str(k).strip().upper(): v for k, v in (headcounts or {}).items()}
     verdicts: dict[Hashable, Verdict] = {}
     parsed: dict[str, tuple[Hashable, ParsedPublication, str | None]] = {}
     for number, (file_id, data, filename, org) in enumerate(items):
@@ -204,7 +219,7 @@ def validate_many(
     ):
         keys = [k for k, (_, p, _) in parsed.items() if p.form == form]
         for run in _runs_by_rows(keys, parsed, max_rows):
-            verdicts.update(_check_run(run, parsed, form, rules, build, today, period))
+            verdicts.update(_check_run(run, parsed, form, rules, build, today, period, heads))
     return {file_id: verdicts[file_id] for file_id, *_ in items}
 
 
@@ -253,11 +268,19 @@ def _batch_frame(keys: list[str], parsed: dict) -> tuple[pd.DataFrame, pd.Series
 
 
 def _check_run(
-    keys: list[str], parsed: dict, form: str, rules, build, today: date, period: str
+    keys: list[str],
+    parsed: dict,
+    form: str,
+    rules,
+    build,
+    today: date,
+    period: str,
+    headcounts: Mapping[str, int],
 ) -> dict[Hashable, Verdict]:
     """One GX run over the files ``keys`` of one form: check frame built once for them all."""
     frame, files, orgs = _batch_frame(keys, parsed)
-    check = build(frame, orgs, today, files)
+    heads = orgs.map(lambda o: headcounts.get(str(o).strip().upper()) if o else None)
+    check = build(frame, orgs, today, files, heads.astype(object))
     del frame
     failures = gx_core.run_rules(check, rules, f"publications_{form}")
     per_file = gx_core.failures_by_file([f for f in failures if f.rows])
@@ -277,7 +300,7 @@ def _check_run(
         found.sort(key=lambda f: order.index(f.rule))
         if found:
             own = check.iloc[positions[k]]
-            found = [g for f in found for g in split_count_failures(f, own)]
+            found = [g for f in found for g in explain_failure(f, own, publication.frame)]
         verdicts[file_id] = Verdict(
             accepted=not found,
             form=form,
@@ -334,7 +357,11 @@ def _summaries(
 
 
 def check_file(
-    path: Path, org: str | None = None, today: date | None = None, name: str | None = None
+    path: Path,
+    org: str | None = None,
+    today: date | None = None,
+    name: str | None = None,
+    headcount: int | None = None,
 ) -> Verdict:
     """Check a publication saved on disk: what ``flexbench validate`` and ``flexbench serve``
     both run (:meth:`Verdict.report` is the structured report).
@@ -353,10 +380,26 @@ def check_file(
                 f"{MAX_DOWNLOAD_BYTES:,} bytes",
             )
         )
-    return validate_publication(path.read_bytes(), name, org, today)
+    return validate_publication(path.read_bytes(), name, org, today, headcount)
 
 
 # --- the command --------------------------------------------------------------------------
+
+
+#: Exit statuses of ``flexbench validate`` (docs/flex-data-standard.md, "Check a file").
+EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: Where an internal error's traceback goes (one line on stderr points here).
+ERROR_LOG_NAME = "flexbench-validate-errors.log"
+
+
+def error_log_path() -> Path:
+    """The internal-error log: ``$FLEXBENCH_VALIDATE_LOG``, else a file in the temp folder."""
+    import os
+    import tempfile
+
+    return Path(
+        os.environ.get("FLEXBENCH_VALIDATE_LOG") or Path(tempfile.gettempdir()) / ERROR_LOG_NAME
+    )
 
 
 class _UsageError(Exception):
@@ -372,57 +415,91 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="flexbench validate",
         description="Check a flexible working publication (CSV or XLSX) against the Flex "
-        "Data Standard v1. Exit 0 accepted, 1 rejected, 2 usage error.",
+        "Data Standard v1. Exit 0 accepted, 1 rejected, 2 usage error, 3 internal error "
+        f"(details in {error_log_path()}).",
     )
     parser.add_argument("file", help="the publication file, CSV or XLSX")
     parser.add_argument("--org", help="ODS code of the publishing trust, e.g. RJ1")
     parser.add_argument(
         "--today", help="reference date for the 'not in the future' rules (YYYY-MM-DD)"
     )
+    parser.add_argument(
+        "--headcount",
+        type=int,
+        help="the trust's headcount, to hold requests_received to "
+        f"{REQUESTS_PER_HEAD} per head (needs --org)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``flexbench validate FILE [--org CODE] [--today YYYY-MM-DD]``.
+    """``flexbench validate FILE [--org CODE] [--today YYYY-MM-DD] [--headcount N]``.
 
     Prints ``accepted: N rows, form F`` (and any warnings) and returns 0, or one line per
-    failed rule and returns 1; a usage error is one line on stderr and returns 2.
+    failed rule and returns 1; a usage error is one line on stderr and returns 2. Anything
+    else that goes wrong is an internal error: one line on stderr naming the log that holds
+    the traceback, and 3. Whatever the file holds, no other status and no traceback.
     """
+    try:
+        return _main(argv)
+    except Exception as exc:  # noqa: BLE001 - the documented exit 3, never a traceback
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    import traceback
+
+    log = error_log_path()
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- flexbench validate {sys.argv[1:]!r}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        where = f"details in {log}"
+    except OSError:
+        where = "the log could not be written"
+    print(f"flexbench validate: internal error ({type(exc).__name__}); {where}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = _parser().parse_args(argv)
         today = date.fromisoformat(args.today) if args.today else None
     except _UsageError as exc:
         print(f"flexbench validate: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ValueError:
         print(f"flexbench validate: --today must be YYYY-MM-DD, not {args.today}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    if args.headcount is not None and (args.headcount <= 0 or not args.org):
+        print("flexbench validate: --headcount needs --org and a number above 0", file=sys.stderr)
+        return EXIT_USAGE
     path = Path(args.file)
     if not path.is_file():
         print(f"flexbench validate: no such file: {path}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
-        verdict = check_file(path, args.org, today)
+        verdict = check_file(path, args.org, today, headcount=args.headcount)
     except OSError as exc:
         print(f"flexbench validate: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    sheet = f", sheet {verdict.sheet}" if verdict.sheet else ""
     if verdict.accepted:
         extra = ""
         if verdict.form == "request_level" and verdict.summary is not None:
             extra = f", aggregated to {len(verdict.summary)} summary rows"
-        sheet = f", sheet {verdict.sheet}" if verdict.sheet else ""
         print(f"accepted: {verdict.rows} rows, form {verdict.form}{sheet}{extra}")
     else:
         n = len(verdict.failures)
-        print(f"rejected: {path.name}: {n} rule{'s' if n != 1 else ''} failed")
+        print(f"rejected: {path.name}{sheet}: {n} rule{'s' if n != 1 else ''} failed")
         for line in verdict.lines():
             print(line)
     for warning in verdict.warnings:
         print(f"warning: {warning}")
-    return 0 if verdict.accepted else 1
+    return EXIT_ACCEPTED if verdict.accepted else EXIT_REJECTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,10 +17,14 @@ Pure: no Airflow, no network, no DuckDB.
 
 from __future__ import annotations
 
+import bisect
 import csv
+import difflib
 import io
 import itertools
+import math
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -107,17 +111,66 @@ MAX_INFLATED_BYTES = 100 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 100
 #: Data rows read from one file at most.
 MAX_ROWS = 200_000
+#: The largest count a cell may hold (rule "count-within-bound"): ten times the headcount of
+#: the largest NHS trust (about 45,000 staff), rounded up. Where the trust's headcount is
+#: known, requests_received is also held to :data:`REQUESTS_PER_HEAD` times it.
+MAX_COUNT = 500_000
+#: requests_received may be at most this many times the trust's headcount, when known
+#: (rule "requests-within-headcount").
+REQUESTS_PER_HEAD = 10
+#: The earliest date a period, a request or a decision may carry (rule "date-in-range"): the
+#: first day of the financial year 2003/04, in which the statutory right to request flexible
+#: working began (6 April 2003). The latest is the run's as-of date (``--today``).
+EARLIEST_DATE = date(2003, 4, 1)
+#: A decision (including any appeal) may come at most this many months after the end of the
+#: quarter the request was received in (rule "decision-within-window"): the law asks for two
+#: months, extensions by agreement are allowed, a year past the quarter is not plausible.
+DECISION_WINDOW_MONTHS = 12
 
 # --- header matching ----------------------------------------------------------------------
 
 
+#: Letters of other scripts that look like Latin ones (Cyrillic, Greek, a few others), read as
+#: the Latin letter they imitate, so "Nаme" with a Cyrillic "а" is "Name". Applied after
+#: Unicode NFKC (which already folds full-width letters, ligatures and the like).
+CONFUSABLES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
+    "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ь": "b", "п": "n", "г": "r", "л": "n",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w", "μ": "u", "ϲ": "c", "ϳ": "j",
+    # Latin look-alikes and others
+    "ı": "i", "ȷ": "j", "ɡ": "g", "ɑ": "a", "ℓ": "l", "օ": "o", "ս": "u", "ո": "n", "ց": "g",
+}  # fmt: skip
+_CONFUSABLES = str.maketrans(CONFUSABLES)
+
+
+def fold_text(text: Any) -> str:
+    """Text as it reads to a person: NFKC, lower case, confusables read as Latin, accents off.
+
+    Implements the matching of headers in docs/flex-data-standard.md ("Files flexbench
+    accepts"): ``"Ｎаmé"`` (full-width N, Cyrillic а, accented e) folds to ``"name"``.
+    """
+    folded = unicodedata.normalize("NFKC", str(text)).lower().translate(_CONFUSABLES)
+    if folded.isascii():
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def normalise_header(text: Any) -> str:
-    """Header key used for matching: lower case, "&" read as "and", letters and digits only.
+    """Header key used for matching: folded (:func:`fold_text`), "&" read as "and", letters
+    and digits only.
 
     ``"Agreed with amendments"``, ``"agreed_with_amendments"`` and ``"AGREED WITH
     AMENDMENTS "`` all give ``"agreedwithamendments"``.
     """
-    return re.sub(r"[^a-z0-9]", "", str(text).lower().replace("&", "and"))
+    text = str(text)
+    if text.isascii():
+        return re.sub(r"[^a-z0-9]", "", text.lower().replace("&", "and"))
+    return re.sub(r"[^a-z0-9]", "", fold_text(text).replace("&", "and"))
 
 
 #: Documented synonyms: header as trusts write it -> column of the standard. Matching is
@@ -225,60 +278,82 @@ _HEADER_KEYS.update({normalise_header(k): v for k, v in SYNONYMS.items()})
 _SUMMARY_ONLY = set(SUMMARY_COLUMNS) - set(REQUEST_LEVEL_COLUMNS)
 _REQUEST_ONLY = set(REQUEST_LEVEL_COLUMNS) - set(SUMMARY_COLUMNS)
 
-#: Headers that carry personal data; a request-level file with any of them is refused
-#: (rule "personal-data"). Matched on the normalised header.
-_PERSONAL_EXACT = {
-    "name",
-    "firstname",
-    "forename",
-    "forenames",
-    "surname",
-    "lastname",
-    "familyname",
-    "fullname",
-    "employeename",
-    "staffname",
-    "applicantname",
-    "requestername",
-    "dob",
-    "dateofbirth",
-    "birthdate",
-    "email",
-    "emailaddress",
-    "nhsnumber",
-    "ninumber",
-    "nino",
-}
-_PERSONAL_PARTS = (
-    "dateofbirth",
-    "birthdate",
-    "staffnumber",
-    "staffno",
-    "employeenumber",
-    "employeeno",
-    "employeeid",
-    "assignmentnumber",
-    "assignmentno",
-    "payrollnumber",
-    "payrollno",
-    "nationalinsurance",
-    "email",
-)
-_PERSONAL_ENDINGS = ("firstname", "surname", "lastname", "forename", "fullname")
+#: Headers that identify a person; a file (either form) with any of them is refused as a
+#: whole (rule "personal-data"). Matched on the normalised header (:func:`normalise_header`,
+#: so case, spacing, punctuation, look-alike letters of other scripts and accents do not
+#: matter): a header is personal data when its key is one of these, or ends with one of
+#: :data:`PERSONAL_DATA_ENDINGS`. The list is documented in docs/flex-data-standard.md.
+PERSONAL_DATA_HEADERS: tuple[str, ...] = (
+    # names
+    "Name", "Names", "Full name", "First name", "Forename", "Forenames", "Given name",
+    "Surname", "Last name", "Family name", "Middle name", "Maiden name", "Initials",
+    "Employee", "Employee name", "Staff name", "Staff member", "Staff member name",
+    "Applicant", "Applicant name", "Requester", "Requester name", "Manager name",
+    "Line manager", "Colleague name",
+    # staff and pay numbers
+    "Staff number", "Staff no", "Staff ID", "Employee number", "Employee no", "Employee ID",
+    "Pay number", "Pay no", "Payroll number", "Payroll no", "Payroll ID",
+    "Assignment number", "Assignment no", "ESR number", "ESR no", "ESR ID", "Person ID",
+    # national numbers
+    "NI number", "NI no", "NINO", "National Insurance", "National Insurance number",
+    "National Insurance no", "NHS number", "NHS no",
+    # birth and contact
+    "Date of birth", "DOB", "Birth date", "Birthday", "Email", "Email address",
+    "E-mail", "E-mail address", "Home address", "Address", "Postcode", "Home postcode",
+    "Phone", "Phone number", "Telephone", "Telephone number", "Mobile", "Mobile number",
+)  # fmt: skip
+#: Header endings that name personal data whatever comes before them ("Employee's full
+#: name", "Applicant e-mail", "Staff pay no.").
+PERSONAL_DATA_ENDINGS: tuple[str, ...] = (
+    "fullname", "firstname", "forename", "forenames", "surname", "lastname", "familyname",
+    "employeename", "staffname", "staffmembername", "applicantname", "requestername",
+    "staffnumber", "staffno", "employeenumber", "employeeno", "employeeid", "paynumber",
+    "payno", "payrollnumber", "payrollno", "assignmentnumber", "assignmentno", "esrnumber",
+    "ninumber", "nino", "nationalinsurance", "nationalinsurancenumber", "nhsnumber",
+    "dateofbirth", "birthdate", "dob", "email", "emailaddress", "phonenumber",
+)  # fmt: skip
+_PERSONAL_KEYS = frozenset(normalise_header(h) for h in PERSONAL_DATA_HEADERS)
+_PERSONAL_PARTS = ("dateofbirth", "nationalinsurance", "email")
 
 
 def is_personal_data_header(header: Any) -> bool:
-    """Whether a header names personal data (names, date of birth, staff numbers, e-mail).
+    """Whether a header names data that identifies a person (rule "personal-data").
 
-    Implements the request-level rule "no names, dates of birth or staff numbers".
+    Implements the rule of docs/flex-data-standard.md that neither form may carry names,
+    dates of birth, staff, pay or assignment numbers, national numbers or contact details.
+    """
+    text = fold_text(header)
+    keys = {normalise_header(text), normalise_header(re.sub(r"\([^)]*\)|\[[^\]]*\]", "", text))}
+    # "Employee (ESR)", "Date of birth [dd/mm/yyyy]": a qualifier in brackets is read past.
+    return any(
+        key
+        and key not in _HEADER_KEYS
+        and (
+            key in _PERSONAL_KEYS
+            or key.endswith(PERSONAL_DATA_ENDINGS)
+            or any(p in key for p in _PERSONAL_PARTS)
+        )
+        for key in keys
+    )
+
+
+def closest_column(header: Any) -> str | None:
+    """The column of the standard an unrecognised header most likely meant, or None.
+
+    ``"requests_recieved"`` -> ``"requests_received"``. Compared on the normalised header
+    with every column name and synonym (difflib's ratio, at least 0.8).
     """
     key = normalise_header(header)
-    return (
-        key in _PERSONAL_EXACT
-        or any(p in key for p in _PERSONAL_PARTS)
-        or key.endswith(_PERSONAL_ENDINGS)
-        or key in {"employeename", "staffmembername", "managername"}
-    )
+    if not key:
+        return None
+    best = difflib.get_close_matches(key, list(_HEADER_KEYS), n=1, cutoff=0.8)
+    return _HEADER_KEYS[best[0]] if best else None
+
+
+def _named(header: str) -> str:
+    """An unrecognised header, named with the column it most likely meant."""
+    guess = closest_column(header)
+    return f"{header} (did you mean {guess}?)" if guess else header
 
 
 # --- errors and results -------------------------------------------------------------------
@@ -295,10 +370,13 @@ class PublicationError(ValueError):
         The column(s) concerned, or ``"(file)"`` when the whole file is at fault.
     """
 
-    def __init__(self, rule: str, message: str, column: str = "(file)") -> None:
+    def __init__(
+        self, rule: str, message: str, column: str = "(file)", sheet: str | None = None
+    ) -> None:
         super().__init__(message)
         self.rule = rule
         self.column = column
+        self.sheet = sheet  # the worksheet read, for an XLSX
 
 
 @dataclass
@@ -346,8 +424,10 @@ def read_publication(data: bytes, filename: str) -> ParsedPublication:
     ------
     PublicationError
         For file-level failures: ``too-large``, ``empty-file``, ``html-page``,
-        ``not-csv-or-xlsx``, ``undecodable``, ``too-large-inflated``, ``unreadable-xlsx``,
-        ``too-many-rows``, ``missing-columns``, ``duplicate-columns``, ``personal-data``.
+        ``not-csv-or-xlsx``, ``undecodable``, ``too-large-inflated``,
+        ``unreadable-xlsx``, ``too-many-rows``, ``missing-columns``, ``duplicate-columns``,
+        ``personal-data``. Never another exception for bad input: whatever a damaged or
+        hostile file makes the readers raise becomes one of these.
     """
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise PublicationError(
@@ -363,7 +443,11 @@ def read_publication(data: bytes, filename: str) -> ParsedPublication:
     else:
         _refuse_non_csv(data, filename)
         rows = _read_csv_rows(_decode(data, filename))
-    return _publication_from_rows(rows, filename, sheet)
+    try:
+        return _publication_from_rows(rows, filename, sheet)
+    except PublicationError as error:
+        error.sheet = sheet
+        raise
 
 
 def _refuse_non_csv(data: bytes, filename: str) -> None:
@@ -484,48 +568,228 @@ def check_zip_sizes(data: bytes, filename: str) -> zipfile.ZipFile:
                         raise too_big
     except PublicationError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - zlib.error, BadZipFile, EOFError, ...: damaged
         raise PublicationError(
-            "unreadable-xlsx", f"{filename} looks like an XLSX but is damaged: {exc}"
+            "unreadable-xlsx", f"{filename} looks like an XLSX but is damaged: {_why(exc)}"
         ) from exc
     return archive
 
 
-def _read_xlsx_rows(data: bytes, filename: str) -> tuple[list[tuple[int, list[Any]]], str]:
-    """XLSX -> rows of the sheet named "data" (any case), else of the first sheet."""
-    check_zip_sizes(data, filename)
-    import openpyxl  # heavy-ish; only for XLSX
+def _why(exc: BaseException) -> str:
+    """An exception as one short line for a message (type when the text is empty)."""
+    text = " ".join(str(exc).split())[:200]
+    return text or type(exc).__name__
 
+
+def _read_xlsx_rows(data: bytes, filename: str) -> tuple[list[tuple[int, list[Any]]], str]:
+    """XLSX -> rows of the data sheet and its name (see :func:`_data_sheet`).
+
+    Read-only and streamed by openpyxl, except its shared-strings table (the workbook's list
+    of distinct texts), which openpyxl would hold whole in memory: the cells refer to it by
+    number, and only the entries the rows read refer to are looked up afterwards, in one
+    streamed pass over the table (:class:`_SharedStrings`). Anything a damaged workbook makes
+    the readers raise (broken XML, an unknown attribute, a corrupt deflate stream, a date
+    cell out of range) is the rejection ``unreadable-xlsx``, never an exception of another
+    kind.
+    """
+    check_zip_sizes(data, filename)
+    name: str | None = None
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for damaged workbooks
+        book, strings = _open_workbook(data)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for damaged books
         raise PublicationError(
-            "unreadable-xlsx", f"{filename} could not be opened as an XLSX workbook: {exc}"
+            "unreadable-xlsx", f"{filename} could not be opened as an XLSX workbook: {_why(exc)}"
         ) from exc
     try:
         names = book.sheetnames
         if not names:
             raise PublicationError("empty-file", f"{filename} has no worksheets")
-        name = next((n for n in names if normalise_header(n) == "data"), names[0])
-        sheet = book[name]
-        if hasattr(sheet, "reset_dimensions"):
-            sheet.reset_dimensions()  # ignore a declared (possibly huge) used range
-        rows: list[tuple[int, list[Any]]] = []
-        number = 0
-        for cells in sheet.iter_rows():
-            number += 1
-            values = []
-            for cell in cells:
-                if getattr(cell, "row", None) is not None:
-                    number = cell.row
-                values.append(getattr(cell, "value", None))
-            if any(v is not None and str(v).strip() != "" for v in values):
-                rows.append((number, values[:200]))
-                if len(rows) > MAX_ROWS + 50:
-                    break
+        name = _data_sheet(book, names, strings)
+        rows = strings.resolve(_sheet_rows(book[name], MAX_ROWS + 50))
+    except PublicationError as error:
+        error.sheet = name
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged sheet XML, bad cell values, ...
+        where = f"sheet {name}" if name else "the workbook"
+        raise PublicationError(
+            "unreadable-xlsx",
+            f"{filename} is damaged: {where} could not be read ({_why(exc)})",
+            sheet=name,
+        ) from exc
     finally:
-        book.close()
+        try:
+            book.close()
+        except Exception:  # noqa: BLE001, S110 - closing a damaged book must not hide the verdict
+            pass
     return rows, name
+
+
+class _SharedRef:
+    """A cell that holds entry ``index`` of the shared-strings table, until looked up."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _SharedStrings:
+    """A workbook's shared-strings table read on demand: ``table[i]`` gives a
+    :class:`_SharedRef`; :meth:`resolve` then reads the table once, as a stream, keeping only
+    the entries the rows refer to. Memory grows with the cells read, not with the table."""
+
+    def __init__(self, archive: zipfile.ZipFile | None = None, part: str | None = None) -> None:
+        self.archive, self.part = archive, part
+
+    def __getitem__(self, index: int) -> _SharedRef:
+        return _SharedRef(int(index))
+
+    def resolve(self, rows: list[tuple[int, list[Any]]]) -> list[tuple[int, list[Any]]]:
+        """The rows with every :class:`_SharedRef` replaced by its text."""
+        wanted = {v.index for _, values in rows for v in values if type(v) is _SharedRef}
+        if not wanted:
+            return rows
+        texts = self._read(wanted)
+        missing = wanted - texts.keys()
+        if missing:
+            raise ValueError(f"a cell refers to shared string {min(missing)}, which is missing")
+        return [
+            (n, [texts[v.index] if type(v) is _SharedRef else v for v in values])
+            for n, values in rows
+        ]
+
+    def _read(self, wanted: set[int]) -> dict[int, str]:
+        """Entries ``wanted`` of the table, read in 1 MiB pieces: a piece holding none of
+        them is only counted (``bytes.count``); the others are parsed as XML."""
+        if self.archive is None or self.part is None:
+            return {}
+        targets = sorted(wanted)
+        found: dict[int, str] = {}
+        last = -1  # index of the last entry before the buffer
+        buffer, opening, token, closing = b"", None, b"<si", b"</si>"
+        with self.archive.open(self.part) as src:
+            while True:
+                chunk = src.read(1024 * 1024)
+                buffer += chunk
+                if opening is None:  # the table's own start tag, e.g. <sst xmlns=...> or <x:sst
+                    root = re.search(rb"<((?:[A-Za-z_][\w.-]*:)?)sst\b[^>]*>", buffer)
+                    if root is None:
+                        if chunk and len(buffer) < 1024 * 1024:
+                            continue
+                        return found
+                    opening, prefix = root.group(0), root.group(1)
+                    token, closing = b"<" + prefix + b"si", b"</" + prefix + b"si>"
+                    buffer = buffer[root.end() :]
+                cut = buffer.rfind(token) if chunk else len(buffer)
+                if cut <= 0 and chunk:
+                    continue
+                head, buffer = buffer[:cut], buffer[cut:]
+                entries = head.count(token)
+                first = bisect.bisect_left(targets, last + 1)
+                if first < len(targets) and targets[first] <= last + entries:
+                    found.update(self._parse(head, last, opening, token, closing, targets))
+                last += entries
+                if not chunk or len(found) == len(targets):
+                    return found
+
+    @staticmethod
+    def _parse(head: bytes, last: int, opening: bytes, token: bytes, closing: bytes, targets):
+        """Entries of ``targets`` among those in ``head`` (numbered from ``last + 1``)."""
+        from xml.etree import ElementTree
+
+        from openpyxl.cell.text import Text
+
+        pieces = head.split(token)[1:]
+        numbers, fragments = [], []
+        for offset, piece in enumerate(pieces):
+            number = last + 1 + offset
+            k = bisect.bisect_left(targets, number)
+            if k < len(targets) and targets[k] == number:
+                end = piece.rfind(closing)
+                body = piece[: end + len(closing)] if end >= 0 else piece.split(b">", 1)[0] + b">"
+                numbers.append(number)
+                fragments.append(token + body)
+        root_name = opening[1:].split(None, 1)[0].rstrip(b">").rstrip(b"/")
+        tree = ElementTree.fromstring(
+            opening.rstrip(b"/>").rstrip(b">")
+            + b">"
+            + b"".join(fragments)
+            + b"</"
+            + root_name
+            + b">"
+        )
+        out = {}
+        for number, node in zip(numbers, list(tree), strict=True):
+            out[number] = Text.from_tree(node).content.replace("x005F_", "")
+        return out
+
+
+def _open_workbook(data: bytes) -> tuple[Any, _SharedStrings]:
+    """openpyxl's ``load_workbook(read_only=True, data_only=True)``, with the shared-strings
+    table left unread (:class:`_SharedStrings`)."""
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            ct = self.package.find(SHARED_STRINGS)
+            part = ct.PartName[1:] if ct is not None else None
+            self.shared_strings = _SharedStrings(self.archive, part)
+
+    reader = Reader(io.BytesIO(data), read_only=True, keep_vba=False, data_only=True)
+    reader.read()
+    return reader.wb, reader.shared_strings
+
+
+#: Cells of a data row read from an XLSX (the standard has 23 columns at most). The first
+#: rows, where the header is looked for, are read whole, so no column (a personal-data one
+#: above all) can hide past this limit.
+_XLSX_COLUMNS = 200
+_HEADER_ROWS = 10
+
+
+def _sheet_rows(sheet: Any, limit: int) -> list[tuple[int, list[Any]]]:
+    """Non-blank rows of a read-only worksheet as (row number, values), at most ``limit``."""
+    if hasattr(sheet, "reset_dimensions"):
+        sheet.reset_dimensions()  # ignore a declared (possibly huge) used range
+    rows: list[tuple[int, list[Any]]] = []
+    number = 0
+    for cells in sheet.iter_rows():
+        number += 1
+        values = []
+        for cell in cells if len(rows) < _HEADER_ROWS else cells[:_XLSX_COLUMNS]:
+            if getattr(cell, "row", None) is not None:
+                number = cell.row
+            values.append(getattr(cell, "value", None))
+        while values and _blank(values[-1]):
+            values.pop()
+        if values:
+            rows.append((number, values))
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def _data_sheet(book: Any, names: list[str], strings: _SharedStrings) -> str:
+    """The worksheet holding the data: the one named "data" (any case), else the sheet whose
+    first rows name most columns of the standard (a notes or cover sheet names none), the
+    first sheet on a tie."""
+    named = [n for n in names if normalise_header(n) == "data"]
+    if named or len(names) == 1:
+        return (named or names)[0]
+    heads: dict[str, list[tuple[int, list[Any]]]] = {}
+    for n in names[:20]:
+        try:
+            heads[n] = _sheet_rows(book[n], 10)
+        except Exception:  # noqa: BLE001 - a damaged extra sheet is not the data sheet
+            continue
+    every = strings.resolve([row for head in heads.values() for row in head])
+    best, best_hits, at = names[0], 0, 0
+    for n, head in heads.items():
+        hits = max((_header_hits(v) for _, v in every[at : at + len(head)]), default=0)
+        at += len(head)
+        if hits > best_hits:
+            best, best_hits = n, hits
+    return best
 
 
 def _blank(value: Any) -> bool:
@@ -545,13 +809,16 @@ def _cells(column: tuple[Any, ...]) -> list[Any]:
     return [(x.strip() or None) if type(x) is str else x for x in column]
 
 
+def _header_hits(values: list[Any]) -> int:
+    """How many columns of the standard a row names."""
+    return len({_HEADER_KEYS.get(normalise_header(v)) for v in values if not _blank(v)} - {None})
+
+
 def _find_header(rows: list[tuple[int, list[Any]]]) -> int:
     """Index of the header row: of the first 10 non-blank rows, the one naming most columns."""
     best, best_hits = 0, -1
     for i, (_, values) in enumerate(rows[:10]):
-        hits = len(
-            {_HEADER_KEYS.get(normalise_header(v)) for v in values if not _blank(v)} - {None}
-        )
+        hits = _header_hits(values)
         if hits > best_hits:
             best, best_hits = i, hits
     return best
@@ -594,31 +861,35 @@ def _publication_from_rows(
 
     found = set(mapping.values())
     form = "request_level" if len(found & _REQUEST_ONLY) > len(found & _SUMMARY_ONLY) else "summary"
+    personal = [e for e in extras if is_personal_data_header(e)]
+    if personal:  # either form: a summary has no business with a name column either
+        raise PublicationError(
+            "personal-data",
+            "the file carries personal data (" + ", ".join(personal) + "): remove names, "
+            "dates of birth, staff, pay and assignment numbers, NI and NHS numbers and "
+            "contact details before publishing"
+            + ("; use a pseudonymous request_id" if form == "request_level" else ""),
+            ", ".join(personal),
+        )
     if form == "request_level":
-        personal = [e for e in extras if is_personal_data_header(e)]
-        if personal:
-            raise PublicationError(
-                "personal-data",
-                "the file carries personal data (" + ", ".join(personal) + "): remove "
-                "names, dates of birth, staff/assignment numbers and e-mail addresses "
-                "before publishing; use a pseudonymous request_id",
-                ", ".join(personal),
-            )
         required, wanted = REQUEST_LEVEL_REQUIRED, REQUEST_LEVEL_COLUMNS
     else:
         required, wanted = SUMMARY_COLUMNS, SUMMARY_COLUMNS
     missing = [c for c in required if c not in found]
     if missing:
+        unknown = (
+            f"; headers not in the standard: {', '.join(map(_named, extras))}" if extras else ""
+        )
         raise PublicationError(
             "missing-columns",
             f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}: the "
             f"{form.replace('_', '-')} form of the Flex Data Standard needs "
-            f"{'them' if len(missing) > 1 else 'it'} (see docs/flex-data-standard.md)",
+            f"{'them' if len(missing) > 1 else 'it'} (see docs/flex-data-standard.md)" + unknown,
             ", ".join(missing),
         )
     unused = [seen[c] for c in found if c not in wanted]  # e.g. outcome in a summary file
     if extras or unused:
-        warnings.append("ignored extra columns: " + ", ".join(extras + unused))
+        warnings.append("ignored extra columns: " + ", ".join([*map(_named, extras), *unused]))
     if not body:
         raise PublicationError("empty-file", f"{filename} has a header but no data rows")
 
@@ -644,25 +915,46 @@ def _publication_from_rows(
 # --- value coercion -----------------------------------------------------------------------
 
 _INT_TEXT = re.compile(r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0*)?$")
+#: Digits beyond which a count is not read exactly (Python refuses to turn very long digit
+#: strings into ints); such a count is far past :data:`MAX_COUNT` and is held as +-10**1000.
+_MAX_DIGITS = 1000
+#: Stand-in for a count beyond :data:`MAX_COUNT` in a typed column (int64 cannot hold
+#: 99999999999999999999): enough to fail rule "count-within-bound", small enough that the sum
+#: rules stay exact integer arithmetic.
+OVER_MAX_COUNT = MAX_COUNT + 1
 
 
-def parse_count(value: Any) -> float:
-    """A count as read -> its value, or NaN when blank or not a whole number.
+def parse_count(value: Any) -> int | None:
+    """A count as read -> its exact value (a Python int), or None when blank or not whole.
 
     Accepts ``12``, ``"12"``, ``"1,234"`` (thousands separators) and ``12.0`` (Excel);
-    ``"12.5"``, ``"n/a"``, ``"*"`` and blanks give NaN (rule "whole-number"). Negative whole
-    numbers are returned as such (rule "not-negative" catches them).
+    ``"12.5"``, ``"n/a"``, ``"*"``, booleans, infinities and blanks give None (rule
+    "whole-number"). Read as an integer, never through a float: ``"99999999999999999999"``
+    is 99999999999999999999 (rule "count-within-bound" refuses it). Negative whole numbers
+    are returned as such (rule "not-negative" catches them).
     """
     if value is None or isinstance(value, bool):
-        return float("nan")
+        return None
     if isinstance(value, int):
-        return float(value)
+        return int(value)
     if isinstance(value, float):
-        return value if value == value and value.is_integer() else float("nan")
+        return int(value) if math.isfinite(value) and value.is_integer() else None
     text = str(value).strip()
     if not _INT_TEXT.match(text):
-        return float("nan")
-    return float(int(float(text.replace(",", ""))))
+        return None
+    digits = text.replace(",", "").split(".")[0]
+    negative = digits.startswith("-")
+    digits = digits.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        number = 10**_MAX_DIGITS
+    else:
+        number = int(digits)
+    return -number if negative else number
+
+
+def _held(number: int) -> int:
+    """A count as held in a typed column: itself, or +-OVER_MAX_COUNT past the bound."""
+    return max(-OVER_MAX_COUNT, min(OVER_MAX_COUNT, number))
 
 
 def _is_text(values: pd.Series) -> pd.Series:
@@ -673,27 +965,30 @@ def _is_text(values: pd.Series) -> pd.Series:
 
 
 def parse_counts(values: pd.Series) -> pd.Series:
-    """:func:`parse_count` on a whole column at once: float64, NaN where not a whole number.
+    """:func:`parse_count` on a whole column at once: Int64 (exact), missing where not whole.
 
-    Text cells are checked and converted column-wise (the same pattern, thousands
-    separators dropped); only the cells that failed that, and cells that are not text
-    (XLSX numbers), go one by one through :func:`parse_count`.
+    A count past :data:`MAX_COUNT` either way is held as ``+-OVER_MAX_COUNT`` (int64 cannot
+    hold every count a file may claim; rule "count-within-bound" refuses the row and its
+    message shows the value as written). A column of text (CSV) is factorised and each
+    distinct text read once with :func:`parse_count`, as an integer, never through a float;
+    other columns (XLSX numbers) are read cell by cell.
     """
-    cells = values.reset_index(drop=True)
-    out = np.full(len(cells), np.nan)
-    text = _is_text(cells).to_numpy(copy=True)
-    if text.any():
-        strings = cells[text].astype("str").str.strip()
-        whole = strings.str.fullmatch(_INT_TEXT.pattern).fillna(False).to_numpy(dtype=bool)
-        numbers = pd.to_numeric(strings[whole].str.replace(",", "", regex=False), errors="coerce")
-        read = numbers.dropna()
-        out[read.index.to_numpy()] = read.to_numpy(dtype="float64") + 0.0  # no -0.0
-        text[read.index.to_numpy()] = False  # done; the rest go one by one
-    # Text the pattern did not take ("n/a", digits of other scripts) and XLSX numbers.
-    others = np.flatnonzero(cells.notna().to_numpy() & ~text | text)
-    if len(others):
-        out[others] = [parse_count(v) for v in cells.iloc[others]]
-    return pd.Series(out, index=values.index, dtype="float64")
+    cells = values.to_numpy(dtype=object)
+    out = np.zeros(len(cells), dtype="int64")
+    given = np.zeros(len(cells), dtype=bool)
+    if infer_dtype(cells, skipna=True) in ("string", "empty"):
+        codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+        read = [parse_count(u) for u in uniques]
+        table = np.array([0 if n is None else _held(n) for n in read] + [0], dtype="int64")
+        known = np.array([n is not None for n in read] + [False], dtype=bool)
+        out, given = table[codes], known[codes]  # code -1 (blank) takes the last entry
+    else:
+        for position, value in enumerate(cells):
+            number = parse_count(value)
+            if number is not None:
+                out[position] = _held(number)
+                given[position] = True
+    return pd.Series(pd.arrays.IntegerArray(out, ~given), index=values.index, dtype="Int64")
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%Y%m%d")
@@ -720,6 +1015,37 @@ def parse_date(value: Any) -> pd.Timestamp:
 
 
 _MIDNIGHT = r"[ T]00:00(:00(\.0+)?)?$"
+_NUMERIC_DATE_RE = re.compile(
+    r"^\s*([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-][0-9]{1,4}(?:[ T]00:00(?::00(?:\.0+)?)?)?\s*$"
+)
+
+
+def date_order(values: pd.Series) -> pd.DataFrame:
+    """How each cell's all-number date (``04/01/2024``, ``4.1.2024``) reads, for rule
+    "unambiguous-date" (docs/flex-data-standard.md, "Dates").
+
+    Returns boolean columns ``ambiguous`` (both of the first two numbers 12 or less and not
+    equal: 4 January or 1 April?), ``day_first`` (the first number is above 12, so it can
+    only be the day: ``30/06/2024``) and ``month_first`` (the second is above 12, so the
+    file writes the month first, as in the US: ``06/30/2024``). Other cells (ISO dates,
+    month names, XLSX date cells, blanks) are False in all three. Each distinct text is
+    looked at once.
+    """
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+    table = np.zeros((len(uniques) + 1, 3), dtype=bool)  # the last row: blanks
+    for k, value in enumerate(uniques):
+        if type(value) is not str:
+            continue
+        found = _NUMERIC_DATE_RE.match(value)
+        if found:
+            a, b = int(found.group(1)), int(found.group(2))
+            table[k] = (0 < a <= 12 and 0 < b <= 12 and a != b, a > 12 >= b, b > 12 >= a)
+    picked = table[codes]
+    return pd.DataFrame(
+        {"ambiguous": picked[:, 0], "day_first": picked[:, 1], "month_first": picked[:, 2]},
+        index=values.index,
+    )
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -878,7 +1204,7 @@ def _each(values: pd.Series, convert) -> pd.Series:
 
 
 def coerce_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Summary form as read -> typed values (counts float/NaN, dates Timestamp/NaT).
+    """Summary form as read -> typed values (counts Int64, exact; dates Timestamp/NaT).
 
     Values that cannot be read become missing here; the GX suite then names the rows
     (rules "whole-number", "valid-date", "required"). Never raises on bad values. Typed a
@@ -896,7 +1222,11 @@ def coerce_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _request_id(value: Any) -> Any:
-    return None if value is None else str(int(value) if isinstance(value, float) else value).strip()
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():  # Excel keeps 1234 as 1234.0
+        value = int(value)
+    return str(value).strip()
 
 
 def coerce_request_level(frame: pd.DataFrame) -> pd.DataFrame:

@@ -2,12 +2,14 @@
 
 Run from the repository root:  .venv/bin/python docs/templates/make_templates.py
 The column lists come from transforms.publications, so the templates always match what
-`flexbench validate` checks.
+`flexbench validate` checks; the Table Schemas (flex-*.schema.json) are read off the GX
+suites in expectations/publications.py.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import openpyxl
@@ -15,9 +17,11 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from transforms.equity import DIMENSIONS, REFERENCE_GROUPS
+from expectations.publications import TABLE_SCHEMA_FILES, table_schema
 from transforms.publications import (
     BREAKDOWN_COLUMNS,
     DECLINE_REASONS,
+    MAX_COUNT,
     REQUEST_LEVEL_COLUMNS,
     STAFF_GROUPS,
     SUMMARY_COLUMNS,
@@ -84,7 +88,7 @@ def write_xlsx(path: Path) -> None:
     )
     data.add_data_validation(choose)
     choose.add("D2:D1000")
-    whole = DataValidation(type="whole", operator="greaterThanOrEqual", formula1="0")
+    whole = DataValidation(type="whole", operator="between", formula1="0", formula2=str(MAX_COUNT))
     data.add_data_validation(whole)
     whole.add(f"E2:{data.cell(row=1, column=len(SUMMARY_COLUMNS)).column_letter}1000")
     notes = book.create_sheet("notes")
@@ -109,11 +113,19 @@ def write_breakdown_csv(path: Path) -> None:
         writer.writerows(rows)
 
 
+def write_table_schemas(folder: Path = HERE) -> None:
+    """The Frictionless Table Schema of each form, read off its GX suite."""
+    for form, name in TABLE_SCHEMA_FILES.items():
+        text = json.dumps(table_schema(form), indent=2, ensure_ascii=False)
+        (folder / name).write_text(text + "\n", encoding="utf-8")
+
+
 def main() -> None:
     write_csv(HERE / "flex-summary-template.csv", SUMMARY_COLUMNS)
     write_csv(HERE / "flex-request-level-template.csv", REQUEST_LEVEL_COLUMNS)
     write_breakdown_csv(HERE / "flex-breakdown-template.csv")
     write_xlsx(HERE / "flex-summary-template.xlsx")
+    write_table_schemas()
 
 
 if __name__ == "__main__":

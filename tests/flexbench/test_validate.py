@@ -834,3 +834,190 @@ def test_gx_runs_split_by_rows_give_the_same_verdicts(batch_verdicts):
         assert small_runs[case].lines() == batch_verdicts[case].lines(), case
         if batch_verdicts[case].summary is not None:
             assert small_runs[case].summary.equals(batch_verdicts[case].summary), case
+
+
+# --- what `flexbench validate` says: one table row per message ------------------------------
+
+
+def _notes_first_xlsx(columns=SUMMARY_COLUMNS):
+    rows = summary_rows()
+    table = [list(columns)] + [[r[c] for c in columns] for r in rows]
+    notes = [["Flexible working figures"], ["See the Figures sheet"], list(SUMMARY_COLUMNS)[:2]]
+    return xlsx_bytes({"Notes": notes, "Figures": table})
+
+
+# (case, file bytes, file name, exit status, lines the output must hold)
+MESSAGES = [
+    (
+        "a misspelt header is named with the column it is closest to",
+        csv_bytes(summary_rows(), header=renamed_header(requests_received="requests_recieved")),
+        "a.csv",
+        1,
+        [
+            "missing column requests_received",
+            "headers not in the standard: requests_recieved (did you mean requests_received?)",
+        ],
+    ),
+    (
+        "a misspelt optional header is named in the warning",
+        csv_bytes(request_rows(), REQUEST_COLUMNS, header=[*REQUEST_COLUMNS[:-1], "flex_typ"]),
+        "r.csv",
+        0,
+        ["warning: ignored extra columns: flex_typ (did you mean flex_type?)"],
+    ),
+    (
+        "an outcomes sum shows its numbers",
+        summary_csv(
+            row2=dict(
+                requests_received=15,
+                approved_in_full=10,
+                approved_with_changes=3,
+                declined=0,
+                withdrawn=1,
+                pending=0,
+                declined_costs=0,
+                decided_within_2_months=13,
+            )
+        ),  # fmt: skip
+        "a.csv",
+        1,
+        ["10 + 3 + 0 + 1 + 0 = 14, but requests_received is 15 (row 2)"],
+    ),
+    (
+        "a decline-reasons sum on several rows shows each row",
+        summary_csv(row3={"declined_other": 1}, row4={"declined_demand": 2}),
+        "a.csv",
+        1,
+        [
+            "row 3: 1 + 0 + 0 + 0 + 0 + 0 + 0 + 0 + 1 = 2, but declined is 1; "
+            "row 4: 1 + 2 + 0 + 0 + 0 + 0 + 0 + 0 + 0 = 3, but declined is 1 (rows 3, 4)"
+        ],
+    ),
+    (
+        "an XLSX whose first sheet is notes: the data sheet is read and named",
+        _notes_first_xlsx(),
+        "a.xlsx",
+        0,
+        ["accepted: 3 rows, form summary, sheet Figures"],
+    ),
+    (
+        "a refused XLSX names the sheet read, and each missing column once",
+        _notes_first_xlsx([c for c in SUMMARY_COLUMNS if c != "pending"]),
+        "a.xlsx",
+        1,
+        ["rejected: a.xlsx, sheet Figures: 1 rule failed", "missing column pending: the"],
+    ),
+    (
+        "a US date shows its value and both readings",
+        summary_csv(row2={"period_start": "04/01/2024", "period_end": "06/30/2024"}),
+        "a.csv",
+        1,
+        [
+            "unambiguous-date: column period_start+period_end:",
+            "period_start 04/01/2024 could be 4 January 2024 or 1 April 2024 (row 2)",
+            "period_end is 06/30/2024 (dates are read day first, as in the UK) (row 2)",
+        ],
+    ),
+    (
+        "an all-number date with nothing to say which way it reads is refused",
+        request_csv(row2={"received_date": "03/04/2024", "decision_date": "02/05/2024"}),
+        "r.csv",
+        1,
+        ["received_date 03/04/2024 could be 3 April 2024 or 4 March 2024"],
+    ),
+    (
+        "all-number dates of a file that shows it writes the day first are UK dates",
+        summary_csv(row2={"period_start": "01/04/2024", "period_end": "30/06/2024"}),
+        "a.csv",
+        0,
+        ["accepted: 3 rows, form summary"],
+    ),
+    (
+        "a count past the bound shows the value as written",
+        summary_csv(row3={"requests_received": "99999999999999999999"}),
+        "a.csv",
+        1,
+        [
+            "count-within-bound: column requests_received: requests_received must be at most "
+            "500,000 (as written: 99999999999999999999) (row 3)"
+        ],
+    ),
+    (
+        "a date before the standard's earliest shows the value",
+        summary_csv(row4={"period_start": "1999-04-01", "period_end": "1999-06-30"}),
+        "a.csv",
+        1,
+        [
+            "date-in-range: column period_start: period_start must not be before 1 April 2003: "
+            "period_start is 1999-04-01 (row 4)"
+        ],
+    ),
+    (
+        "a decision in the future",
+        request_csv(row3={"decision_date": "2031-01-01"}),
+        "r.csv",
+        1,
+        ["decision-not-future: column decision_date: decision_date must not be in the future"],
+    ),
+    (
+        "a decision more than a year after its quarter",
+        request_csv(row2={"received_date": "2023-04-03", "decision_date": "2024-08-01"}),
+        "r.csv",
+        1,
+        [
+            "decision-within-window: column decision_date: decision_date must be within 12 "
+            "months of the end of the quarter the request was received in (row 2)"
+        ],
+    ),
+    (
+        "a personal-data column in a summary file",
+        csv_bytes(
+            [dict(r, n="x") for r in summary_rows()],
+            columns=[*SUMMARY_COLUMNS, "n"],
+            header=[*SUMMARY_COLUMNS, "Staff No."],
+        ),
+        "a.csv",
+        1,
+        ["personal-data: column Staff No.: the file carries personal data (Staff No.)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case, data, name, status, expected", MESSAGES, ids=[m[0] for m in MESSAGES]
+)
+def test_validate_message(tmp_path, capsys, case, data, name, status, expected):
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert main([str(path), "--org", "RJ1", "--today", "2025-01-15"]) == status
+    out = capsys.readouterr().out
+    for line in expected:
+        assert line in out, out
+    for column in SUMMARY_COLUMNS:  # no column listed twice
+        assert out.count(f"missing column {column}") <= 1
+
+
+def test_headcount_bound_refuses_more_requests_than_ten_per_head(tmp_path, capsys):
+    path = tmp_path / "a.csv"
+    path.write_bytes(summary_csv(row2={"requests_received": 25, "approved_in_full": 21}))
+    argv = [str(path), "--org", "RJ1", "--today", "2025-01-15", "--headcount"]
+    assert main([*argv, "2"]) == 1  # 25 requests from 2 staff: more than 10 per head
+    out = capsys.readouterr().out
+    assert "requests-within-headcount: column requests_received" in out and "(row 2)" in out
+    assert main([*argv, "3"]) == 0  # 3 staff may make up to 30
+
+
+def test_internal_error_is_exit_3_with_one_line_naming_the_log(tmp_path, capsys, monkeypatch):
+    log = tmp_path / "errors.log"
+    monkeypatch.setenv("FLEXBENCH_VALIDATE_LOG", str(log))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, not a verdict")
+
+    monkeypatch.setattr("flexbench.validate.validate_publication", broken)
+    path = tmp_path / "a.csv"
+    path.write_bytes(summary_csv())
+    assert main([str(path)]) == 3
+    err = capsys.readouterr().err
+    assert err.strip() == f"flexbench validate: internal error (RuntimeError); details in {log}"
+    assert "Traceback" in log.read_text() and "a bug, not a verdict" in log.read_text()

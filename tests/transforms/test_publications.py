@@ -366,3 +366,147 @@ def test_detailed_ethnic_groups_only_for_the_files_that_give_them():
     detailed = out[out["dimension"] == "ethnic_group_detailed"]
     assert set(detailed["_file"]) == {"a"}
     assert set(out.loc[out["_file"] == "b", "dimension"]) == {"ethnic_group", "staff_group"}
+
+
+# --- exact counts, personal data, date order, shared strings --------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("99999999999999999999", 99999999999999999999),  # exact, never through a float
+        ("9" * 309, int("9" * 309)),  # a float would overflow to inf
+        ("-" + "1" * 25, -int("1" * 25)),
+        ("100000000000000001000", 100000000000000001000),  # off by 1,000 stays off by 1,000
+        (1e20, 100000000000000000000),  # an XLSX number cell
+        (float("inf"), None),
+        (float("nan"), None),
+        ("0001", 1),
+    ],
+)
+def test_parse_count_is_exact(value, expected):
+    assert pub.parse_count(value) == expected
+
+
+def test_parse_counts_holds_counts_past_the_bound_at_the_bound_plus_one():
+    got = pub.parse_counts(
+        pd.Series(["99999999999999999999", "-" + "9" * 400, "500000", "1,000", 1e20, "x"])
+    )
+    over = pub.MAX_COUNT + 1
+    assert str(got.dtype) == "Int64"
+    assert got.tolist()[:5] == [over, -over, 500000, 1000, over]
+    assert got.isna().tolist() == [False] * 5 + [True]
+
+
+@pytest.mark.parametrize(
+    "header, personal",
+    [
+        ("Name", True),
+        ("Nаme", True),  # Cyrillic а
+        ("ＮＡＭＥ", True),  # full-width letters
+        ("Employee name", True),
+        ("Employee (ESR)", True),  # a qualifier in brackets is read past
+        ("Pay no.", True),
+        ("Pay Number", True),
+        ("Staff No", True),
+        ("NI number", True),
+        ("National Insurance No.", True),
+        ("Date of Birth (dd/mm/yyyy)", True),
+        ("E-mail address", True),
+        ("Applicant's full name", True),
+        ("Trust name", False),  # an organisation, not a person
+        ("Organisation name", False),
+        ("Pay band", False),  # a synonym of band
+        ("Staff group name", False),  # a synonym of staff_group
+        ("Payroll area", False),
+        ("notes", False),
+    ],
+)
+def test_personal_data_headers(header, personal):
+    assert pub.is_personal_data_header(header) is personal
+
+
+@pytest.mark.parametrize(
+    "header, column",
+    [
+        ("requests_recieved", "requests_received"),
+        ("Aproved in full", "approved_in_full"),
+        ("desicion date", "decision_date"),
+        ("colour", None),
+    ],
+)
+def test_closest_column(header, column):
+    assert pub.closest_column(header) == column
+
+
+def test_headers_match_through_look_alike_letters():
+    header = HEADER.replace("org_code", "Оrg соde")  # Cyrillic О, с, о
+    parsed = read_publication(f"{header}\n{ROW}\n".encode(), "x.csv")
+    assert parsed.frame.loc[0, "org_code"] == "RJ1"
+
+
+def test_date_order_tells_ambiguous_day_first_and_month_first_dates():
+    got = pub.date_order(
+        pd.Series(["04/01/2024", "30/06/2024", "06/30/2024", "01/01/2024", "2024-04-01", None])
+    )
+    assert got["ambiguous"].tolist() == [True, False, False, False, False, False]
+    assert got["day_first"].tolist() == [False, True, False, False, False, False]
+    assert got["month_first"].tolist() == [False, False, True, False, False, False]
+
+
+def test_xlsx_shared_strings_are_looked_up_only_for_the_cells_read(monkeypatch):
+    from flexbench.bench import shared_strings_xlsx
+
+    calls = []
+    real = pub._SharedStrings._parse
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(pub._SharedStrings, "_parse", staticmethod(counted))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = shared_strings_xlsx(Path(tmp) / "s.xlsx", 300_000).read_bytes()
+    parsed = read_publication(data, "s.xlsx")
+    assert parsed.frame.loc[0, "staff_group"] == "All staff groups"
+    assert parsed.frame.loc[0, "requests_received"] == 120
+    assert len(calls) == 1  # one 1 MiB piece parsed as XML; the rest only counted
+
+
+def test_xlsx_cell_naming_a_missing_shared_string_is_unreadable():
+    import tempfile
+
+    from flexbench.bench import shared_strings_xlsx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = shared_strings_xlsx(Path(tmp) / "s.xlsx", 10).read_bytes()
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            part = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<v>0</v>", b"<v>999999</v>", 1)
+            target.writestr(item.filename, part)
+    with pytest.raises(PublicationError) as caught:
+        read_publication(out.getvalue(), "s.xlsx")
+    assert caught.value.rule == "unreadable-xlsx"
+    assert "shared string 999999" in str(caught.value)
+
+
+def test_xlsx_personal_data_column_cannot_hide_past_column_200():
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "data"
+    header = list(pub.SUMMARY_COLUMNS)
+    sheet.append(header)
+    sheet.append(ROW.split(","))
+    sheet.cell(row=1, column=250, value="Employee name")
+    sheet.cell(row=2, column=250, value="A. Smith")
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(PublicationError) as caught:
+        read_publication(out.getvalue(), "wide.xlsx")
+    assert caught.value.rule == "personal-data" and caught.value.sheet == "data"
