@@ -16,8 +16,8 @@ import openpyxl
 from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from transforms.equity import DIMENSIONS, REFERENCE_GROUPS
 from expectations.publications import TABLE_SCHEMA_FILES, table_schema
+from transforms.equity import DIMENSIONS, REFERENCE_GROUPS
 from transforms.publications import (
     BREAKDOWN_COLUMNS,
     DECLINE_REASONS,
