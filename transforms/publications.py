@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from transforms import vocabulary
+from transforms import vocabulary, zip_limits
 from transforms.workforce import KNOWN_STAFF_GROUPS
 
 ROW_COLUMN = "_row"  # same name as expectations.core.ROW_COLUMN (kept import-free here)
@@ -541,21 +541,10 @@ def check_zip_sizes(data: bytes, filename: str) -> zipfile.ZipFile:
             "unreadable-xlsx", f"{filename} looks like an XLSX but is damaged: {exc}"
         ) from exc
     too_big = PublicationError(
-        "too-large-inflated",
-        f"{filename} would inflate past {MAX_INFLATED_BYTES:,} bytes when unzipped "
-        "(an XLSX is a zip); a publication should be far smaller - check for stray "
-        "formatted cells or save as CSV",
+        "too-large-inflated", zip_limits.too_large_message(filename, MAX_INFLATED_BYTES)
     )
-    if len(members) > 1000:
+    if zip_limits.declared_too_large(archive, MAX_INFLATED_BYTES, MAX_COMPRESSION_RATIO):
         raise too_big
-    declared = sum(m.file_size for m in members)
-    if declared > MAX_INFLATED_BYTES:
-        raise too_big
-    for m in members:
-        if m.file_size > 1024 * 1024 and m.file_size > MAX_COMPRESSION_RATIO * max(
-            m.compress_size, 1
-        ):
-            raise too_big
     inflated = 0
     try:
         for m in members:

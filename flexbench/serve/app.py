@@ -29,6 +29,7 @@ from flexbench.serve.advice import advise
 from flexbench.serve.checker import Busy, Checker, Limits, Unchecked
 from flexbench.serve.upload import UploadError, receive
 from flexbench.settings import PROJECT_ROOT
+from transforms import zip_limits
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -170,6 +171,36 @@ def standard_html() -> Markup:
     return Markup(re.sub(r"<(h[1-4])>(.*?)</\1>", with_id, html))
 
 
+def _refusal(rule: str, description: str) -> dict[str, Any]:
+    """The report of a file refused as a whole (the shape of ``Verdict.report()``)."""
+    return {
+        "accepted": False,
+        "form": None,
+        "sheet": None,
+        "rows": 0,
+        "warnings": [],
+        "failures": [
+            {"rule": rule, "column": "(file)", "rows": [], "description": description,
+             "example_rows": []}
+        ],
+    }  # fmt: skip
+
+
+def _declares_too_much(path: Path, checker: Checker) -> bool:
+    """Whether an uploaded zip (an XLSX) declares more than the limits allow
+    (:func:`transforms.zip_limits.declared_too_large`); anything that is not a readable zip
+    goes on to the check, which says what is wrong with it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return zip_limits.declared_too_large(
+                archive, checker.max_inflated_bytes, checker.max_compression_ratio
+            )
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 def create_app(config: ServeConfig | None = None):
     """The upload service (an ASGI app: FastAPI inside the security-headers middleware),
     its checks in a warm forkserver started with the app."""
@@ -262,23 +293,21 @@ def create_app(config: ServeConfig | None = None):
                 )
             except UploadError as error:
                 if error.rule == "too-large":  # a rule of the standard: a report, refused
-                    report = {
-                        "accepted": False,
-                        "form": None,
-                        "sheet": None,
-                        "rows": 0,
-                        "warnings": [],
-                        "failures": [
-                            {"rule": "too-large", "column": "(file)", "rows": [],
-                             "description": str(error), "example_rows": []}
-                        ],
-                    }  # fmt: skip
+                    report = _refusal("too-large", str(error))
                     return _report_response(
                         page, wants_json, error.status, "file", None, None, report, close=True
                     )
                 return form_errors(error, wants_json)
             except OSError:  # the upload directory is full or gone: the service's fault
                 return form_errors(UploadError(503, "busy", NOT_SAVED), wants_json)
+            # A zip bomb is refused here, from the zip's directory alone, by the rule and in
+            # the words of the check itself: no worker is started for it.
+            if _declares_too_much(upload.path, checker):
+                message = zip_limits.too_large_message(upload.name, checker.max_inflated_bytes)
+                report = _refusal("too-large-inflated", message)
+                return _report_response(
+                    page, wants_json, 200, upload.name, upload.org, None, report
+                )
             try:
                 report = await checker.run(str(upload.path), upload.name, upload.org, None)
             except Busy as exc:

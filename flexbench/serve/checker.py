@@ -73,9 +73,18 @@ def upload_limits() -> dict[str, int]:
     import sys
 
     warm = all(m in sys.modules for m in WARM_MODULES)  # before this import adds any
-    from transforms.publications import MAX_DOWNLOAD_BYTES
+    from transforms.publications import (
+        MAX_COMPRESSION_RATIO,
+        MAX_DOWNLOAD_BYTES,
+        MAX_INFLATED_BYTES,
+    )
 
-    return {"max_bytes": MAX_DOWNLOAD_BYTES, "warm": warm}
+    return {
+        "max_bytes": MAX_DOWNLOAD_BYTES,
+        "max_inflated_bytes": MAX_INFLATED_BYTES,
+        "max_compression_ratio": MAX_COMPRESSION_RATIO,
+        "warm": warm,
+    }
 
 
 def _child(job: Callable, args: tuple, conn, limits: Limits) -> None:
@@ -145,6 +154,8 @@ class Checker:
         self._waiting = 0
         self.ready = False
         self.max_bytes = 0
+        self.max_inflated_bytes = 0
+        self.max_compression_ratio = 0
 
     def warm_up(self) -> dict[str, Any]:
         """Start the forkserver, wait until it has imported and warmed everything (the
@@ -152,6 +163,8 @@ class Checker:
         :attr:`ready` and :attr:`max_bytes`."""
         limits = self._run_child((), upload_limits)
         self.max_bytes = limits["max_bytes"]
+        self.max_inflated_bytes = limits["max_inflated_bytes"]
+        self.max_compression_ratio = limits["max_compression_ratio"]
         if self._warm_modules == WARM_MODULES and not limits["warm"]:
             # The forkserver could not import them (it only sees PYTHONPATH and the working
             # directory): every check would pay the Great Expectations import itself.

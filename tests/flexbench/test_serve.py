@@ -394,8 +394,27 @@ def test_a_1_gib_xlsx_bomb_is_refused_in_seconds_with_bounded_memory(server, tmp
     assert elapsed < 10, elapsed
     print(f"bomb: {elapsed:.2f} s, tree RSS peak {peaks['rss'] / 2**20:.0f} MiB, "
           f"PSS peak {peaks['pss'] / 2**20:.0f} MiB")  # fmt: skip
-    # Proportional set size: memory shared by the forkserver and its children counted once.
+    # The server's whole process tree, shared pages counted in every process that maps them
+    # (RSS) and counted once (PSS): the bomb is refused from the zip's directory, in the
+    # server's own process, so no checking worker is started for it.
+    assert peaks["rss"] < 500 * 2**20
     assert peaks["pss"] < 500 * 2**20
+
+
+def test_the_servers_refusal_of_a_bomb_is_the_checks_own(server, tmp_path):
+    """The upload page refuses a zip bomb before any worker sees it, with the rule and the
+    words of ``flexbench validate``'s own check of the same file."""
+    from flexbench.validate import check_file
+
+    bomb = tmp_path / "bomb.xlsx"
+    _write_xlsx_bomb(bomb, 1024**3)
+    body = server.post("bomb.xlsx", bomb.read_bytes()).json()
+    own = check_file(bomb).report()
+    assert own["failures"][0]["rule"] == "too-large-inflated"
+    assert [(f["rule"], f["column"], f["description"]) for f in body["failures"]] == [
+        (f["rule"], f["column"], f["description"]) for f in own["failures"]
+    ]
+    server.assert_nothing_kept()
 
 
 @pytest.mark.slow
