@@ -178,7 +178,8 @@ def _cli(*args, env=None):
 def test_trust_card_shows_rank_and_rates(benchmarked):
     code = (
         benchmarked["con"]
-        .execute("select org_code from marts.trust_benchmark where national_rank = 1 limit 1")
+        # the card reads the public layer, whose ranks are those of the published rates
+        .execute("select org_code from public.trust_window where national_rank = 1 limit 1")
         .fetchone()[0]
     )
     out = _cli("trust", code, "--warehouse", str(benchmarked["settings"].warehouse_path))
