@@ -108,3 +108,85 @@ def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | N
         return 0, 0
     half = ROUND_TO // 2
     return max(value - half, MAX_SUPPRESSED_COUNT + 1), value + half
+
+
+#: The counts of a trust's window and of its quarters that the public layer publishes.
+WINDOW_COUNTS = (
+    "requests_received", "approved_in_full", "approved_with_changes", "declined", "withdrawn",
+    "pending", "approved", "decided", "escalated", "appeals", "appeals_upheld",
+    "decided_within_2_months", "declined_costs", "declined_demand", "declined_reorganise",
+    "declined_recruit", "declined_quality", "declined_performance", "declined_insufficient_work",
+    "declined_structural_changes", "declined_other", "clinical_approved", "clinical_decided",
+    "non_clinical_approved", "non_clinical_decided",
+)  # fmt: skip
+QUARTER_COUNTS = (
+    "requests_received", "approved", "declined", "decided", "escalated",
+    "decided_within_2_months", "declined_other",
+)  # fmt: skip
+DECLINE_REASONS = tuple(c for c in WINDOW_COUNTS if c.startswith("declined_"))
+
+#: The published relations of a window row: a total and the parts it is the sum of.
+WINDOW_SUMS = (
+    ("requests_received", ("approved_in_full", "approved_with_changes", "declined", "withdrawn",
+                           "pending")),
+    ("declined", DECLINE_REASONS),
+    ("approved", ("approved_in_full", "approved_with_changes")),
+    ("decided", ("approved", "declined")),
+    ("decided", ("clinical_decided", "non_clinical_decided")),
+    ("approved", ("clinical_approved", "non_clinical_approved")),
+)  # fmt: skip
+#: The published relations of a quarter row.
+QUARTER_SUMS = (("decided", ("approved", "declined")),)
+
+
+def _is_small(value) -> bool:
+    return value is not None and not _missing(value) and 1 <= value <= MAX_SUPPRESSED_COUNT
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN and pandas NA
+    except TypeError:
+        return True
+
+
+def zeros_to_withhold(
+    window: dict[str, dict[str, float]], quarters: dict[str, dict[str, float]]
+) -> set[tuple[str, str]]:
+    """The zeros of one trust that are withheld with its small counts (secondary suppression,
+    docs/methodology.md, "Disclosure control").
+
+    ``window`` maps ``"window"`` to the trust's true window counts (or is empty), ``quarters``
+    maps each quarter of the window (any key) to its true counts. A 0 is withheld when it
+    shares a published relation (a total and its parts in one row, or a count of the window
+    and the same count of its quarters) with a withheld count, a count of 1 to
+    :data:`MAX_SUPPRESSED_COUNT` or a zero withheld by this rule, so that a withheld value
+    can be 0 and no reader can take it to be at least 1. Returns ``(row key, column)`` pairs.
+    """
+    rows = {**window, **quarters}
+    groups: list[list[tuple[str, str]]] = []
+    for key, counts in window.items():
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
+    for key, counts in quarters.items():
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
+    if window:
+        (wkey,) = window
+        for c in QUARTER_COUNTS:
+            groups.append([(wkey, c), *((q, c) for q in quarters)])
+
+    def value(cell):
+        return rows[cell[0]].get(cell[1])
+
+    withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
+    hidden: set[tuple[str, str]] = set()
+    changed = True
+    while changed:
+        changed = False
+        for g in groups:
+            if any(cell in withheld or cell in hidden for cell in g):
+                for cell in g:
+                    v = value(cell)
+                    if cell not in hidden and not _missing(v) and v == 0:
+                        hidden.add(cell)
+                        changed = True
+    return hidden

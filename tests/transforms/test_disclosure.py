@@ -50,17 +50,21 @@ def test_every_count_is_published_as_the_method_says_and_within_what_it_tells(ma
 
 
 def test_a_rate_is_published_from_ten_and_not_from_a_withheld_numerator(macros):
-    def status(num, den, has_data=True):
+    def status(num, den, den_true=None):
+        den_true = den if den_true is None else den_true
         return macros.execute(
-            "select sdc_rate_status(?, ?, ?, ?)", [num, den, has_data, MIN_RATE_DENOMINATOR]
+            "select sdc_rate_status(?, ?, ?, ?)", [num, den, den_true, MIN_RATE_DENOMINATOR]
         ).fetchone()[0]
 
     assert status(5, 10) == "published"
     assert status(5, 5) == "too_few"
-    assert status(None, None) == "too_few"  # a withheld denominator is under 5
+    assert status(None, None, den_true=3) == "too_few"  # a withheld small denominator
+    assert status(None, None, den_true=0) == "too_few"  # a withheld zero
+    # a denominator withheld with a small count (secondary): withheld, not too few
+    assert status(None, None, den_true=40) == "withheld"
     assert status(None, 120) == "withheld"  # the rate would give the count back
     assert status(0, 120) == "published"
-    assert status(None, None, has_data=False) is None
+    assert macros.execute("select sdc_rate_status(1, null, null, 10)").fetchone()[0] is None
 
 
 def test_published_rates_are_to_a_tenth_of_a_point_and_limits_rounded_outwards(macros):
