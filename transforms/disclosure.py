@@ -112,7 +112,8 @@ def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | N
     """What a published count tells a reader: the range its true value lies in.
 
     ``None`` when there is no data. 0 is exact; a withheld count is 0 to
-    :data:`MAX_SUPPRESSED_COUNT` (or, withheld with one, any count); a rounded count v is v - 2 to v + 2, and at least
+    :data:`MAX_SUPPRESSED_COUNT` (or, a total withheld with one, any count); a rounded count v
+    is v - 2 to v + 2, and at least
     :data:`MAX_SUPPRESSED_COUNT` + 1 (smaller counts would have been withheld).
     """
     if withheld:
@@ -181,9 +182,9 @@ def zeros_to_withhold(
     """
     rows = {**window, **quarters}
     groups: list[list[tuple[str, str]]] = []
-    for key, counts in window.items():
+    for key in window:
         groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
-    for key, counts in quarters.items():
+    for key in quarters:
         groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
     if window:
         (wkey,) = window

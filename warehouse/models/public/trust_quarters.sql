@@ -22,10 +22,10 @@ m as (
     inner join trusts as b on b.org_code = t.org_code
 ),
 
--- Zeros withheld with the small counts they share a relation with (public.withheld_zeros).
+-- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
 hidden as (
     select org_code, period_start, list(count_name) as names
-    from public.withheld_zeros
+    from marts.withheld_zeros
     where period = 'quarter'
     group by org_code, period_start
 ),

@@ -71,10 +71,10 @@ by_quarters as (
     left join window_quarters as w on w.org_code = m.org_code
 ),
 
--- Zeros withheld with the small counts they share a relation with (public.withheld_zeros).
+-- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
 hidden as (
     select org_code, period_start, list(count_name) as names
-    from public.withheld_zeros
+    from marts.withheld_zeros
     where period = 'window'
     group by org_code, period_start
 ),
