@@ -87,6 +87,13 @@ create or replace macro wilson_upper(x, n, z) as
         / (1 + z * z / n)
     end;
 
+-- The benchmark's derived counts in SQL, as transforms.benchmark.add_derived_counts defines them
+-- (docs/methodology.md, "Measures"): approved = in full + with changes; decided = approved +
+-- declined. Every SQL model uses these (tests/warehouse/test_public.py checks they agree).
+create or replace macro approved_count(in_full, with_changes) as in_full + with_changes;
+create or replace macro decided_count(in_full, with_changes, declined) as
+    approved_count(in_full, with_changes) + declined;
+
 -- Disclosure control of the public layer (docs/methodology.md, "Disclosure control"): the
 -- small-number rule NHS England applies to Hospital Episode Statistics. small_max and round_to
 -- are passed in by the build from transforms/disclosure.py (4 and 5).
