@@ -415,7 +415,7 @@ def attack(p: Problem, max_rounds: int = 6) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class Verdict:
     cells: int  # withheld or rounded cells bounded
-    withheld: int  # of them withheld (1-4)
+    withheld: int  # of them withheld as a count from 0 to 4
     recovered: list[tuple]  # cells whose true value the attacker knows exactly
     pinned: list[tuple]  # withheld cells narrowed below 0-4 ([c]), or any cell proven in 1-4
     narrowed: int  # rounded cells whose range the relations narrowed at all
