@@ -6,13 +6,17 @@ Episode Statistics (HES Analysis Guide, "Small numbers"), applied once, in the w
 ``public`` layer (warehouse/models/public/, macros ``sdc_*`` in warehouse/schema.sql), to
 everything published together:
 
-1. a request count of 0 is shown; 1 to :data:`MAX_SUPPRESSED_COUNT` is withheld (the ONS marker
-   :data:`SUPPRESSION_MARKER`); every other count is rounded to the nearest :data:`ROUND_TO`,
-   each from its own true value (totals, quarters and aggregates are never summed from rounded
-   parts);
+1. a request count of 1 to :data:`MAX_SUPPRESSED_COUNT` is withheld (the ONS marker
+   :data:`SUPPRESSION_MARKER`); a 0 is shown unless it shares a published relation with a
+   withheld count (:func:`zeros_to_withhold`, secondary suppression of zeros), so a withheld
+   count reads 0 to :data:`MAX_SUPPRESSED_COUNT`; every other count is rounded to the nearest
+   :data:`ROUND_TO`, each from its own true value (totals, quarters and aggregates are never
+   summed from rounded parts);
 2. a total whose parts are all published is published as the sum of the published parts
    (controlled totals: windows from their quarters, declined from its reasons, decided from
    approved and declined, aggregates from their trusts ...);
+   a total whose rounding would narrow a withheld part below 0 to
+   :data:`MAX_SUPPRESSED_COUNT` is withheld with it (macro ``sdc_total_keeps``);
 3. a rate is worked out from the published counts (so it tells nothing they do not), published
    where the published denominator is at least :data:`MIN_RATE_DENOMINATOR` ("too few to
    publish" otherwise) and not where the numerator is withheld ("withheld to protect
@@ -60,34 +64,46 @@ METHOD_NAME = (
 
 #: The rules, one line each (extract notes, site methodology page).
 RULES = (
-    f"Counts of 0 are shown. Counts from 1 to {MAX_SUPPRESSED_COUNT} are withheld and read "
-    f"{SUPPRESSION_MARKER}. Every other count is rounded to the nearest {ROUND_TO}, from its own "
-    "true value: totals, quarters and national, regional and peer-group figures are rounded "
-    "themselves, never added up from rounded parts, so they need not add up exactly.",
+    f"Counts from 1 to {MAX_SUPPRESSED_COUNT} are withheld and read {SUPPRESSION_MARKER}. A 0 is "
+    f"shown, except where it shares a total with a withheld count (outcomes and requests, "
+    "decline reasons and declines, approved and declined and decided, clinical and "
+    f"non-clinical, quarters and their window): then it is withheld too. So {SUPPRESSION_MARKER} "
+    f"means a count from 0 to {MAX_SUPPRESSED_COUNT}. Every other count is rounded to the "
+    f"nearest {ROUND_TO}, from its own true value: totals, quarters and national, regional and "
+    "peer-group figures are rounded themselves, never added up from rounded parts, so they need "
+    "not add up exactly.",
     "Where every part of a total is published, the total is the sum of the published parts: a "
     "trust's window is the sum of its published quarters, declined the sum of its reasons, "
     "decided approved + declined, a region or peer group the sum of its trusts. So the "
     "published figures add up, and a total tells nothing its parts do not.",
+    "Where a part of a total is withheld and the rounded total would show that the withheld "
+    f"part is not 0, or not {MAX_SUPPRESSED_COUNT} (a window of 15 from four withheld quarters "
+    f"says each is at least 3), the total is withheld too and also reads {SUPPRESSION_MARKER}, "
+    "with the rates it is the denominator of (withheld to protect confidentiality).",
     "Rates are worked out from the published counts, so they tell nothing the counts do not. A "
     f"rate is published where its published denominator is at least {MIN_RATE_DENOMINATOR} "
-    "(otherwise: too few to publish), and not where its numerator is withheld (withheld to "
-    "protect confidentiality: the rate would give it back). Its 95% interval is the Wilson "
-    "interval widened over every count the rounding allows, so it contains the true one.",
+    "(otherwise: too few to publish), and not where its numerator or denominator is withheld "
+    "(withheld to protect confidentiality: the rate would give it back). Its 95% interval is "
+    "the Wilson interval widened over every count the rounding allows, so it contains the true "
+    "one.",
     "Ranks and quartiles are among the trusts whose approval rate is published (1 = highest; "
     "ties share a rank), so they run from 1 to the number ranked without a gap.",
-    "Flag evidence quotes the published values only.",
+    "Flag evidence quotes the published values only. A flag that would itself say a withheld "
+    "count is at least 1 is not published.",
 )
 
 #: What a reader can and cannot work out (extract notes, docs/methodology.md).
 KNOWABLE = (
     f"You can: read every count to within {ROUND_TO // 2} either way (a published "
     f"{ROUND_TO} means {ROUND_TO} to {ROUND_TO + ROUND_TO // 2}, since smaller counts are "
-    f"withheld), read each withheld count as 1 to {MAX_SUPPRESSED_COUNT}, and read every rate "
+    f"withheld), read each withheld count as 0 to {MAX_SUPPRESSED_COUNT} (or, for a total "
+    "withheld with its parts, as at least the sum of its published parts), and read every rate "
     "as the ratio of its published counts, with an interval that allows for their rounding.",
     "You cannot: recover a withheld count, or any count exactly, by adding and subtracting "
     "published figures (outcomes and their total, decline reasons and declines, clinical and "
     "non-clinical, quarters and the window, trusts and their region, peer group or England), "
-    "or from rates and ranks: the project's attacker test checks this with linear programming "
+    "or from rates, ranks and flags; nor narrow a withheld count below 0 to "
+    f"{MAX_SUPPRESSED_COUNT}: the project's attacker test checks this with linear programming "
     "on every public file.",
 )
 
@@ -95,12 +111,13 @@ KNOWABLE = (
 def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | None:
     """What a published count tells a reader: the range its true value lies in.
 
-    ``None`` when there is no data. 0 is exact; a withheld count is 1 to
-    :data:`MAX_SUPPRESSED_COUNT`; a rounded count v is v - 2 to v + 2, and at least
+    ``None`` when there is no data. 0 is exact; a withheld count is 0 to
+    :data:`MAX_SUPPRESSED_COUNT` (or, a total withheld with one, any count); a rounded count v
+    is v - 2 to v + 2, and at least
     :data:`MAX_SUPPRESSED_COUNT` + 1 (smaller counts would have been withheld).
     """
     if withheld:
-        return 1, MAX_SUPPRESSED_COUNT
+        return 0, MAX_SUPPRESSED_COUNT
     if published is None or (isinstance(published, float) and math.isnan(published)):
         return None
     value = int(published)
@@ -108,3 +125,85 @@ def count_bounds(published: float | None, withheld: bool) -> tuple[int, int] | N
         return 0, 0
     half = ROUND_TO // 2
     return max(value - half, MAX_SUPPRESSED_COUNT + 1), value + half
+
+
+#: The counts of a trust's window and of its quarters that the public layer publishes.
+WINDOW_COUNTS = (
+    "requests_received", "approved_in_full", "approved_with_changes", "declined", "withdrawn",
+    "pending", "approved", "decided", "escalated", "appeals", "appeals_upheld",
+    "decided_within_2_months", "declined_costs", "declined_demand", "declined_reorganise",
+    "declined_recruit", "declined_quality", "declined_performance", "declined_insufficient_work",
+    "declined_structural_changes", "declined_other", "clinical_approved", "clinical_decided",
+    "non_clinical_approved", "non_clinical_decided",
+)  # fmt: skip
+QUARTER_COUNTS = (
+    "requests_received", "approved", "declined", "decided", "escalated",
+    "decided_within_2_months", "declined_other",
+)  # fmt: skip
+DECLINE_REASONS = tuple(c for c in WINDOW_COUNTS if c.startswith("declined_"))
+
+#: The published relations of a window row: a total and the parts it is the sum of.
+WINDOW_SUMS = (
+    ("requests_received", ("approved_in_full", "approved_with_changes", "declined", "withdrawn",
+                           "pending")),
+    ("declined", DECLINE_REASONS),
+    ("approved", ("approved_in_full", "approved_with_changes")),
+    ("decided", ("approved", "declined")),
+    ("decided", ("clinical_decided", "non_clinical_decided")),
+    ("approved", ("clinical_approved", "non_clinical_approved")),
+)  # fmt: skip
+#: The published relations of a quarter row.
+QUARTER_SUMS = (("decided", ("approved", "declined")),)
+
+
+def _is_small(value) -> bool:
+    return value is not None and not _missing(value) and 1 <= value <= MAX_SUPPRESSED_COUNT
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN and pandas NA
+    except TypeError:
+        return True
+
+
+def zeros_to_withhold(
+    window: dict[str, dict[str, float]], quarters: dict[str, dict[str, float]]
+) -> set[tuple[str, str]]:
+    """The zeros of one trust that are withheld with its small counts (secondary suppression,
+    docs/methodology.md, "Disclosure control").
+
+    ``window`` maps ``"window"`` to the trust's true window counts (or is empty), ``quarters``
+    maps each quarter of the window (any key) to its true counts. A 0 is withheld when it
+    shares a published relation (a total and its parts in one row, or a count of the window
+    and the same count of its quarters) with a withheld count, a count of 1 to
+    :data:`MAX_SUPPRESSED_COUNT` or a zero withheld by this rule, so that a withheld value
+    can be 0 and no reader can take it to be at least 1. Returns ``(row key, column)`` pairs.
+    """
+    rows = {**window, **quarters}
+    groups: list[list[tuple[str, str]]] = []
+    for key in window:
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
+    for key in quarters:
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
+    if window:
+        (wkey,) = window
+        for c in QUARTER_COUNTS:
+            groups.append([(wkey, c), *((q, c) for q in quarters)])
+
+    def value(cell):
+        return rows[cell[0]].get(cell[1])
+
+    withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
+    hidden: set[tuple[str, str]] = set()
+    changed = True
+    while changed:
+        changed = False
+        for g in groups:
+            if any(cell in withheld or cell in hidden for cell in g):
+                for cell in g:
+                    v = value(cell)
+                    if cell not in hidden and not _missing(v) and v == 0:
+                        hidden.add(cell)
+                        changed = True
+    return hidden

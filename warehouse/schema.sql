@@ -87,6 +87,13 @@ create or replace macro wilson_upper(x, n, z) as
         / (1 + z * z / n)
     end;
 
+-- The benchmark's derived counts in SQL, as transforms.benchmark.add_derived_counts defines them
+-- (docs/methodology.md, "Measures"): approved = in full + with changes; decided = approved +
+-- declined. Every SQL model uses these (tests/warehouse/test_public.py checks they agree).
+create or replace macro approved_count(in_full, with_changes) as in_full + with_changes;
+create or replace macro decided_count(in_full, with_changes, declined) as
+    approved_count(in_full, with_changes) + declined;
+
 -- Disclosure control of the public layer (docs/methodology.md, "Disclosure control"): the
 -- small-number rule NHS England applies to Hospital Episode Statistics. small_max and round_to
 -- are passed in by the build from transforms/disclosure.py (4 and 5).
@@ -97,6 +104,10 @@ create or replace macro sdc_count(x, small_max, round_to) as
         when x = 0 then 0
         when x <= small_max then null
         else cast(round(x / round_to) * round_to as bigint) end;
+-- A count as sdc_count, or withheld (null) where hidden: a zero withheld with the small counts
+-- it shares a relation with (marts.withheld_zeros).
+create or replace macro sdc_count_kept(x, hidden, small_max, round_to) as
+    case when coalesce(hidden, false) then null else sdc_count(x, small_max, round_to) end;
 -- Whether a count is withheld as small (1 to small_max).
 create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= small_max, false);
 -- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
@@ -106,14 +117,24 @@ create or replace macro sdc_low(x, small_max, round_to) as
 create or replace macro sdc_high(x, round_to) as
     case when x = 0 then 0 else x + floor(round_to / 2) end;
 -- Why a rate is or is not published, from its published counts: null (no data), 'too_few'
--- (published denominator under min_den, or withheld: a count from 1 to small_max is under it
--- too), 'withheld' (numerator withheld: the rate would give it back) or 'published'.
--- has_data: whether the true denominator exists.
-create or replace macro sdc_rate_status(num_pub, den_pub, has_data, min_den) as
-    case when not has_data then null
+-- (published denominator under min_den, or withheld as small: a count from 0 to small_max is
+-- under it too), 'withheld' (numerator withheld: the rate would give it back; or a denominator
+-- of at least min_den withheld with a small count) or 'published'. den_true: the true
+-- denominator.
+create or replace macro sdc_rate_status(num_pub, den_pub, den_true, min_den) as
+    case when den_true is null then null
+        when den_pub is null and den_true >= min_den then 'withheld'
         when den_pub is null or den_pub < min_den then 'too_few'
         when num_pub is null then 'withheld'
         else 'published' end;
+-- Whether a published total leaves each of its n_withheld withheld parts free from 0 to
+-- small_max, given the published parts' range parts_low..parts_high (sdc_low, sdc_high): a
+-- total that does not is withheld with them (docs/methodology.md, "Disclosure control").
+create or replace macro sdc_total_keeps(total_pub, parts_low, parts_high, n_withheld, small_max,
+        round_to) as
+    coalesce(n_withheld, 0) = 0 or total_pub is null or (
+        sdc_high(total_pub, round_to) >= parts_low + small_max
+        and sdc_low(total_pub, small_max, round_to) <= parts_high + small_max * (n_withheld - 1));
 -- A published rate, worked out from published counts: to 0.1 percentage point ('nearest'), or
 -- an interval limit rounded outwards to 1 point ('down' a lower limit, 'up' an upper limit).
 create or replace macro sdc_rate(value, status, how) as

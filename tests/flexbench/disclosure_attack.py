@@ -4,7 +4,7 @@ programming over every relation a reader can use (docs/methodology.md, "Disclosu
 The attacker reads only what is published: the window and quarterly extracts (the Parquet
 files; the CSV and XLSX files are checked to say the same) and the public layer's national,
 regional and peer-group aggregates and flags (the site shows them). Each published count
-becomes a variable boxed by what it says (0 exact; [c] 1-4; a rounded v from v - 2 to v + 2 and
+becomes a variable boxed by what it says (0 exact; [c] 0-4; a rounded v from v - 2 to v + 2 and
 at least 5); then every relation is added:
 
 - in a trust's window: the five outcomes sum to requests_received, the nine decline reasons to
@@ -89,10 +89,24 @@ def _names(value) -> set[str]:
     return set(value.split(";")) if isinstance(value, str) and value else set()
 
 
-def count_box(value, withheld: bool) -> tuple[float, float] | None:
-    """What a published count says about its true value (None: no data, no variable)."""
+#: What [c] says about a withheld count: 0 to 4 (zeros sharing a relation with a withheld count
+#: are withheld too, so a reader cannot take a withheld count to be at least 1).
+WITHHELD_BOX = (0.0, float(MAX_SUPPRESSED_COUNT))
+
+
+#: A count withheld so that it does not narrow a small one (secondary suppression): the attacker
+#: is told which [c] these are (a stronger attacker than a reader), and bounds them by the
+#: relations alone.
+SECONDARY_BOX = (0.0, 1e9)
+
+
+def count_box(value, withheld: bool, truth=None) -> tuple[float, float] | None:
+    """What a published count says about its true value (None: no data, no variable); a
+    withheld count whose ``truth`` is above 4 is a secondary [c] (:data:`SECONDARY_BOX`)."""
     if withheld:
-        return 1.0, float(MAX_SUPPRESSED_COUNT)
+        if truth is not None and pd.notna(truth) and float(truth) > MAX_SUPPRESSED_COUNT:
+            return SECONDARY_BOX
+        return WITHHELD_BOX
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     v = int(value)
@@ -123,7 +137,7 @@ class Problem:
         self.upper.append(box[1])
         self.truth.append(float(truth))
         self.published_exact.append(box[0] == box[1])
-        self.withheld.append(box == (1.0, float(MAX_SUPPRESSED_COUNT)))
+        self.withheld.append(tuple(box) in (WITHHELD_BOX, SECONDARY_BOX))
 
     def free(self, name) -> None:
         """A published sum of published parts: bounded by its parts alone (0 stays 0: its
@@ -172,7 +186,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         code = r.org_code
         withheld = _names(r.withheld)
         for c in W_COUNTS:
-            box = count_box(getattr(r, c), c in withheld)
+            box = count_box(getattr(r, c), c in withheld, tw.at[code, c])
             if box is not None and pd.notna(tw.at[code, c]):
                 p.var(("w", code, c), box, tw.at[code, c], getattr(r, c))
         for rate, (num, den) in W_RATES.items():
@@ -201,7 +215,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         code, qs = r.org_code, pd.Timestamp(r.quarter_start)
         withheld = _names(r.withheld)
         for c in Q_COUNTS:
-            box = count_box(getattr(r, c), c in withheld)
+            box = count_box(getattr(r, c), c in withheld, tq.at[(code, qs), c])
             if box is not None and pd.notna(tq.at[(code, qs), c]):
                 p.var(("q", code, qs, c), box, tq.at[(code, qs), c], getattr(r, c))
         for rate, (num, den) in Q_RATES.items():
@@ -314,11 +328,12 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
             parts = [(*k, c) for k in keyed]
             if not parts or not p.has(*parts):
                 continue
-            box = count_box(getattr(a, c), c in withheld)
+            true_sum = sum(p.truth[p.index[x]] for x in parts)
+            box = count_box(getattr(a, c), c in withheld, true_sum)
             if box is None:
                 continue
             name = ("a", a.scope, a.group_code, pd.Timestamp(a.period_start), c)
-            p.var(name, box, sum(p.truth[p.index[x]] for x in parts), getattr(a, c))
+            p.var(name, box, true_sum, getattr(a, c))
             p.row(0.0, 0.0, {name: 1.0, **{x: -1.0 for x in parts}}, "aggregates")
             if not any(p.withheld[p.index[x]] for x in parts):
                 p.free(name)  # the sum of its trusts' published figures
@@ -400,9 +415,9 @@ def attack(p: Problem, max_rounds: int = 6) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class Verdict:
     cells: int  # withheld or rounded cells bounded
-    withheld: int  # of them withheld (1-4)
+    withheld: int  # of them withheld as a count from 0 to 4
     recovered: list[tuple]  # cells whose true value the attacker knows exactly
-    pinned: list[tuple]  # withheld cells narrowed inside 1-4 to fewer values than [c] says
+    pinned: list[tuple]  # withheld cells narrowed below 0-4 ([c]), or any cell proven in 1-4
     narrowed: int  # rounded cells whose range the relations narrowed at all
     unsound: list[tuple]  # cells whose bounds miss the truth (an attacker bug)
 
@@ -414,13 +429,15 @@ def judge(p: Problem, lower, upper) -> Verdict:
         if p.published_exact[j]:
             continue
         cells += 1
-        small = p.withheld[j]
+        small = p.withheld[j] and p.truth[j] <= MAX_SUPPRESSED_COUNT
         withheld += small
         if not lower[j] - 1e-6 <= p.truth[j] <= upper[j] + 1e-6:
             unsound.append((name, lower[j], upper[j], p.truth[j]))
         if lower[j] == upper[j]:
             recovered.append((name, lower[j]))
-        elif small and (upper[j] - lower[j] + 1) < MAX_SUPPRESSED_COUNT:
+        elif small and (lower[j] > 0 or upper[j] < MAX_SUPPRESSED_COUNT):
+            pinned.append((name, lower[j], upper[j]))
+        elif 1 <= lower[j] and upper[j] <= MAX_SUPPRESSED_COUNT:
             pinned.append((name, lower[j], upper[j]))
         elif (lower[j], upper[j]) != (p.lower[j], p.upper[j]):
             narrowed += 1

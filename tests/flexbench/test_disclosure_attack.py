@@ -1,7 +1,8 @@
 """An outsider attacks the public files of two generated nations (docs/methodology.md,
 "Disclosure control"): from the extracts (window and quarter, every format), the site pages
 (counts, rates, flag evidence) and the published aggregates alone, linear programming over every
-relation a reader can use must recover no withheld or rounded count.
+relation a reader can use must recover no withheld or rounded count, nor narrow a withheld
+count ([c]: 0 to 4) at all.
 
 Slow (a few minutes on two cores): it builds each nation, writes every public file and bounds
 some 10,000 cells per nation (tests/flexbench/disclosure_attack.py).
@@ -115,16 +116,19 @@ def test_no_withheld_or_rounded_count_can_be_recovered(published):
     problem = build_problem(window, quarters, aggregates, flags, truth_window, truth_quarters)
     lower, upper = attack(problem)
     verdict = judge(problem, lower, upper)
-    narrowed = Counter(int(hi - lo + 1) for _, lo, hi in verdict.pinned)
+    narrowed = Counter((int(lo), int(hi)) for _, lo, hi in verdict.pinned)
     print(
-        f"{name}: {verdict.cells} withheld or rounded cells ({verdict.withheld} withheld): "
-        f"{len(verdict.recovered)} recovered; withheld cells narrowed inside 1-4 to n values: "
-        f"{dict(narrowed)}; rounded cells narrowed: {verdict.narrowed}"
+        f"{name}: {verdict.cells} withheld or rounded cells ({verdict.withheld} withheld as "
+        f"0-4): {len(verdict.recovered)} recovered; withheld cells narrowed below 0-4 or cells "
+        f"pinned inside 1-4 (by range): {dict(narrowed)}; rounded cells narrowed: "
+        f"{verdict.narrowed}"
     )
     assert verdict.cells > 5000 and verdict.withheld > 500  # the attack had work to do
     assert not verdict.unsound, verdict.unsound[:5]  # the attacker's bounds hold the truth
     assert not verdict.recovered, verdict.recovered[:10]
-    assert all(hi > lo for _, lo, hi in verdict.pinned)
+    # [c] reads "a count from 0 to 4": no withheld count may be shown to be at least 1 or at
+    # most 3, and no count at all may be shown to lie within 1 to 4.
+    assert not verdict.pinned, verdict.pinned[:10]
 
 
 def test_every_trust_with_ten_decided_has_a_rate_and_rank_or_says_why(published):

@@ -12,6 +12,7 @@ from transforms.disclosure import (
     MIN_RATE_DENOMINATOR,
     ROUND_TO,
     count_bounds,
+    zeros_to_withhold,
 )
 
 
@@ -28,7 +29,7 @@ def macros():
 
 @pytest.mark.parametrize(
     ("published", "withheld", "bounds"),
-    [(0, False, (0, 0)), (None, True, (1, 4)), (5, False, (5, 7)), (10, False, (8, 12)),
+    [(0, False, (0, 0)), (None, True, (0, 4)), (5, False, (5, 7)), (10, False, (8, 12)),
      (1235, False, (1233, 1237)), (None, False, None)],
 )  # fmt: skip
 def test_a_published_count_says_where_its_true_value_lies(published, withheld, bounds):
@@ -50,17 +51,21 @@ def test_every_count_is_published_as_the_method_says_and_within_what_it_tells(ma
 
 
 def test_a_rate_is_published_from_ten_and_not_from_a_withheld_numerator(macros):
-    def status(num, den, has_data=True):
+    def status(num, den, den_true=None):
+        den_true = den if den_true is None else den_true
         return macros.execute(
-            "select sdc_rate_status(?, ?, ?, ?)", [num, den, has_data, MIN_RATE_DENOMINATOR]
+            "select sdc_rate_status(?, ?, ?, ?)", [num, den, den_true, MIN_RATE_DENOMINATOR]
         ).fetchone()[0]
 
     assert status(5, 10) == "published"
     assert status(5, 5) == "too_few"
-    assert status(None, None) == "too_few"  # a withheld denominator is under 5
+    assert status(None, None, den_true=3) == "too_few"  # a withheld small denominator
+    assert status(None, None, den_true=0) == "too_few"  # a withheld zero
+    # a denominator withheld with a small count (secondary): withheld, not too few
+    assert status(None, None, den_true=40) == "withheld"
     assert status(None, 120) == "withheld"  # the rate would give the count back
     assert status(0, 120) == "published"
-    assert status(None, None, has_data=False) is None
+    assert macros.execute("select sdc_rate_status(1, null, null, 10)").fetchone()[0] is None
 
 
 def test_published_rates_are_to_a_tenth_of_a_point_and_limits_rounded_outwards(macros):
@@ -80,3 +85,39 @@ def test_the_notes_name_the_method_and_what_can_and_cannot_be_worked_out():
     text = " ".join(disclosure.KNOWABLE)
     assert "You can" in text and "You cannot" in text
     assert set(disclosure.STATUS_WORDS) == {"published", "too_few", "withheld"}
+
+
+def _counts(**values):
+    return {"requests_received": None, **values}
+
+
+def test_a_zero_sharing_a_total_with_a_withheld_count_is_withheld_too():
+    # Three quarters of 1 and one of 0 make a window of 3: were the 0 shown, each withheld
+    # quarter would read 1 to 2 and the window 3 to 4. The 0 is withheld with them.
+    window = {"window": _counts(escalated=3, declined=20)}
+    quarters = {
+        q: _counts(escalated=e, declined=5) for q, e in zip("abcd", (1, 1, 1, 0), strict=True)
+    }
+    assert ("d", "escalated") in zeros_to_withhold(window, quarters)
+    # A 0 that shares no relation with a withheld count is shown.
+    quarters["d"]["escalated"] = 0
+    window["window"]["escalated"] = 10
+    for q, e in zip("abc", (5, 5, 0), strict=True):
+        quarters[q]["escalated"] = e
+    assert zeros_to_withhold(window, quarters) == set()
+
+
+def test_zeros_are_withheld_along_every_relation_they_share():
+    # declined_costs 2 is withheld: the zero reasons go with it, and through declined (withheld,
+    # a part of requests received) the zero outcomes too.
+    row = {c: 0 for c in ("declined_demand", "declined_reorganise", "declined_recruit",
+                          "declined_quality", "declined_performance", "declined_insufficient_work",
+                          "declined_structural_changes", "declined_other")}  # fmt: skip
+    row.update(declined=2, declined_costs=2, approved_in_full=40, approved_with_changes=0,
+               approved=40, decided=42, withdrawn=0, pending=0, requests_received=42)  # fmt: skip
+    hidden = zeros_to_withhold({"window": row}, {})
+    assert ("window", "declined_other") in hidden and ("window", "declined_demand") in hidden
+    # requests = outcomes holds declined (withheld): withdrawn, pending and with-changes 0 go
+    assert {("window", "withdrawn"), ("window", "pending")} <= hidden
+    assert ("window", "approved_with_changes") in hidden
+    assert ("window", "approved_in_full") not in hidden  # only zeros are withheld this way

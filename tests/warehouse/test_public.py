@@ -164,3 +164,39 @@ def test_quarters_on_the_site_and_in_extracts_are_the_marts_with_overlapping_per
         (q, int(r), int(d)) for q, r, d in trends.itertuples(index=False)
     ]
     assert pd.notna(quarters["approval_rate"]).all()
+
+
+def test_sql_and_python_define_approved_and_decided_alike():
+    """approved and decided have one definition (transforms.benchmark.add_derived_counts); the
+    SQL macros every model uses give the same counts, missing values included."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    import warehouse
+    from transforms.benchmark import add_derived_counts
+
+    rows = pd.DataFrame(
+        {
+            "approved_in_full": [10, 0, 3, None],
+            "approved_with_changes": [5, 0, None, 2],
+            "declined": [7, 0, 1, 4],
+            "escalated": [1, 0, 0, 0],
+        },
+        dtype="Float64",
+    )
+    con = duckdb.connect()
+    try:
+        warehouse.apply_schema(con)
+        con.register("t", rows)
+        sql = con.execute(
+            "select approved_count(approved_in_full, approved_with_changes) as approved, "
+            "decided_count(approved_in_full, approved_with_changes, declined) as decided from t"
+        ).df()
+    finally:
+        con.close()
+    python = rows.copy()
+    add_derived_counts(python)
+    for column in ("approved", "decided"):
+        assert np.array_equal(sql[column].astype("Float64").isna(), python[column].isna()), column
+        assert (sql[column].dropna().to_numpy() == python[column].dropna().to_numpy()).all()

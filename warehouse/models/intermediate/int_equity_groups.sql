@@ -92,8 +92,8 @@ final as (
         trusts, periods, first_period_start, last_period_end,
         requests_received, approved_in_full, approved_with_changes, declined, withdrawn,
         pending,
-        approved_in_full + approved_with_changes as approved,
-        approved_in_full + approved_with_changes + declined as decided
+        approved_count(approved_in_full, approved_with_changes) as approved,
+        decided_count(approved_in_full, approved_with_changes, declined) as decided
     from all_levels
 )
 

@@ -50,8 +50,8 @@ final as (
         q.quarter_start,
         cast(q.quarter_start + interval 3 month - interval 1 day as date) as quarter_end,
         q.* exclude (org_code, quarter_start),
-        q.approved_in_full + q.approved_with_changes as approved,
-        q.approved_in_full + q.approved_with_changes + q.declined as decided,
+        approved_count(q.approved_in_full, q.approved_with_changes) as approved,
+        decided_count(q.approved_in_full, q.approved_with_changes, q.declined) as decided,
         p.region_code, p.icb_code, pe.peer_group, pe.headcount,
         q.quarter_start >= w.window_start as in_window
     from quarters as q

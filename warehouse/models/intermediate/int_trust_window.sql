@@ -39,8 +39,8 @@ final as (
         c.declined_costs, c.declined_demand, c.declined_reorganise, c.declined_recruit,
         c.declined_quality, c.declined_performance, c.declined_insufficient_work,
         c.declined_structural_changes, c.declined_other,
-        c.approved_in_full + c.approved_with_changes as approved,
-        c.approved_in_full + c.approved_with_changes + c.declined as decided,
+        approved_count(c.approved_in_full, c.approved_with_changes) as approved,
+        decided_count(c.approved_in_full, c.approved_with_changes, c.declined) as decided,
         v.survey_year, v.q4d_pct_satisfied, v.q6b_pct_agree, v.q6c_pct_agree, v.q6d_pct_agree,
         v.we_work_flexibly_score, v.survey_benchmarking_group, v.responses
     from population as p

@@ -31,16 +31,20 @@ quarter_rows as (
 ),
 
 published_rows as (
-    select 'window' as period, window_start as period_start, window_end as period_end,
-        org_code, region_code, peer_group,
-        requests_received, approved, declined, decided, escalated, decided_within_2_months, declined_other
-    from public.trust_window
-    where has_data
+    select 'window' as period, w.window_start as period_start, w.window_end as period_end,
+        w.org_code, w.region_code, w.peer_group,
+        w.requests_received, w.approved, w.declined, w.decided, w.escalated, w.decided_within_2_months, w.declined_other,
+        b.requests_received as t_requests_received, b.approved as t_approved, b.declined as t_declined, b.decided as t_decided, b.escalated as t_escalated, b.decided_within_2_months as t_decided_within_2_months, b.declined_other as t_declined_other
+    from public.trust_window as w
+    inner join benchmark as b on b.org_code = w.org_code
+    where w.has_data
     union all
-    select 'quarter' as period, quarter_start as period_start, quarter_end as period_end,
-        org_code, region_code, peer_group,
-        requests_received, approved, declined, decided, escalated, decided_within_2_months, declined_other
-    from public.trust_quarters
+    select 'quarter' as period, q.quarter_start as period_start, q.quarter_end as period_end,
+        q.org_code, q.region_code, q.peer_group,
+        q.requests_received, q.approved, q.declined, q.decided, q.escalated, q.decided_within_2_months, q.declined_other,
+        t.requests_received as t_requests_received, t.approved as t_approved, t.declined as t_declined, t.decided as t_decided, t.escalated as t_escalated, t.decided_within_2_months as t_decided_within_2_months, t.declined_other as t_declined_other
+    from public.trust_quarters as q
+    inner join trends as t on t.org_code = q.org_code and t.quarter_start = q.quarter_start
 ),
 
 published_scoped as (
@@ -57,12 +61,40 @@ published_scoped as (
 published_sums as (
     select scope, group_code, period_start, period_end,
         case when count(requests_received) = count(*) then sum(requests_received) end as requests_received,
+        sum(coalesce(sdc_low(requests_received, {{ small_max }}, {{ round_to }}), 0)) as requests_received_low,
+        sum(coalesce(sdc_high(requests_received, {{ round_to }}), 0)) as requests_received_high,
+        case when count(*) filter (where requests_received is null and t_requests_received > {{ small_max }}) = 0
+            then count(*) filter (where requests_received is null and t_requests_received is not null) else 0 end as requests_received_withheld,
         case when count(approved) = count(*) then sum(approved) end as approved,
+        sum(coalesce(sdc_low(approved, {{ small_max }}, {{ round_to }}), 0)) as approved_low,
+        sum(coalesce(sdc_high(approved, {{ round_to }}), 0)) as approved_high,
+        case when count(*) filter (where approved is null and t_approved > {{ small_max }}) = 0
+            then count(*) filter (where approved is null and t_approved is not null) else 0 end as approved_withheld,
         case when count(declined) = count(*) then sum(declined) end as declined,
+        sum(coalesce(sdc_low(declined, {{ small_max }}, {{ round_to }}), 0)) as declined_low,
+        sum(coalesce(sdc_high(declined, {{ round_to }}), 0)) as declined_high,
+        case when count(*) filter (where declined is null and t_declined > {{ small_max }}) = 0
+            then count(*) filter (where declined is null and t_declined is not null) else 0 end as declined_withheld,
         case when count(decided) = count(*) then sum(decided) end as decided,
+        sum(coalesce(sdc_low(decided, {{ small_max }}, {{ round_to }}), 0)) as decided_low,
+        sum(coalesce(sdc_high(decided, {{ round_to }}), 0)) as decided_high,
+        case when count(*) filter (where decided is null and t_decided > {{ small_max }}) = 0
+            then count(*) filter (where decided is null and t_decided is not null) else 0 end as decided_withheld,
         case when count(escalated) = count(*) then sum(escalated) end as escalated,
+        sum(coalesce(sdc_low(escalated, {{ small_max }}, {{ round_to }}), 0)) as escalated_low,
+        sum(coalesce(sdc_high(escalated, {{ round_to }}), 0)) as escalated_high,
+        case when count(*) filter (where escalated is null and t_escalated > {{ small_max }}) = 0
+            then count(*) filter (where escalated is null and t_escalated is not null) else 0 end as escalated_withheld,
         case when count(decided_within_2_months) = count(*) then sum(decided_within_2_months) end as decided_within_2_months,
-        case when count(declined_other) = count(*) then sum(declined_other) end as declined_other
+        sum(coalesce(sdc_low(decided_within_2_months, {{ small_max }}, {{ round_to }}), 0)) as decided_within_2_months_low,
+        sum(coalesce(sdc_high(decided_within_2_months, {{ round_to }}), 0)) as decided_within_2_months_high,
+        case when count(*) filter (where decided_within_2_months is null and t_decided_within_2_months > {{ small_max }}) = 0
+            then count(*) filter (where decided_within_2_months is null and t_decided_within_2_months is not null) else 0 end as decided_within_2_months_withheld,
+        case when count(declined_other) = count(*) then sum(declined_other) end as declined_other,
+        sum(coalesce(sdc_low(declined_other, {{ small_max }}, {{ round_to }}), 0)) as declined_other_low,
+        sum(coalesce(sdc_high(declined_other, {{ round_to }}), 0)) as declined_other_high,
+        case when count(*) filter (where declined_other is null and t_declined_other > {{ small_max }}) = 0
+            then count(*) filter (where declined_other is null and t_declined_other is not null) else 0 end as declined_other_withheld
     from published_scoped
     group by scope, group_code, period_start, period_end
 ),
@@ -115,16 +147,40 @@ rounded as (
 
 -- Controlled totals: a figure is the sum of its trusts' published figures where every one is
 -- published; else decided is approved + declined as published where both are; else rounded.
+-- A 0 with a withheld trust figure is withheld: that trust's 0 is withheld (marts.withheld_zeros).
+-- A figure whose rounding would narrow its trusts' withheld figures (or its own withheld
+-- approved or declined) is withheld with them (sdc_total_keeps: secondary suppression); a trust
+-- figure withheld as secondary (above {{ small_max }}) leaves the sum free.
 summed as (
     select r.* replace (
-        coalesce(ps.requests_received, r.requests_received) as requests_received,
-        coalesce(ps.approved, r.approved) as approved,
-        coalesce(ps.declined, r.declined) as declined,
-        coalesce(ps.escalated, r.escalated) as escalated,
-        coalesce(ps.decided_within_2_months, r.decided_within_2_months) as decided_within_2_months,
-        coalesce(ps.declined_other, r.declined_other) as declined_other
+        case when ps.requests_received is null and m.requests_received = 0 then null
+            when not sdc_total_keeps(r.requests_received, ps.requests_received_low, ps.requests_received_high, ps.requests_received_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.requests_received, r.requests_received) end as requests_received,
+        case when ps.approved is null and m.approved = 0 then null
+            when not sdc_total_keeps(r.approved, ps.approved_low, ps.approved_high, ps.approved_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.approved, r.approved) end as approved,
+        case when ps.declined is null and m.declined = 0 then null
+            when not sdc_total_keeps(r.declined, ps.declined_low, ps.declined_high, ps.declined_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.declined, r.declined) end as declined,
+        case when ps.escalated is null and m.escalated = 0 then null
+            when not sdc_total_keeps(r.escalated, ps.escalated_low, ps.escalated_high, ps.escalated_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.escalated, r.escalated) end as escalated,
+        case when ps.decided_within_2_months is null and m.decided_within_2_months = 0 then null
+            when not sdc_total_keeps(r.decided_within_2_months, ps.decided_within_2_months_low, ps.decided_within_2_months_high, ps.decided_within_2_months_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.decided_within_2_months, r.decided_within_2_months) end as decided_within_2_months,
+        case when ps.declined_other is null and m.declined_other = 0 then null
+            when not sdc_total_keeps(r.declined_other, ps.declined_other_low, ps.declined_other_high, ps.declined_other_withheld,
+                {{ small_max }}, {{ round_to }}) then null
+            else coalesce(ps.declined_other, r.declined_other) end as declined_other
     )
     from rounded as r
+    inner join m on m.scope = r.scope and m.group_code = r.group_code
+        and m.period_start = r.period_start and m.period_end = r.period_end
     left join published_sums as ps on ps.scope = r.scope and ps.group_code = r.group_code
         and ps.period_start = r.period_start and ps.period_end = r.period_end
 ),
@@ -132,20 +188,34 @@ summed as (
 p as (
     select r.* replace (
         case when ps.decided is not null then ps.decided
+            when m.decided = 0 then null
+            when not sdc_total_keeps(r.decided, ps.decided_low, ps.decided_high,
+                ps.decided_withheld, {{ small_max }}, {{ round_to }}) then null
             when r.approved is not null and r.declined is not null
-            then r.approved + r.declined else r.decided end as decided
+            then r.approved + r.declined
+            when not sdc_total_keeps(r.decided,
+                coalesce(sdc_low(r.approved, {{ small_max }}, {{ round_to }}), 0)
+                    + coalesce(sdc_low(r.declined, {{ small_max }}, {{ round_to }}), 0),
+                coalesce(sdc_high(r.approved, {{ round_to }}), 0)
+                    + coalesce(sdc_high(r.declined, {{ round_to }}), 0),
+                cast(r.approved is null and m.approved is not null as integer)
+                    + cast(r.declined is null and m.declined is not null as integer),
+                {{ small_max }}, {{ round_to }}) then null
+            else r.decided end as decided
     )
     from summed as r
+    inner join m on m.scope = r.scope and m.group_code = r.group_code
+        and m.period_start = r.period_start and m.period_end = r.period_end
     left join published_sums as ps on ps.scope = r.scope and ps.group_code = r.group_code
         and ps.period_start = r.period_start and ps.period_end = r.period_end
 ),
 
 s as (
     select m.scope, m.group_code, m.period_start, m.period_end,
-        sdc_rate_status(p.approved, p.decided, m.decided is not null, {{ min_denominator }}) as approval_rate_status,
-        sdc_rate_status(p.declined, p.decided, m.decided is not null, {{ min_denominator }}) as decline_rate_status,
-        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided is not null, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, p.requests_received, m.requests_received is not null, {{ min_denominator }}) as escalation_rate_status
+        sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
+        sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
+        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
+        sdc_rate_status(p.escalated, p.requests_received, m.requests_received, {{ min_denominator }}) as escalation_rate_status
     from m
     inner join p on m.scope = p.scope and m.group_code = p.group_code and m.period_start = p.period_start and m.period_end = p.period_end
 ),

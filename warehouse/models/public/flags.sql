@@ -87,6 +87,14 @@ final as (
     from gaps as g
     left join c on c.org_code = g.org_code
     left join national as n on true
+    left join trust as t on t.org_code = g.org_code
+    -- A flag that would itself say a withheld count is at least 1 is not published
+    -- (docs/methodology.md, "Disclosure control"): non-statutory declines where declined_other
+    -- is withheld, declines without escalation where declined is withheld.
+    where not (g.flag = 'non_statutory_declines'
+            and contains(';' || coalesce(t.withheld, '') || ';', ';declined_other;'))
+        and not (g.flag = 'declines_without_escalation'
+            and contains(';' || coalesce(t.withheld, '') || ';', ';declined;'))
 )
 
 select * from final

@@ -22,20 +22,31 @@ m as (
     inner join trusts as b on b.org_code = t.org_code
 ),
 
-rounded as (
-    select m.org_code, m.quarter_start,
-        sdc_count(m.requests_received, {{ small_max }}, {{ round_to }}) as requests_received,
-        sdc_count(m.approved, {{ small_max }}, {{ round_to }}) as approved,
-        sdc_count(m.declined, {{ small_max }}, {{ round_to }}) as declined,
-        sdc_count(m.decided, {{ small_max }}, {{ round_to }}) as decided,
-        sdc_count(m.escalated, {{ small_max }}, {{ round_to }}) as escalated,
-        sdc_count(m.decided_within_2_months, {{ small_max }}, {{ round_to }}) as decided_within_2_months,
-        sdc_count(m.declined_other, {{ small_max }}, {{ round_to }}) as declined_other
-    from m
+-- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
+hidden as (
+    select org_code, period_start, list(count_name) as names
+    from marts.withheld_zeros
+    where period = 'quarter'
+    group by org_code, period_start
 ),
 
--- decided is approved + declined as published where both are (controlled rounding).
-p as (
+rounded as (
+    select m.org_code, m.quarter_start,
+        sdc_count_kept(m.requests_received, list_contains(h.names, 'requests_received'), {{ small_max }}, {{ round_to }}) as requests_received,
+        sdc_count_kept(m.approved, list_contains(h.names, 'approved'), {{ small_max }}, {{ round_to }}) as approved,
+        sdc_count_kept(m.declined, list_contains(h.names, 'declined'), {{ small_max }}, {{ round_to }}) as declined,
+        sdc_count_kept(m.decided, list_contains(h.names, 'decided'), {{ small_max }}, {{ round_to }}) as decided,
+        sdc_count_kept(m.escalated, list_contains(h.names, 'escalated'), {{ small_max }}, {{ round_to }}) as escalated,
+        sdc_count_kept(m.decided_within_2_months, list_contains(h.names, 'decided_within_2_months'), {{ small_max }}, {{ round_to }}) as decided_within_2_months,
+        sdc_count_kept(m.declined_other, list_contains(h.names, 'declined_other'), {{ small_max }}, {{ round_to }}) as declined_other
+    from m
+    left join hidden as h on h.org_code = m.org_code and cast(h.period_start as date) = m.quarter_start
+),
+
+-- decided is approved + declined as published where both are (controlled rounding); where
+-- one is withheld, decided is withheld with it unless it leaves the withheld one free from 0 to
+-- {{ small_max }} (sdc_total_keeps: secondary suppression).
+added as (
     select r.* replace (
         case when r.approved is not null and r.declined is not null
             then r.approved + r.declined else r.decided end as decided
@@ -43,12 +54,36 @@ p as (
     from rounded as r
 ),
 
+kept as (
+    select a.org_code, a.quarter_start, sdc_total_keeps(a.decided,
+                coalesce(sdc_low(a.approved, {{ small_max }}, {{ round_to }}), 0)
+                    + coalesce(sdc_low(a.declined, {{ small_max }}, {{ round_to }}), 0),
+                coalesce(sdc_high(a.approved, {{ round_to }}), 0)
+                    + coalesce(sdc_high(a.declined, {{ round_to }}), 0),
+                cast(a.approved is null and m.approved is not null as integer)
+                    + cast(a.declined is null and m.declined is not null as integer),
+                {{ small_max }}, {{ round_to }}) as decided_kept
+    from added as a
+    inner join m on m.org_code = a.org_code and m.quarter_start = a.quarter_start
+),
+
+-- A withheld decided takes decided within two months with it (never more than decided, it
+-- would bound it from below).
+p as (
+    select a.* replace (
+        case when k.decided_kept then a.decided end as decided,
+        case when k.decided_kept then a.decided_within_2_months end as decided_within_2_months
+    )
+    from added as a
+    inner join kept as k on k.org_code = a.org_code and k.quarter_start = a.quarter_start
+),
+
 s as (
     select m.org_code, m.quarter_start,
-        sdc_rate_status(p.approved, p.decided, m.decided is not null, {{ min_denominator }}) as approval_rate_status,
-        sdc_rate_status(p.declined, p.decided, m.decided is not null, {{ min_denominator }}) as decline_rate_status,
-        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided is not null, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, p.requests_received, m.requests_received is not null, {{ min_denominator }}) as escalation_rate_status
+        sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
+        sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
+        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
+        sdc_rate_status(p.escalated, p.requests_received, m.requests_received, {{ min_denominator }}) as escalation_rate_status
     from m
     inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
 ),

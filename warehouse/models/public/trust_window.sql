@@ -37,13 +37,20 @@ trends as (
 
 window_quarters as (
     select q.org_code, count(*) as quarters,
-        sum(q.requests_received) as requests_received, count(q.requests_received) as n_requests_received, sum(t.requests_received) as true_requests_received,
-        sum(q.approved) as approved, count(q.approved) as n_approved, sum(t.approved) as true_approved,
-        sum(q.declined) as declined, count(q.declined) as n_declined, sum(t.declined) as true_declined,
-        sum(q.decided) as decided, count(q.decided) as n_decided, sum(t.decided) as true_decided,
-        sum(q.escalated) as escalated, count(q.escalated) as n_escalated, sum(t.escalated) as true_escalated,
-        sum(q.decided_within_2_months) as decided_within_2_months, count(q.decided_within_2_months) as n_decided_within_2_months, sum(t.decided_within_2_months) as true_decided_within_2_months,
-        sum(q.declined_other) as declined_other, count(q.declined_other) as n_declined_other, sum(t.declined_other) as true_declined_other
+        sum(q.requests_received) as requests_received, count(q.requests_received) as n_requests_received, sum(t.requests_received) as true_requests_received, sum(coalesce(sdc_low(q.requests_received, {{ small_max }}, {{ round_to }}), 0)) as requests_received_low, sum(coalesce(sdc_high(q.requests_received, {{ round_to }}), 0)) as requests_received_high,
+        case when count(*) filter (where q.requests_received is null and t.requests_received > {{ small_max }}) = 0 then count(*) filter (where q.requests_received is null) else 0 end as requests_received_withheld,
+        sum(q.approved) as approved, count(q.approved) as n_approved, sum(t.approved) as true_approved, sum(coalesce(sdc_low(q.approved, {{ small_max }}, {{ round_to }}), 0)) as approved_low, sum(coalesce(sdc_high(q.approved, {{ round_to }}), 0)) as approved_high,
+        case when count(*) filter (where q.approved is null and t.approved > {{ small_max }}) = 0 then count(*) filter (where q.approved is null) else 0 end as approved_withheld,
+        sum(q.declined) as declined, count(q.declined) as n_declined, sum(t.declined) as true_declined, sum(coalesce(sdc_low(q.declined, {{ small_max }}, {{ round_to }}), 0)) as declined_low, sum(coalesce(sdc_high(q.declined, {{ round_to }}), 0)) as declined_high,
+        case when count(*) filter (where q.declined is null and t.declined > {{ small_max }}) = 0 then count(*) filter (where q.declined is null) else 0 end as declined_withheld,
+        sum(q.decided) as decided, count(q.decided) as n_decided, sum(t.decided) as true_decided, sum(coalesce(sdc_low(q.decided, {{ small_max }}, {{ round_to }}), 0)) as decided_low, sum(coalesce(sdc_high(q.decided, {{ round_to }}), 0)) as decided_high,
+        case when count(*) filter (where q.decided is null and t.decided > {{ small_max }}) = 0 then count(*) filter (where q.decided is null) else 0 end as decided_withheld,
+        sum(q.escalated) as escalated, count(q.escalated) as n_escalated, sum(t.escalated) as true_escalated, sum(coalesce(sdc_low(q.escalated, {{ small_max }}, {{ round_to }}), 0)) as escalated_low, sum(coalesce(sdc_high(q.escalated, {{ round_to }}), 0)) as escalated_high,
+        case when count(*) filter (where q.escalated is null and t.escalated > {{ small_max }}) = 0 then count(*) filter (where q.escalated is null) else 0 end as escalated_withheld,
+        sum(q.decided_within_2_months) as decided_within_2_months, count(q.decided_within_2_months) as n_decided_within_2_months, sum(t.decided_within_2_months) as true_decided_within_2_months, sum(coalesce(sdc_low(q.decided_within_2_months, {{ small_max }}, {{ round_to }}), 0)) as decided_within_2_months_low, sum(coalesce(sdc_high(q.decided_within_2_months, {{ round_to }}), 0)) as decided_within_2_months_high,
+        case when count(*) filter (where q.decided_within_2_months is null and t.decided_within_2_months > {{ small_max }}) = 0 then count(*) filter (where q.decided_within_2_months is null) else 0 end as decided_within_2_months_withheld,
+        sum(q.declined_other) as declined_other, count(q.declined_other) as n_declined_other, sum(t.declined_other) as true_declined_other, sum(coalesce(sdc_low(q.declined_other, {{ small_max }}, {{ round_to }}), 0)) as declined_other_low, sum(coalesce(sdc_high(q.declined_other, {{ round_to }}), 0)) as declined_other_high,
+        case when count(*) filter (where q.declined_other is null and t.declined_other > {{ small_max }}) = 0 then count(*) filter (where q.declined_other is null) else 0 end as declined_other_withheld
     from quarters_published as q
     inner join trends as t on t.org_code = q.org_code and t.quarter_start = q.quarter_start
     inner join m on m.org_code = q.org_code
@@ -64,45 +71,68 @@ by_quarters as (
     left join window_quarters as w on w.org_code = m.org_code
 ),
 
-rounded_alone as (
-    select m.org_code,
-        sdc_count(m.requests_received, {{ small_max }}, {{ round_to }}) as requests_received,
-        sdc_count(m.approved_in_full, {{ small_max }}, {{ round_to }}) as approved_in_full,
-        sdc_count(m.approved_with_changes, {{ small_max }}, {{ round_to }}) as approved_with_changes,
-        sdc_count(m.declined, {{ small_max }}, {{ round_to }}) as declined,
-        sdc_count(m.withdrawn, {{ small_max }}, {{ round_to }}) as withdrawn,
-        sdc_count(m.pending, {{ small_max }}, {{ round_to }}) as pending,
-        sdc_count(m.approved, {{ small_max }}, {{ round_to }}) as approved,
-        sdc_count(m.decided, {{ small_max }}, {{ round_to }}) as decided,
-        sdc_count(m.escalated, {{ small_max }}, {{ round_to }}) as escalated,
-        sdc_count(m.appeals, {{ small_max }}, {{ round_to }}) as appeals,
-        sdc_count(m.appeals_upheld, {{ small_max }}, {{ round_to }}) as appeals_upheld,
-        sdc_count(m.decided_within_2_months, {{ small_max }}, {{ round_to }}) as decided_within_2_months,
-        sdc_count(m.declined_costs, {{ small_max }}, {{ round_to }}) as declined_costs,
-        sdc_count(m.declined_demand, {{ small_max }}, {{ round_to }}) as declined_demand,
-        sdc_count(m.declined_reorganise, {{ small_max }}, {{ round_to }}) as declined_reorganise,
-        sdc_count(m.declined_recruit, {{ small_max }}, {{ round_to }}) as declined_recruit,
-        sdc_count(m.declined_quality, {{ small_max }}, {{ round_to }}) as declined_quality,
-        sdc_count(m.declined_performance, {{ small_max }}, {{ round_to }}) as declined_performance,
-        sdc_count(m.declined_insufficient_work, {{ small_max }}, {{ round_to }}) as declined_insufficient_work,
-        sdc_count(m.declined_structural_changes, {{ small_max }}, {{ round_to }}) as declined_structural_changes,
-        sdc_count(m.declined_other, {{ small_max }}, {{ round_to }}) as declined_other,
-        sdc_count(m.clinical_approved, {{ small_max }}, {{ round_to }}) as clinical_approved,
-        sdc_count(m.clinical_decided, {{ small_max }}, {{ round_to }}) as clinical_decided,
-        sdc_count(m.non_clinical_approved, {{ small_max }}, {{ round_to }}) as non_clinical_approved,
-        sdc_count(m.non_clinical_decided, {{ small_max }}, {{ round_to }}) as non_clinical_decided
-    from m
+-- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
+hidden as (
+    select org_code, period_start, list(count_name) as names
+    from marts.withheld_zeros
+    where period = 'window'
+    group by org_code, period_start
 ),
 
+rounded_alone as (
+    select m.org_code,
+        sdc_count_kept(m.requests_received, list_contains(h.names, 'requests_received'), {{ small_max }}, {{ round_to }}) as requests_received,
+        sdc_count_kept(m.approved_in_full, list_contains(h.names, 'approved_in_full'), {{ small_max }}, {{ round_to }}) as approved_in_full,
+        sdc_count_kept(m.approved_with_changes, list_contains(h.names, 'approved_with_changes'), {{ small_max }}, {{ round_to }}) as approved_with_changes,
+        sdc_count_kept(m.declined, list_contains(h.names, 'declined'), {{ small_max }}, {{ round_to }}) as declined,
+        sdc_count_kept(m.withdrawn, list_contains(h.names, 'withdrawn'), {{ small_max }}, {{ round_to }}) as withdrawn,
+        sdc_count_kept(m.pending, list_contains(h.names, 'pending'), {{ small_max }}, {{ round_to }}) as pending,
+        sdc_count_kept(m.approved, list_contains(h.names, 'approved'), {{ small_max }}, {{ round_to }}) as approved,
+        sdc_count_kept(m.decided, list_contains(h.names, 'decided'), {{ small_max }}, {{ round_to }}) as decided,
+        sdc_count_kept(m.escalated, list_contains(h.names, 'escalated'), {{ small_max }}, {{ round_to }}) as escalated,
+        sdc_count_kept(m.appeals, list_contains(h.names, 'appeals'), {{ small_max }}, {{ round_to }}) as appeals,
+        sdc_count_kept(m.appeals_upheld, list_contains(h.names, 'appeals_upheld'), {{ small_max }}, {{ round_to }}) as appeals_upheld,
+        sdc_count_kept(m.decided_within_2_months, list_contains(h.names, 'decided_within_2_months'), {{ small_max }}, {{ round_to }}) as decided_within_2_months,
+        sdc_count_kept(m.declined_costs, list_contains(h.names, 'declined_costs'), {{ small_max }}, {{ round_to }}) as declined_costs,
+        sdc_count_kept(m.declined_demand, list_contains(h.names, 'declined_demand'), {{ small_max }}, {{ round_to }}) as declined_demand,
+        sdc_count_kept(m.declined_reorganise, list_contains(h.names, 'declined_reorganise'), {{ small_max }}, {{ round_to }}) as declined_reorganise,
+        sdc_count_kept(m.declined_recruit, list_contains(h.names, 'declined_recruit'), {{ small_max }}, {{ round_to }}) as declined_recruit,
+        sdc_count_kept(m.declined_quality, list_contains(h.names, 'declined_quality'), {{ small_max }}, {{ round_to }}) as declined_quality,
+        sdc_count_kept(m.declined_performance, list_contains(h.names, 'declined_performance'), {{ small_max }}, {{ round_to }}) as declined_performance,
+        sdc_count_kept(m.declined_insufficient_work, list_contains(h.names, 'declined_insufficient_work'), {{ small_max }}, {{ round_to }}) as declined_insufficient_work,
+        sdc_count_kept(m.declined_structural_changes, list_contains(h.names, 'declined_structural_changes'), {{ small_max }}, {{ round_to }}) as declined_structural_changes,
+        sdc_count_kept(m.declined_other, list_contains(h.names, 'declined_other'), {{ small_max }}, {{ round_to }}) as declined_other,
+        sdc_count_kept(m.clinical_approved, list_contains(h.names, 'clinical_approved'), {{ small_max }}, {{ round_to }}) as clinical_approved,
+        sdc_count_kept(m.clinical_decided, list_contains(h.names, 'clinical_decided'), {{ small_max }}, {{ round_to }}) as clinical_decided,
+        sdc_count_kept(m.non_clinical_approved, list_contains(h.names, 'non_clinical_approved'), {{ small_max }}, {{ round_to }}) as non_clinical_approved,
+        sdc_count_kept(m.non_clinical_decided, list_contains(h.names, 'non_clinical_decided'), {{ small_max }}, {{ round_to }}) as non_clinical_decided
+    from m
+    left join hidden as h on h.org_code = m.org_code and cast(h.period_start as date) = m.window_start
+),
+
+-- A window count whose rounding would narrow its withheld quarters (each free from 0 to
+-- {{ small_max }}) is withheld with them (sdc_total_keeps: secondary suppression). A quarter
+-- withheld as secondary (above {{ small_max }}) leaves the window free: it bounds nothing.
 rounded as (
     select r.* replace (
-        coalesce(bq.escalated, r.escalated) as escalated,
-        coalesce(bq.decided_within_2_months, r.decided_within_2_months)
-            as decided_within_2_months,
-        coalesce(bq.declined_other, r.declined_other) as declined_other
+        case when sdc_total_keeps(r.requests_received, wq.requests_received_low, wq.requests_received_high, wq.requests_received_withheld,
+            {{ small_max }}, {{ round_to }}) then r.requests_received end as requests_received,
+        case when sdc_total_keeps(r.approved, wq.approved_low, wq.approved_high, wq.approved_withheld,
+            {{ small_max }}, {{ round_to }}) then r.approved end as approved,
+        case when sdc_total_keeps(r.declined, wq.declined_low, wq.declined_high, wq.declined_withheld,
+            {{ small_max }}, {{ round_to }}) then r.declined end as declined,
+        case when sdc_total_keeps(r.decided, wq.decided_low, wq.decided_high, wq.decided_withheld,
+            {{ small_max }}, {{ round_to }}) then r.decided end as decided,
+        case when sdc_total_keeps(r.escalated, wq.escalated_low, wq.escalated_high, wq.escalated_withheld,
+            {{ small_max }}, {{ round_to }}) then coalesce(bq.escalated, r.escalated) end as escalated,
+        case when sdc_total_keeps(r.decided_within_2_months, wq.decided_within_2_months_low, wq.decided_within_2_months_high, wq.decided_within_2_months_withheld,
+            {{ small_max }}, {{ round_to }}) then coalesce(bq.decided_within_2_months, r.decided_within_2_months) end as decided_within_2_months,
+        case when sdc_total_keeps(r.declined_other, wq.declined_other_low, wq.declined_other_high, wq.declined_other_withheld,
+            {{ small_max }}, {{ round_to }}) then coalesce(bq.declined_other, r.declined_other) end as declined_other
     )
     from rounded_alone as r
     inner join by_quarters as bq on bq.org_code = r.org_code
+    left join window_quarters as wq on wq.org_code = r.org_code
 ),
 
 -- Totals whose parts are all published are the sum of the published parts (controlled
@@ -162,15 +192,15 @@ p as (
 
 s as (
     select m.org_code,
-        sdc_rate_status(p.approved, p.decided, m.decided is not null, {{ min_denominator }}) as approval_rate_status,
-        sdc_rate_status(p.declined, p.decided, m.decided is not null, {{ min_denominator }}) as decline_rate_status,
-        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided is not null, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, p.requests_received, m.requests_received is not null, {{ min_denominator }}) as escalation_rate_status,
-        sdc_rate_status(p.appeals, p.declined, m.declined is not null, {{ min_denominator }}) as appeal_rate_status,
-        sdc_rate_status(p.appeals_upheld, p.appeals, m.appeals is not null, {{ min_denominator }}) as appeals_upheld_rate_status,
-        sdc_rate_status(p.declined_other, p.declined, m.declined is not null, {{ min_denominator }}) as non_statutory_decline_share_status,
-        sdc_rate_status(p.clinical_approved, p.clinical_decided, m.clinical_decided is not null, {{ min_denominator }}) as clinical_approval_rate_status,
-        sdc_rate_status(p.non_clinical_approved, p.non_clinical_decided, m.non_clinical_decided is not null, {{ min_denominator }}) as non_clinical_approval_rate_status
+        sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
+        sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
+        sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
+        sdc_rate_status(p.escalated, p.requests_received, m.requests_received, {{ min_denominator }}) as escalation_rate_status,
+        sdc_rate_status(p.appeals, p.declined, m.declined, {{ min_denominator }}) as appeal_rate_status,
+        sdc_rate_status(p.appeals_upheld, p.appeals, m.appeals, {{ min_denominator }}) as appeals_upheld_rate_status,
+        sdc_rate_status(p.declined_other, p.declined, m.declined, {{ min_denominator }}) as non_statutory_decline_share_status,
+        sdc_rate_status(p.clinical_approved, p.clinical_decided, m.clinical_decided, {{ min_denominator }}) as clinical_approval_rate_status,
+        sdc_rate_status(p.non_clinical_approved, p.non_clinical_decided, m.non_clinical_decided, {{ min_denominator }}) as non_clinical_approval_rate_status
     from m
     inner join p on p.org_code = m.org_code
 ),

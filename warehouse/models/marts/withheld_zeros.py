@@ -1,0 +1,50 @@
+"""marts.withheld_zeros: one row per zero count of a trust's window or quarter that is withheld.
+
+Keys: org_code, period, period_start, count_name.
+
+Secondary suppression of zeros (docs/methodology.md, "Disclosure control"): a true 0 that
+shares a published relation with a withheld count (a total and its parts in one row; a count
+of the window and the same count of its quarters) is withheld too
+(transforms.disclosure.zeros_to_withhold), so a withheld value can be 0 and reads "a count from
+0 to 4". period is 'window' or 'quarter'; period_start the window's or the quarter's start.
+public.trust_window and public.trust_quarters withhold these cells. A mart, not a public
+table: it says which withheld cells are 0, so no public output may see it.
+"""
+
+from __future__ import annotations
+
+READS = ("marts.trust_benchmark", "marts.trust_trends")
+
+
+def build(con, params: dict[str, str]) -> None:
+    import pandas as pd
+
+    import warehouse
+    from transforms.disclosure import QUARTER_COUNTS, WINDOW_COUNTS, zeros_to_withhold
+
+    window = con.execute(
+        "select org_code, window_start, window_end, "
+        + ", ".join(WINDOW_COUNTS)
+        + " from marts.trust_benchmark where has_data"
+    ).df()
+    quarters = con.execute(
+        "select org_code, quarter_start, quarter_end, "
+        + ", ".join(QUARTER_COUNTS)
+        + " from marts.trust_trends"
+    ).df()
+    by_trust = {code: g for code, g in quarters.groupby("org_code")}
+    out = []
+    for w in window.to_dict("records"):
+        q = by_trust.get(w["org_code"], quarters.iloc[:0])
+        inside = q[
+            (q["quarter_start"] >= w["window_start"]) & (q["quarter_end"] <= w["window_end"])
+        ]
+        rows = {pd.Timestamp(r["quarter_start"]): r for r in inside.to_dict("records")}
+        for key, column in zeros_to_withhold({"window": w}, rows):
+            if key == "window":
+                out.append((w["org_code"], "window", w["window_start"], column))
+            else:
+                out.append((w["org_code"], "quarter", key, column))
+    frame = pd.DataFrame(out, columns=["org_code", "period", "period_start", "count_name"])
+    frame["period_start"] = pd.to_datetime(frame["period_start"]).astype("datetime64[us]")
+    warehouse.write_frame(con, "marts.withheld_zeros", frame)
