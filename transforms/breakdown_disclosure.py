@@ -71,6 +71,37 @@ def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     return True
 
 
+def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
+    """Whether every withheld cell keeps at least the range 1 to 4 under linear programming over
+    ``rows`` (lower, upper, {cell: coef}) with the cells in ``boxes``: the strongest bounds a
+    reader can work out from these relations (HiGHS, as scipy.optimize.linprog uses)."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    for lo, hi in boxes:
+        h.addVar(lo, inf if math.isinf(hi) else hi)
+    for lo, hi, coefs in rows:
+        idx = np.array(list(coefs), dtype=np.int32)
+        h.addRow(lo, hi, len(idx), idx, np.array(list(coefs.values()), dtype=float))
+    for j, w in enumerate(withheld):
+        if not w:
+            continue
+        bounds = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            h.changeColCost(j, 1.0)
+            h.changeObjectiveSense(sense)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return False
+            bounds.append(h.getInfo().objective_function_value)
+            h.changeColCost(j, 0.0)
+        if bounds[0] > 1 + 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
+            return False
+    return True
+
+
 def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.DataFrame, str]:
     """One trust's groups of one dimension (true counts, every group of the dimension, 0 where
     the trust has none) -> the published counts (NaN withheld), a ``<count>_withheld`` flag
@@ -102,23 +133,29 @@ def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.Data
     status = "published"
     for c in COUNTS:
         value, total_withheld = totals.get(c, (None, False))
-        cells = [(1.0, box(value, total_withheld), False)]
-        cells += [(-1.0, box(pub[c][i], withheld[c][i]), withheld[c][i]) for i in range(n)]
-        # the groups must agree with the trust's published total: some true counts give both
-        # (else the page would contradict itself) ...
-        if sum(b[0] for _, b, _ in cells[1:]) > cells[0][1][1] or sum(
-            b[1] for _, b, _ in cells[1:]
-        ) < cells[0][1][0]:
+        boxes = [box(pub[c][i], withheld[c][i]) for i in range(n)]
+        total = box(value, total_withheld)
+        # the published groups must agree with the trust's published total: some true counts
+        # give both (else the page would contradict itself)
+        if sum(b[0] for b in boxes) > total[1] or sum(b[1] for b in boxes) < total[0]:
             status = "withheld"
-        # ... and the relation must leave every withheld group its whole range
-        if not relation_safe(cells):
-            status = "withheld"
-    for i in range(n):  # approved + declined = decided, per group
-        cells = [
-            (k, box(pub[c][i], withheld[c][i]), withheld[c][i])
-            for k, c in ((1.0, "decided"), (-1.0, "approved"), (-1.0, "declined"))
-        ]
-        if not relation_safe(cells):
+    # Linear programming over every relation of the dimension, with the trust's totals known
+    # exactly (a reader can never know more): no withheld count narrowed below 1 to 4.
+    if status == "published" and any(any(w) for w in withheld.values()):
+        index = {(c, i): k for k, (c, i) in enumerate((c, i) for c in COUNTS for i in range(n))}
+        boxes = [box(pub[c][i], withheld[c][i]) for c, i in index]
+        flags = [withheld[c][i] for c, i in index]
+        rows = []
+        for i in range(n):
+            rows.append((0.0, 0.0, {index[("decided", i)]: 1.0, index[("approved", i)]: -1.0,
+                                    index[("declined", i)]: -1.0}))  # fmt: skip
+            rows.append((-math.inf, 0.0, {index[("decided", i)]: 1.0,
+                                          index[("requests_received", i)]: -1.0}))  # fmt: skip
+        for c in COUNTS:
+            t = float(groups[c].sum())
+            rows.append((t, t, {index[(c, i)]: 1.0 for i in range(n)}))
+        rows = [(-1e30 if math.isinf(lo) else lo, hi, coefs) for lo, hi, coefs in rows]
+        if not lp_safe(boxes, flags, rows):
             status = "withheld"
     for c in COUNTS:
         if status == "withheld":
@@ -201,7 +238,8 @@ def control_aggregate(
             if v == 0 and any(w for _, w in cells):
                 v = None  # a 0 would pin every withheld trust figure in it to 0
             values.append(v)
-            relation = [(1.0, box(v, v is None), False)]
+            t = float(true[c][i])  # the sum known exactly (a reader can never know more)
+            relation = [(1.0, (t, t), False)]
             relation += [(-1.0, box(m, w), w) for m, w in cells]
             if not relation_safe(relation):
                 status = "withheld"

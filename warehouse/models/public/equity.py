@@ -86,9 +86,15 @@ def build(con, params: dict[str, str]) -> None:
                 mine = members[members["group_value"] == gv]
                 for c in bd.COUNTS:
                     cells[c].append(
-                        [(v, bool(w) and s == "published") for v, w, s in zip(
-                            mine[c], mine[f"{c}_withheld"], mine["dimension_status"],
-                            strict=True)]  # fmt: skip
+                        [
+                            (v, bool(w) and s == "published")
+                            for v, w, s in zip(
+                                mine[c],
+                                mine[f"{c}_withheld"],
+                                mine["dimension_status"],
+                                strict=True,
+                            )
+                        ]  # fmt: skip
                     )
             published, status = bd.control_aggregate(true, cells)
             agg["dimension_status"] = status
