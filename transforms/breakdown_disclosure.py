@@ -205,12 +205,14 @@ def published_rate(approved, decided, z: float) -> tuple[str, float, float, floa
 def relative_likelihood(ref_a, ref_d, a, d, z: float) -> tuple[float, float, float]:
     """Reference group's approval rate / this group's, 95% interval by the log method, from
     published counts (NaN where either count is withheld, a group has under 10 published
-    decided, or a rate is 0)."""
+    decided, a rate is 0, or both rates are 100%)."""
     vals = [ref_a, ref_d, a, d]
     if any(v is None or pd.isna(v) for v in vals):
         return math.nan, math.nan, math.nan
     ref_a, ref_d, a, d = (float(v) for v in vals)
     if min(ref_d, d) < MIN_RATE_DENOMINATOR or a == 0 or ref_a == 0:
+        return math.nan, math.nan, math.nan
+    if a == d and ref_a == ref_d:  # both all approved: the log method has no interval
         return math.nan, math.nan, math.nan
     rl = (ref_a / ref_d) / (a / d)
     se = math.sqrt(max(1 / ref_a - 1 / ref_d + 1 / a - 1 / d, 0.0))

@@ -818,9 +818,14 @@ def build_site(
         national = national_context(data, models)
         (tmp / "index.html").write_text(
             env.get_template("index.html").render(
-                root="", page="national", **common, **national, **site_equity.sections(
-                    breakdowns, "england", "ENGLAND"), area_links=site_areas.area_links(
-                    breakdowns["areas"]) if not breakdowns["areas"].empty else []
+                root="",
+                page="national",
+                **common,
+                **national,
+                **site_equity.sections(breakdowns, "england", "ENGLAND"),
+                area_links=site_areas.area_links(breakdowns["areas"])
+                if not breakdowns["areas"].empty
+                else [],
             ),
             encoding="utf-8",
         )
@@ -830,8 +835,13 @@ def build_site(
         for code in codes:
             ctx = trust_context(data, code, models, national)
             (tmp / "trusts" / page_name(code)).write_text(
-                template.render(root="../", page="trust", trust=ctx, **common,
-                                **site_equity.sections(breakdowns, "trust", code)),
+                template.render(
+                    root="../",
+                    page="trust",
+                    trust=ctx,
+                    **common,
+                    **site_equity.sections(breakdowns, "trust", code),
+                ),
                 encoding="utf-8",
             )
         say("Writing the region and ICB pages …")
