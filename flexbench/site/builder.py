@@ -36,9 +36,9 @@ from markupsafe import Markup
 
 from flexbench import extract
 from flexbench.display import trust_name
-from flexbench.site import plots
 from flexbench.site import areas as site_areas
 from flexbench.site import equity as site_equity
+from flexbench.site import plots
 from transforms import disclosure, vocabulary
 from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
 from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
