@@ -45,6 +45,12 @@ def build(con, params: dict[str, str]) -> None:
     gaps = con.execute("select * from marts.equity_gaps").df()
     window = con.execute("select * from public.trust_window").df().set_index("org_code")
     trust = marts[marts["level"] == "trust"]
+    if trust.empty:  # no trust publishes a breakdown: an empty table of the same columns
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        for c in bd.COUNTS:
+            empty[c] = pd.Series(dtype="Int64")
+        warehouse.write_frame(con, "public.equity", empty)
+        return
     dims = (
         marts[marts["level"] == "england"][["dimension", "group_value"]]
         .drop_duplicates()
