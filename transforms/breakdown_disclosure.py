@@ -15,7 +15,8 @@ the trust's totals:
    total (some true counts give both); otherwise every count of that dimension is withheld
    (``dimension_status`` "withheld", any value);
 4. a peer-group or England figure of a group is the sum of its trusts' published figures where
-   every one is published, else it is withheld (controlled totals);
+   every one is published, else its own rounding; its breakdown is withheld as a whole where a
+   figure would be withheld or would narrow a trust's withheld figure;
 5. rates, their intervals and relative likelihoods are worked out from the published counts.
 """
 
@@ -226,8 +227,8 @@ def control_aggregate(
     group, ``members`` per count and group the (published value, withheld) of each trust that
     gives the dimension (value NaN where the trust's dimension is withheld as a whole). A
     figure is the sum of its trusts' published figures where all are published, else its own
-    rounding (withheld from 0 to 4 where a trust's figure in it is withheld); the dimension is
-    withheld as a whole where a sum would narrow a trust's withheld figure."""
+    rounding; the dimension is withheld as a whole where a figure would be withheld (0 to 4
+    with a trust's figure in it withheld) or a sum would narrow a trust's withheld figure."""
     out: dict[str, list[float | None]] = {}
     status = "published"
     for c in ("requests_received", "approved", "declined", "decided"):
@@ -257,4 +258,9 @@ def control_aggregate(
         ]
         if not relation_safe(cells):
             status = "withheld"
+    # A small figure of a peer group or England (0 to 4 where a trust's figure in it is
+    # withheld) withholds the whole breakdown: with its trusts' figures and the group's other
+    # counts it could be narrowed below 1 to 4.
+    if any(v is None for c in out for v in out[c]):
+        status = "withheld"
     return out, status
