@@ -36,6 +36,8 @@ from markupsafe import Markup
 
 from flexbench import extract
 from flexbench.display import trust_name
+from flexbench.site import areas as site_areas
+from flexbench.site import equity as site_equity
 from flexbench.site import plots
 from transforms import disclosure, vocabulary
 from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
@@ -792,6 +794,7 @@ def build_site(
     con = extract.open_public(warehouse_path)
     try:
         data = read_site_data(con, warehouse_path.parent)
+        breakdowns = {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
     finally:
         con.close()
     models = funnel_models(data)
@@ -814,7 +817,16 @@ def build_site(
         say("Writing the national page …")
         national = national_context(data, models)
         (tmp / "index.html").write_text(
-            env.get_template("index.html").render(root="", page="national", **common, **national),
+            env.get_template("index.html").render(
+                root="",
+                page="national",
+                **common,
+                **national,
+                **site_equity.sections(breakdowns, "england", "ENGLAND"),
+                area_links=site_areas.area_links(breakdowns["areas"])
+                if not breakdowns["areas"].empty
+                else [],
+            ),
             encoding="utf-8",
         )
         codes = list(data.public.index)
@@ -823,9 +835,17 @@ def build_site(
         for code in codes:
             ctx = trust_context(data, code, models, national)
             (tmp / "trusts" / page_name(code)).write_text(
-                template.render(root="../", page="trust", trust=ctx, **common),
+                template.render(
+                    root="../",
+                    page="trust",
+                    trust=ctx,
+                    **common,
+                    **site_equity.sections(breakdowns, "trust", code),
+                ),
                 encoding="utf-8",
             )
+        say("Writing the region and ICB pages …")
+        site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
         (tmp / "methodology.html").write_text(
             env.get_template("methodology.html").render(
                 root="",

@@ -1,0 +1,134 @@
+"""Region and ICB pages of the site (docs/methodology.md, "Regions and ICBs"), read from
+public.areas and public.trust_window only: the area's controlled totals and approval rate with
+its interval, its trusts with their published figures, and the national funnel of approval
+rates with only the area's trusts on it."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from flexbench.site import plots
+
+KINDS = {"region": "Region", "icb": "Integrated care board"}
+
+
+def area_page(kind: str, code: str) -> str:
+    """The file name of an area's page, under areas/."""
+    return f"{kind}-{re.sub(r'[^A-Za-z0-9]', '_', str(code))}.html"
+
+
+def _count(r, column: str) -> str:
+    if column in str(r["withheld"] or "").split(";"):
+        return "[c]"
+    v = r[column]
+    return "–" if pd.isna(v) else f"{int(v):,}"
+
+
+def _pct(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{100 * float(v):.1f}%"
+
+
+def _rate(r, column: str) -> str:
+    status = r[f"{column}_status"]
+    if status == "published":
+        return _pct(r[column])
+    if status == "withheld":
+        return "[c]"
+    return "too few to publish" if status == "too_few" else "–"
+
+
+def area_links(areas: pd.DataFrame) -> list[dict]:
+    """Links to every area page, regions first (for the national page)."""
+    out = []
+    for kind in KINDS:
+        rows = areas[areas["area_kind"] == kind].sort_values("area_name")
+        out.append(
+            {
+                "kind": KINDS[kind],
+                "areas": [
+                    {"name": r.area_name, "href": f"areas/{area_page(kind, r.area_code)}"}
+                    for r in rows.itertuples()
+                ],
+            }
+        )
+    return out
+
+
+def area_context(area: pd.Series, window: pd.DataFrame, points: pd.DataFrame, model, rows_fn):
+    """One area's page: ``window`` is public.trust_window, ``points`` the national approval
+    funnel's points (site.builder), ``model`` its published funnel, ``rows_fn`` the builder's
+    way of showing a trust's counts and rates."""
+    kind = area["area_kind"]
+    col = "region_code" if kind == "region" else "icb_code"
+    mine = window[window[col] == area["area_code"]].sort_values("name")
+    funnel = None
+    if model is not None:
+        pts = points[points["org_code"].isin(set(mine["org_code"]))]
+        funnel = plots.funnel_plot(
+            pts.reset_index(drop=True),
+            model,
+            plot_id="funnel-area",
+            title=f"Approval rate of the trusts of {area['area_name']} on the national funnel",
+            measure="Approval rate",
+            denominator_label="Requests decided",
+        )
+    interval = ""
+    if area["approval_rate_status"] == "published":
+        interval = f"{_pct(area['approval_rate_lower95'])} to {_pct(area['approval_rate_upper95'])}"
+    return {
+        "kind": KINDS[kind],
+        "code": area["area_code"],
+        "name": area["area_name"],
+        "region_name": area["region_name"],
+        "region_href": area_page("region", area["region_code"]) if kind == "icb" else None,
+        "trusts": int(area["trusts"]),
+        "with_data": int(area["trusts_with_data"]),
+        "counts": [
+            ("Requests received", _count(area, "requests_received")),
+            ("Decided", _count(area, "decided")),
+            ("Approved", _count(area, "approved")),
+            ("Declined", _count(area, "declined")),
+        ],
+        "approval": _rate(area, "approval_rate"),
+        "interval": interval,
+        "decline": _rate(area, "decline_rate"),
+        "members": [rows_fn(r) for _, r in mine.iterrows()],
+        "funnel": funnel,
+    }
+
+
+def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: dict) -> int:
+    """Write areas/<kind>-<code>.html for every region and ICB; return how many."""
+    from flexbench.site import builder
+
+    if areas.empty:
+        return 0
+    folder = out_dir / "areas"
+    folder.mkdir(exist_ok=True)
+    points = builder._funnel_points(data, "approval_rate", "../trusts/")
+    model = models.get("approval")
+    template = env.get_template("area.html")
+
+    def member(r):
+        rate = builder.show_rate(r, "approval_rate")
+        interval = ""
+        if builder.rate_status(r, "approval_rate") == "published":
+            interval = f"{_pct(r['approval_rate_lower95'])} to {_pct(r['approval_rate_upper95'])}"
+        return {
+            "name": builder.display_name(r["name"]),
+            "page": builder.page_name(r["org_code"]),
+            "requests": builder.show_count(r, "requests_received") if r["has_data"] else "–",
+            "decided": builder.show_count(r, "decided") if r["has_data"] else "–",
+            "rate": rate if r["has_data"] else "no data",
+            "interval": interval,
+        }
+
+    window = data.public.reset_index(drop=True)
+    for _, a in areas.iterrows():
+        ctx = area_context(a, window, points, model, member)
+        (folder / area_page(a["area_kind"], a["area_code"])).write_text(
+            template.render(root="../", page="area", area=ctx, **common), encoding="utf-8"
+        )
+    return len(areas)

@@ -1,0 +1,230 @@
+"""The equity section and the flex-type mix of the site's pages (docs/methodology.md, "Equity",
+"Flex-type mix"), read from public.equity and public.flex_type_mix only: tables of each group's
+published counts and approval rate, and the relative likelihood against the dimension's
+reference group as a forest plot (inline SVG with a text alternative; no script).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from markupsafe import Markup, escape
+
+from transforms.disclosure import SUPPRESSION_MARKER
+
+#: Dimensions in the order the pages show them, with their headings.
+DIMENSIONS = {
+    "sex": "Sex",
+    "ethnic_group": "Ethnic group",
+    "ethnic_group_detailed": "Ethnic group (2021 Census groups)",
+    "disability": "Disability",
+    "age_band": "Age band",
+    "pay_band": "Pay band",
+    "staff_group": "Staff group",
+}
+
+
+def _count(r: pd.Series, column: str) -> str:
+    if column in str(r["withheld"] or "").split(";"):
+        return SUPPRESSION_MARKER
+    v = r[column]
+    return "–" if pd.isna(v) else f"{int(v):,}"
+
+
+def _pct(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{100 * float(v):.1f}%"
+
+
+def _rate(r: pd.Series) -> tuple[str, str]:
+    status = r["approval_rate_status"]
+    if status == "published":
+        interval = f"{_pct(r['approval_rate_lower95'])} to {_pct(r['approval_rate_upper95'])}"
+        return _pct(r["approval_rate"]), interval
+    if status == "withheld":
+        return SUPPRESSION_MARKER, ""
+    return "too few to publish", ""
+
+
+def _rl(r: pd.Series) -> tuple[str, str]:
+    if r["is_reference"]:
+        return "reference", ""
+    if pd.isna(r["relative_likelihood"]):
+        return "–", ""
+    return (
+        f"{r['relative_likelihood']:.2f}",
+        f"{r['relative_likelihood_lower95']:.2f} to {r['relative_likelihood_upper95']:.2f}",
+    )
+
+
+def forest_svg(points: list[tuple[str, float, float, float]], title: str) -> Markup:
+    """A forest plot of relative likelihoods (label, value, lower, upper) on a log scale, with
+    the line of no difference at 1; an SVG with a title and description (text alternative)."""
+    if not points:
+        return Markup("")
+    width, left, right, row_h, top = 640, 230, 30, 22, 24
+    lows = [p[2] for p in points] + [0.5]
+    highs = [p[3] for p in points] + [2.0]
+    lo, hi = math.log(max(min(lows), 0.05)), math.log(min(max(highs), 20.0))
+
+    def x(v: float) -> float:
+        v = min(max(v, math.exp(lo)), math.exp(hi))
+        return left + (math.log(v) - lo) / (hi - lo) * (width - left - right)
+
+    height = top + row_h * len(points) + 30
+    desc = "; ".join(
+        f"{label}: {value:.2f} (95% CI {low:.2f} to {high:.2f})"
+        for label, value, low, high in points
+    )
+    parts = [
+        f'<svg class="forest" role="img" viewBox="0 0 {width} {height}" '
+        f'width="100%" aria-labelledby="{{id}}-t {{id}}-d">',
+        f'<title id="{{id}}-t">{escape(title)}</title>',
+        f'<desc id="{{id}}-d">{escape(desc)}</desc>',
+        f'<line x1="{x(1):.1f}" y1="{top - 10}" x2="{x(1):.1f}" y2="{height - 24}" '
+        'stroke="#555" stroke-dasharray="4 3"/>',
+    ]
+    for i, (label, value, low, high) in enumerate(points):
+        y = top + row_h * i + row_h / 2
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12">'
+            f"{escape(label)}</text>"
+        )
+        parts.append(
+            f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" '
+            'stroke="#005eb8" stroke-width="2"/>'
+        )
+        parts.append(f'<circle cx="{x(value):.1f}" cy="{y:.1f}" r="4" fill="#005eb8"/>')
+    for tick in (0.25, 0.5, 1, 2, 4, 8):
+        if math.exp(lo) <= tick <= math.exp(hi):
+            parts.append(
+                f'<text x="{x(tick):.1f}" y="{height - 8}" text-anchor="middle" '
+                f'font-size="11">{tick:g}</text>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def bar_svg(rows: list[tuple[str, float | None]], title: str) -> Markup:
+    """Horizontal bars of shares (label, share 0-1 or None when not published)."""
+    shown = [(label, v) for label, v in rows if v is not None and not pd.isna(v)]
+    if not shown:
+        return Markup("")
+    width, left, row_h = 640, 200, 20
+    height = row_h * len(shown) + 10
+    desc = "; ".join(f"{label}: {_pct(v)}" for label, v in shown)
+    parts = [
+        f'<svg class="bars" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        'aria-labelledby="{id}-t {id}-d">',
+        f'<title id="{{id}}-t">{escape(title)}</title>',
+        f'<desc id="{{id}}-d">{escape(desc)}</desc>',
+    ]
+    for i, (label, v) in enumerate(shown):
+        y = row_h * i + 4
+        w = float(v) * (width - left - 60)
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 12}" text-anchor="end" font-size="12">'
+            f"{escape(label)}</text>"
+        )
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{row_h - 6}" '
+                     'fill="#005eb8"/>')  # fmt: skip
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 12}" font-size="11">{_pct(v)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _with_id(svg: Markup, ident: str) -> Markup:
+    return Markup(str(svg).replace("{id}", ident))
+
+
+def equity_context(equity: pd.DataFrame, level: str, org_code: str) -> dict | None:
+    """The equity section of a unit's page (None where the unit has no breakdowns)."""
+    mine = equity[(equity["level"] == level) & (equity["org_code"] == org_code)]
+    if mine.empty:
+        return None
+    dims = []
+    for dim, heading in DIMENSIONS.items():
+        g = mine[mine["dimension"] == dim]
+        if g.empty:
+            continue
+        withheld = (g["dimension_status"] == "withheld").all()
+        rows, points = [], []
+        for _, r in g.iterrows():
+            rate, interval = _rate(r)
+            rl, rl_interval = _rl(r)
+            rows.append(
+                {
+                    "group": r["group_value"],
+                    "requests": _count(r, "requests_received"),
+                    "decided": _count(r, "decided"),
+                    "approved": _count(r, "approved"),
+                    "rate": rate,
+                    "interval": interval,
+                    "rl": rl,
+                    "rl_interval": rl_interval,
+                    "flag": r["gap_evidence"] if r["gap_flagged"] else None,
+                }
+            )
+            if pd.notna(r["relative_likelihood"]):
+                points.append(
+                    (
+                        str(r["group_value"]),
+                        float(r["relative_likelihood"]),
+                        float(r["relative_likelihood_lower95"]),
+                        float(r["relative_likelihood_upper95"]),
+                    )
+                )
+        reference = g["reference_group"].dropna()
+        ref = str(reference.iloc[0]) if len(reference) else None
+        title = f"Relative likelihood of approval, {heading.lower()} (reference: {ref})"
+        dims.append(
+            {
+                "key": dim,
+                "heading": heading,
+                "withheld": bool(withheld),
+                "reference": ref,
+                "rows": rows,
+                "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
+            }
+        )
+    flags = [
+        r["gap_evidence"] for _, r in mine.iterrows() if r["gap_flagged"] and r["gap_evidence"]
+    ]
+    return {"dimensions": dims, "flags": flags}
+
+
+def flex_context(flex: pd.DataFrame, level: str, org_code: str) -> dict | None:
+    """The flex-type mix of a unit's page (None where the unit has none)."""
+    mine = flex[(flex["level"] == level) & (flex["org_code"] == org_code)]
+    if mine.empty:
+        return None
+    mine = mine.sort_values("flex_type")
+    withheld = bool((mine["dimension_status"] == "withheld").all())
+    rows = []
+    for _, r in mine.iterrows():
+        rate, interval = _rate(r)
+        rows.append(
+            {
+                "type": str(r["flex_type"]).replace("_", " "),
+                "requests": _count(r, "requests_received"),
+                "share": _pct(r["share_requested"]),
+                "approved": _count(r, "approved"),
+                "share_approved": _pct(r["share_approved"]),
+                "rate": rate,
+                "interval": interval,
+            }
+        )
+    bars = [(str(r["flex_type"]).replace("_", " "), r["share_requested"])
+            for _, r in mine.iterrows()]  # fmt: skip
+    svg = bar_svg(bars, "Share of requests by type of flexible working")
+    return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
+
+
+def sections(tables: dict[str, pd.DataFrame], level: str, org_code: str) -> dict:
+    """The ``equity`` and ``flex`` template variables of a page (None where there are none)."""
+    equity, flex = tables.get("equity"), tables.get("flex_type_mix")
+    return {
+        "equity": None if equity is None or equity.empty else equity_context(
+            equity, level, org_code),
+        "flex": None if flex is None or flex.empty else flex_context(flex, level, org_code),
+    }  # fmt: skip

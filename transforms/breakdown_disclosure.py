@@ -1,0 +1,266 @@
+"""Disclosure control of the breakdown tables (equity dimensions and flex types): the rule of
+docs/methodology.md ("Disclosure control", "Breakdowns"), pure (no I/O).
+
+Breakdowns are where small numbers are most common, so they are controlled more strictly than
+the trust's totals:
+
+1. a group's count (requests received, approved, declined) from 1 to 4 is withheld; every other
+   non-zero count is rounded to the nearest 5; decided is approved + declined as published where
+   both are, else controlled like the others;
+2. a 0 is withheld too when it shares a relation with a withheld count (the groups of the same
+   count, or the same group's counts), so in a breakdown "[c]" means 0 to 4;
+3. a trust's breakdown by a dimension is published only where no relation a reader can use (the
+   groups add up to the trust's published total; approved + declined = decided) narrows a
+   withheld count below 1 to 4, and the published groups agree with the trust's published
+   total (some true counts give both); otherwise every count of that dimension is withheld
+   (``dimension_status`` "withheld", any value);
+4. a peer-group or England figure of a group is the sum of its trusts' published figures where
+   every one is published, else its own rounding; its breakdown is withheld as a whole where a
+   figure would be withheld or would narrow a trust's withheld figure;
+5. rates, their intervals and relative likelihoods are worked out from the published counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from transforms.disclosure import MAX_SUPPRESSED_COUNT, MIN_RATE_DENOMINATOR, ROUND_TO
+
+#: The counts of a breakdown cell (decided derived from approved and declined).
+COUNTS = ("requests_received", "approved", "declined", "decided")
+HALF = ROUND_TO // 2
+
+
+def round_count(x: int) -> float | None:
+    """1-4 withheld (None), 0 kept, others to the nearest 5 (half up, as DuckDB's round)."""
+    if x == 0:
+        return 0.0
+    if x <= MAX_SUPPRESSED_COUNT:
+        return None
+    return float(math.floor(x / ROUND_TO + 0.5) * ROUND_TO)
+
+
+def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
+    """What a published breakdown count says about its true value."""
+    if withheld:
+        return 0.0, float(MAX_SUPPRESSED_COUNT)
+    if value is None or pd.isna(value):
+        return 0.0, math.inf
+    v = float(value)
+    if v == 0:
+        return 0.0, 0.0
+    if derived:  # a sum of published parts: bounded by its parts
+        return 0.0, math.inf
+    return max(v - HALF, MAX_SUPPRESSED_COUNT + 1.0), v + HALF
+
+
+def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
+    """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
+    cell at least the range 1 to 4 (interval arithmetic over the other cells' boxes): a reader
+    may learn that a withheld count is not 0, never more than the main tables' "1 to 4"."""
+    for j, (c, _, w) in enumerate(cells):
+        if not w:
+            continue
+        rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        lo, hi = sorted((-rest_hi / c, -rest_lo / c))
+        if lo > 1 or hi < MAX_SUPPRESSED_COUNT:
+            return False
+    return True
+
+
+def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
+    """Whether every withheld cell keeps at least the range 1 to 4 under linear programming over
+    ``rows`` (lower, upper, {cell: coef}) with the cells in ``boxes``: the strongest bounds a
+    reader can work out from these relations (HiGHS, as scipy.optimize.linprog uses)."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    for lo, hi in boxes:
+        h.addVar(lo, inf if math.isinf(hi) else hi)
+    for lo, hi, coefs in rows:
+        idx = np.array(list(coefs), dtype=np.int32)
+        h.addRow(lo, hi, len(idx), idx, np.array(list(coefs.values()), dtype=float))
+    for j, w in enumerate(withheld):
+        if not w:
+            continue
+        bounds = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            h.changeColCost(j, 1.0)
+            h.changeObjectiveSense(sense)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return False
+            bounds.append(h.getInfo().objective_function_value)
+            h.changeColCost(j, 0.0)
+        if bounds[0] > 1 + 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
+            return False
+    return True
+
+
+def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.DataFrame, str]:
+    """One trust's groups of one dimension (true counts, every group of the dimension, 0 where
+    the trust has none) -> the published counts (NaN withheld), a ``<count>_withheld`` flag
+    each, and the dimension's status ("published" or "withheld").
+
+    ``totals`` maps each count to the trust's published (value, withheld) in its window.
+    """
+    out = groups.copy()
+    pub = {c: [round_count(int(v)) for v in groups[c]] for c in ("requests_received", "approved",
+                                                                  "declined")}  # fmt: skip
+    n = len(groups)
+    withheld = {c: [v is None for v in pub[c]] for c in pub}
+    pub["decided"] = [
+        a + d if a is not None and d is not None else round_count(int(t))
+        for a, d, t in zip(pub["approved"], pub["declined"], groups["decided"], strict=True)
+    ]
+    withheld["decided"] = [v is None for v in pub["decided"]]
+    # Zeros sharing a relation (same count, or same group) with a withheld count: withheld.
+    changed = True
+    while changed:
+        changed = False
+        for c in COUNTS:
+            col = any(withheld[c])
+            for i in range(n):
+                if pub[c][i] == 0 and not withheld[c][i]:
+                    if col or any(withheld[k][i] for k in COUNTS):
+                        withheld[c][i] = True
+                        changed = True
+    status = "published"
+    for c in COUNTS:
+        value, total_withheld = totals.get(c, (None, False))
+        boxes = [box(pub[c][i], withheld[c][i]) for i in range(n)]
+        total = box(value, total_withheld)
+        # the published groups must agree with the trust's published total: some true counts
+        # give both (else the page would contradict itself)
+        if sum(b[0] for b in boxes) > total[1] or sum(b[1] for b in boxes) < total[0]:
+            status = "withheld"
+    # Linear programming over every relation of the dimension, with the trust's totals known
+    # exactly (a reader can never know more): no withheld count narrowed below 1 to 4.
+    if status == "published" and any(any(w) for w in withheld.values()):
+        index = {(c, i): k for k, (c, i) in enumerate((c, i) for c in COUNTS for i in range(n))}
+        boxes = [box(pub[c][i], withheld[c][i]) for c, i in index]
+        flags = [withheld[c][i] for c, i in index]
+        rows = []
+        for i in range(n):
+            rows.append((0.0, 0.0, {index[("decided", i)]: 1.0, index[("approved", i)]: -1.0,
+                                    index[("declined", i)]: -1.0}))  # fmt: skip
+            rows.append((-math.inf, 0.0, {index[("decided", i)]: 1.0,
+                                          index[("requests_received", i)]: -1.0}))  # fmt: skip
+        for c in COUNTS:
+            t = float(groups[c].sum())
+            rows.append((t, t, {index[(c, i)]: 1.0 for i in range(n)}))
+        rows = [(-1e30 if math.isinf(lo) else lo, hi, coefs) for lo, hi, coefs in rows]
+        if not lp_safe(boxes, flags, rows):
+            status = "withheld"
+    for c in COUNTS:
+        if status == "withheld":
+            out[c] = np.nan
+            out[f"{c}_withheld"] = True
+        else:
+            out[c] = [np.nan if w else v for v, w in zip(pub[c], withheld[c], strict=True)]
+            out[f"{c}_withheld"] = withheld[c]
+    return out, status
+
+
+def wilson(x: float, n: float, z: float) -> tuple[float, float]:
+    if n <= 0:
+        return math.nan, math.nan
+    p = x / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+
+
+def published_rate(approved, decided, z: float) -> tuple[str, float, float, float]:
+    """(status, rate, lower95, upper95) of approved / decided from published counts: the
+    Wilson interval widened over every count the rounding allows, rounded outwards to 1
+    point; too_few under MIN_RATE_DENOMINATOR published decided, withheld if approved is."""
+    if decided is None or pd.isna(decided) or decided < MIN_RATE_DENOMINATOR:
+        return "too_few", math.nan, math.nan, math.nan
+    if approved is None or pd.isna(approved):
+        return "withheld", math.nan, math.nan, math.nan
+    a, d = float(approved), float(decided)
+
+    def lo_of(v):
+        return 0.0 if v == 0 else max(v - HALF, MAX_SUPPRESSED_COUNT + 1)
+
+    def hi_of(v):
+        return 0.0 if v == 0 else v + HALF
+
+    lower = max(wilson(lo_of(a), hi_of(d), z)[0], 0.0)
+    upper = min(wilson(min(hi_of(a), lo_of(d)), lo_of(d), z)[1], 1.0)
+    return (
+        "published",
+        round(a / d, 3),
+        math.floor(lower * 100) / 100,
+        math.ceil(upper * 100) / 100,
+    )
+
+
+def relative_likelihood(ref_a, ref_d, a, d, z: float) -> tuple[float, float, float]:
+    """Reference group's approval rate / this group's, 95% interval by the log method, from
+    published counts (NaN where either count is withheld, a group has under 10 published
+    decided, a rate is 0, or both rates are 100%)."""
+    vals = [ref_a, ref_d, a, d]
+    if any(v is None or pd.isna(v) for v in vals):
+        return math.nan, math.nan, math.nan
+    ref_a, ref_d, a, d = (float(v) for v in vals)
+    if min(ref_d, d) < MIN_RATE_DENOMINATOR or a == 0 or ref_a == 0:
+        return math.nan, math.nan, math.nan
+    if a == d and ref_a == ref_d:  # both all approved: the log method has no interval
+        return math.nan, math.nan, math.nan
+    rl = (ref_a / ref_d) / (a / d)
+    se = math.sqrt(max(1 / ref_a - 1 / ref_d + 1 / a - 1 / d, 0.0))
+    return round(rl, 2), round(rl * math.exp(-z * se), 2), round(rl * math.exp(z * se), 2)
+
+
+def control_aggregate(
+    true: dict[str, list[int]], members: dict[str, list[list[tuple[float, bool]]]]
+) -> tuple[dict[str, list[float | None]], str]:
+    """A peer group's or England's groups of one dimension: ``true`` its true counts per
+    group, ``members`` per count and group the (published value, withheld) of each trust that
+    gives the dimension (value NaN where the trust's dimension is withheld as a whole). A
+    figure is the sum of its trusts' published figures where all are published, else its own
+    rounding; the dimension is withheld as a whole where a figure would be withheld (0 to 4
+    with a trust's figure in it withheld) or a sum would narrow a trust's withheld figure."""
+    out: dict[str, list[float | None]] = {}
+    status = "published"
+    for c in ("requests_received", "approved", "declined", "decided"):
+        values = []
+        for i, cells in enumerate(members[c]):
+            if all(not w and pd.notna(v) for v, w in cells):
+                values.append(float(sum(v for v, _ in cells)))
+                continue
+            v = round_count(int(true[c][i]))
+            if v == 0 and any(w for _, w in cells):
+                v = None  # a 0 would pin every withheld trust figure in it to 0
+            values.append(v)
+            t = float(true[c][i])  # the sum known exactly (a reader can never know more)
+            relation = [(1.0, (t, t), False)]
+            relation += [(-1.0, box(m, w), w) for m, w in cells]
+            if not relation_safe(relation):
+                status = "withheld"
+        out[c] = values
+    out["decided"] = [
+        a + d if a is not None and d is not None else t
+        for a, d, t in zip(out["approved"], out["declined"], out["decided"], strict=True)
+    ]
+    for i in range(len(out["decided"])):
+        cells = [
+            (k, box(out[c][i], out[c][i] is None), out[c][i] is None)
+            for k, c in ((1.0, "decided"), (-1.0, "approved"), (-1.0, "declined"))
+        ]
+        if not relation_safe(cells):
+            status = "withheld"
+    # A small figure of a peer group or England (0 to 4 where a trust's figure in it is
+    # withheld) withholds the whole breakdown: with its trusts' figures and the group's other
+    # counts it could be narrowed below 1 to 4.
+    if any(v is None for c in out for v in out[c]):
+        status = "withheld"
+    return out, status
