@@ -61,9 +61,13 @@ sums as (
 
 s as (
     select *,
-        sdc_rate_status(approved, decided, trusts_with_data > 0, {{ min_denominator }})
+        -- an area's decided that cannot be summed (a trust's figure is withheld) makes its
+        -- rates withheld, not too few: worked out from published figures alone
+        sdc_rate_status(approved, decided, case when trusts_with_data > 0
+            then coalesce(decided, {{ min_denominator }}) end, {{ min_denominator }})
             as approval_rate_status,
-        sdc_rate_status(declined, decided, trusts_with_data > 0, {{ min_denominator }})
+        sdc_rate_status(declined, decided, case when trusts_with_data > 0
+            then coalesce(decided, {{ min_denominator }}) end, {{ min_denominator }})
             as decline_rate_status
     from sums
 ),
