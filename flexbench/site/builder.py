@@ -36,7 +36,8 @@ from markupsafe import Markup
 
 from flexbench import extract
 from flexbench.display import trust_name
-from flexbench.site import plots
+from flexbench.site import indicators as site_pages
+from flexbench.site import plots, trust_charts
 from transforms import disclosure, vocabulary
 from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
 from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
@@ -451,6 +452,7 @@ def trust_context(
         measures.append(
             {
                 "label": label,
+                "href": site_pages.href(rate, "../"),
                 "value": show_rate(pub, rate),
                 "note": rate_note(pub, rate),
                 "interval": _interval(pub, rate),
@@ -792,6 +794,7 @@ def build_site(
     con = extract.open_public(warehouse_path)
     try:
         data = read_site_data(con, warehouse_path.parent)
+        measure_quarters = extract.read_public(con, "trust_measure_quarters")
     finally:
         con.close()
     models = funnel_models(data)
@@ -813,19 +816,33 @@ def build_site(
         (tmp / SITE_MARKER).write_text("built by flexbench site\n")
         say("Writing the national page …")
         national = national_context(data, models)
+        national_downloads = site_pages.national_downloads(data, tmp / "index")
         (tmp / "index.html").write_text(
-            env.get_template("index.html").render(root="", page="national", **common, **national),
+            env.get_template("index.html").render(
+                root="", page="national", downloads=national_downloads, **common, **national
+            ),
             encoding="utf-8",
         )
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
         template = env.get_template("trust.html")
+        quarters = trust_charts.all_quarters(measure_quarters)
         for code in codes:
             ctx = trust_context(data, code, models, national)
+            folder = tmp / "trusts" / page_name(code).removesuffix(".html")
+            ctx.update(
+                trust_charts.trust_extras(
+                    data.public, measure_quarters, quarters, code, folder, data.as_of
+                )
+            )
             (tmp / "trusts" / page_name(code)).write_text(
-                template.render(root="../", page="trust", trust=ctx, **common),
+                template.render(
+                    root="../", page="trust", trust=ctx, downloads=ctx["downloads"], **common
+                ),
                 encoding="utf-8",
             )
+        say("Writing the indicator pages …")
+        site_pages.write_indicator_pages(env, data, tmp, common)
         (tmp / "methodology.html").write_text(
             env.get_template("methodology.html").render(
                 root="",
@@ -833,6 +850,7 @@ def build_site(
                 body=methodology_html(PROJECT_ROOT),
                 models=[(f[1], models[f[0]]) for f in FUNNELS if f[0] in models],
                 columns=extract.COLUMNS,
+                downloads=site_pages.methodology_downloads(data, tmp / "methodology"),
                 **common,
             ),
             encoding="utf-8",
