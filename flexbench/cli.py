@@ -285,7 +285,9 @@ def trust_card(con, code: str) -> dict:
             code,
         )
     ]
-    pledge = _public_rows(con, "select * exclude (org_code) from public.pledge where org_code = ?", code)
+    pledge = _public_rows(
+        con, "select * exclude (org_code) from public.pledge where org_code = ?", code
+    )
     card["pledge"] = _record(pledge[0]) if pledge else None
     status = _public_rows(
         con, "select * exclude (org_code) from public.trust_status where org_code = ?", code

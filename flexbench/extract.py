@@ -150,11 +150,14 @@ COLUMNS: dict[str, str] = {
     f"{disclosure.MIN_RATE_DENOMINATOR} decided) | withheld (approval rate withheld).",
     "survey_year": "NHS Staff Survey year of the staff voice columns.",
     "q4d_pct_satisfied": "Staff Survey Q4d: % satisfied with opportunities for flexible working.",
-    "q4d_pct_satisfied_peer_median": "Median of q4d_pct_satisfied in the peer group, excluding the trust itself.",
+    "q4d_pct_satisfied_peer_median": "Median of q4d_pct_satisfied in the peer group, "
+    "excluding the trust itself.",
     "q6d_pct_agree": "Staff Survey Q6d: % who can approach their manager about flexible working.",
-    "q6d_pct_agree_peer_median": "Median of q6d_pct_agree in the peer group, excluding the trust itself.",
+    "q6d_pct_agree_peer_median": "Median of q6d_pct_agree in the peer group, "
+    "excluding the trust itself.",
     "we_work_flexibly_score": "People Promise element 'We work flexibly' (score 0-10).",
-    "we_work_flexibly_score_peer_median": "Median of we_work_flexibly_score in the peer group, excluding the trust itself.",
+    "we_work_flexibly_score_peer_median": "Median of we_work_flexibly_score in the peer group, "
+    "excluding the trust itself.",
     "staff_voice_below_peers": "Whether staff voice is significantly below the peer group.",
     WITHHELD: "Values of this row withheld to protect confidentiality (shown as "
     f"{SUPPRESSION_MARKER} in CSV and XLSX, empty in Parquet), separated by ';'.",
@@ -391,7 +394,8 @@ def for_display(df: pd.DataFrame, marker: str = SUPPRESSION_MARKER) -> pd.DataFr
     if WITHHELD not in out:
         return out
     lists = out[WITHHELD].fillna("").astype(str).str.split(";")
-    for column in out.columns:
+    named = set().union(*lists) if len(lists) else set()
+    for column in [c for c in out.columns if c in named]:
         hide = lists.map(lambda names, c=column: c in names).to_numpy(dtype=bool)
         if hide.any():
             values = out[column].astype(object)

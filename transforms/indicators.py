@@ -146,8 +146,7 @@ INDICATORS: tuple[Indicator, ...] = (
         title="Requests per 100 staff",
         definition="Flexible working requests received per 100 staff (headcount) a year.",
         numerator="requests_received",
-        denominator="headcount (NHS Workforce Statistics, all staff groups) × months "
-        "covered ÷ 12",
+        denominator="headcount (NHS Workforce Statistics, all staff groups) × months covered ÷ 12",
         unit="requests per 100 staff a year",
         polarity="no polarity",
         source=SOURCE_FORM + " Headcount: NHS Workforce Statistics.",

@@ -47,6 +47,12 @@ class Resource:
     title: str
     frame: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
+    #: The whole table the frame is cut from: column types are read from it (once), so a
+    #: trust whose column happens to be empty gets the same schema as every other.
+    types_from: pd.DataFrame | None = None
+
+
+_TYPES: dict[tuple[int, str], str] = {}
 
 
 def _unit(column: str, given: dict[str, str]) -> str | None:
@@ -77,13 +83,25 @@ def _type(series: pd.Series) -> str:
         if all(hasattr(v, "isoformat") for v in s):
             return "date"
         return "string"
-    return "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
+    return (
+        "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
+    )
 
 
-def _field(column: str, series: pd.Series, units: dict[str, str]) -> dict:
+def _column_type(r: Resource, column: str) -> str:
+    source = r.types_from if r.types_from is not None and column in r.types_from else None
+    if source is None:
+        return _type(r.frame[column])
+    key = (id(source), column)
+    if key not in _TYPES:
+        _TYPES[key] = _type(source[column])
+    return _TYPES[key]
+
+
+def _field(column: str, kind: str, units: dict[str, str]) -> dict:
     out = {
         "name": column,
-        "type": _type(series),
+        "type": kind,
         "description": extract.COLUMNS.get(column) or EXTRA_COLUMNS.get(column, ""),
     }
     unit = _unit(column, units)
@@ -126,7 +144,7 @@ def write_downloads(
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "schema": {
-                    "fields": [_field(c, r.frame[c], r.units) for c in r.frame.columns],
+                    "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
                     "missingValues": ["", SUPPRESSION_MARKER],
                 },
             }
@@ -139,7 +157,7 @@ def write_downloads(
         "title": page_title,
         "description": "Numbers shown on the page, from the public layer of the national "
         "benchmark of flexible working in the English NHS, disclosure-controlled "
-        "(docs/methodology.md, \"Disclosure control\").",
+        '(docs/methodology.md, "Disclosure control").',
         "data_as_of": None if as_of.as_of is None else as_of.as_of.isoformat(),
         "window_start": None if as_of.window_start is None else as_of.window_start.isoformat(),
         "window_end": None if as_of.window_end is None else as_of.window_end.isoformat(),

@@ -56,9 +56,7 @@ def page_context(public: pd.DataFrame, ind: Indicator) -> dict:
     frame = distribution_frame(public, ind)
     percent = ind.unit.startswith("proportion")
     status = frame.get(f"{ind.column}_status")
-    published = frame[ind.column].notna() & (
-        status.eq("published") if status is not None else True
-    )
+    published = frame[ind.column].notna() & (status.eq("published") if status is not None else True)
     rows = [
         {
             "code": r["org_code"],

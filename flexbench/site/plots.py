@@ -126,8 +126,8 @@ class FunnelPlot:
         plot_id: str,
         measure: str,
         denominator_label: str,
-        width: int = 640,
-        height: int = 380,
+        width: int = 860,
+        height: int = 500,
     ) -> None:
         pts = points.dropna(subset=["rate", "denominator"])
         pts = pts[pts["denominator"].astype(float) > 0]
@@ -157,7 +157,7 @@ class FunnelPlot:
 
     def _draw(self, measure: str) -> str:
         model, width, height, plot_id = self.model, self.width, self.height, self.plot_id
-        left, right, top, bottom = 58, 16, 14, 64
+        left, right, top, bottom = 58, 16, 14, 84
         pw, ph = width - left - right, height - top - bottom
         den = np.array([float(r["denominator"]) for r in self.records])
         rate = np.array([float(r["rate"]) for r in self.records])
@@ -248,18 +248,34 @@ class FunnelPlot:
                 circle = f'<a href="{escape(href)}">{circle}</a>'
             parts.append(circle)
         parts.append("</g>")
-        ly = height - 10
+        # Outliers (outside the 99.8% limits) labelled with their ODS code.
+        parts.append('<g class="outlier-labels">')
+        for r in self.records:
+            cx, cy, _rate, cls, _tip = self.points[str(r["org_code"])]
+            if cls in ("sig-high-outer", "sig-low-outer"):
+                parts.append(
+                    f'<text class="pt-label outlier-label" x="{_fmt(cx + 7)}" '
+                    f'y="{_fmt(cy + 4)}">{escape(r["org_code"])}</text>'
+                )
+        parts.append("</g>")
+        ly, ly2 = height - 30, height - 10
         parts.append(
             f'<g class="legend">'
             f'<line class="limit-95" x1="{left}" x2="{left + 22}" y1="{ly - 4}" y2="{ly - 4}"/>'
             f'<text x="{left + 28}" y="{ly}">95% limits</text>'
             f'<line class="limit-998" x1="{left + 110}" x2="{left + 132}" y1="{ly - 4}" '
             f'y2="{ly - 4}"/><text x="{left + 138}" y="{ly}">99.8% limits</text>'
-            f'<line class="target" x1="{left + 230}" x2="{left + 252}" y1="{ly - 4}" '
-            f'y2="{ly - 4}"/><text x="{left + 258}" y="{ly}">national rate</text>'
-            f'<circle class="pt sig-high-outer" cx="{left + 360}" cy="{ly - 4}" r="4"/>'
-            f'<circle class="pt sig-low-outer" cx="{left + 370}" cy="{ly - 4}" r="4"/>'
-            f'<text x="{left + 380}" y="{ly}">outside 99.8% (high, low)</text></g>'
+            f'<line class="target" x1="{left + 240}" x2="{left + 262}" y1="{ly - 4}" '
+            f'y2="{ly - 4}"/><text x="{left + 268}" y="{ly}">national rate</text>'
+            f'<circle class="pt sig-none" cx="{left + 380}" cy="{ly - 4}" r="4"/>'
+            f'<text x="{left + 390}" y="{ly}">within the 95% limits</text>'
+            f'<circle class="pt sig-high-inner" cx="{left}" cy="{ly2 - 4}" r="4"/>'
+            f'<circle class="pt sig-low-inner" cx="{left + 10}" cy="{ly2 - 4}" r="4"/>'
+            f'<text x="{left + 20}" y="{ly2}">between the 95% and 99.8% limits (high, low)</text>'
+            f'<circle class="pt sig-high-outer" cx="{left + 330}" cy="{ly2 - 4}" r="4"/>'
+            f'<circle class="pt sig-low-outer" cx="{left + 340}" cy="{ly2 - 4}" r="4"/>'
+            f'<text x="{left + 350}" y="{ly2}">outside 99.8% (high, low), labelled by code'
+            "</text></g>"
         )
         return "".join(parts)
 
@@ -739,7 +755,9 @@ def strip_plot(
             return left + pw * (float(x) - lo) / (hi - lo)
 
         axis_y = top + 50
-        parts.append(f'<line class="frame" x1="{left}" x2="{left + pw}" y1="{axis_y}" y2="{axis_y}"/>')
+        parts.append(
+            f'<line class="frame" x1="{left}" x2="{left + pw}" y1="{axis_y}" y2="{axis_y}"/>'
+        )
         for t in _ticks(lo, hi, 6):
             x = _fmt(sx(t))
             parts.append(

@@ -98,9 +98,7 @@ def peer_frame(public: pd.DataFrame, code: str) -> pd.DataFrame:
     peer = public.loc[code].get("peer_group")
     if peer is None or pd.isna(peer):
         return pd.DataFrame(columns=list(PEER_COLUMNS))
-    rows = public[
-        (public["peer_group"] == peer) & (public["approval_rate_status"] == "published")
-    ]
+    rows = public[(public["peer_group"] == peer) & (public["approval_rate_status"] == "published")]
     return rows[list(PEER_COLUMNS)].sort_values("approval_rate").reset_index(drop=True)
 
 
@@ -156,12 +154,21 @@ def trust_extras(
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
     resources = [
-        downloads.Resource("card", f"Benchmark card of {label}", public.loc[[code]]),
-        downloads.Resource("trends", f"Measures by quarter, {label}", trends),
+        downloads.Resource(
+            "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
+        ),
+        downloads.Resource(
+            "trends", f"Measures by quarter, {label}", trends, types_from=measure_quarters
+        ),
     ]
     if not peers.empty:
         resources.append(
-            downloads.Resource("peers", f"Approval rates of the {peer_group} peer group", peers)
+            downloads.Resource(
+                "peers",
+                f"Approval rates of the {peer_group} peer group",
+                peers,
+                types_from=public,
+            )
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {

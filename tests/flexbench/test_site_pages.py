@@ -177,7 +177,9 @@ def test_every_trust_page_downloads_exactly_the_numbers_it_shows(site, wh):
         frame = pd.read_csv(site / "trusts" / DECLINE_OUTLIER / resource["path"], dtype=str)
         fields = resource["schema"]["fields"]
         assert [f["name"] for f in fields] == list(frame.columns)
-        assert all(f["description"] for f in fields), [f["name"] for f in fields if not f["description"]]
+        assert all(f["description"] for f in fields), [
+            f["name"] for f in fields if not f["description"]
+        ]
         assert "[c]" in resource["schema"]["missingValues"]
     units = {f["name"]: f.get("unit") for f in package["resources"][0]["schema"]["fields"]}
     assert units["approval_rate"].startswith("proportion")
@@ -208,7 +210,9 @@ def test_national_indicator_and_methodology_pages_offer_downloads(site):
     ):
         html = (site / page).read_text()
         assert 'data-download="datapackage.json"' in html, page
-        assert (site / folder / "datapackage.json").exists() and (site / folder / "data.xlsx").exists()
+        assert (site / folder / "datapackage.json").exists() and (
+            site / folder / "data.xlsx"
+        ).exists()
 
 
 def test_trust_card_json_has_peer_rank_flags_pledge_and_latest_file(wh, capsys):
