@@ -300,8 +300,8 @@ class FunnelPlot:
                 desc += f" This trust is not shown: {hidden_because or 'no published rate'}."
         return Markup(
             f'<svg class="plot funnel" id="{escape(self.plot_id)}" '
-            f'viewBox="0 0 {self.width} {self.height}" role="img" '
-            f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+            f'viewBox="0 0 {self.width} {self.height}" role="group" '
+            f'aria-labelledby="{escape(title_id)}" aria-describedby="{escape(desc_id)}" '
             f'xmlns="http://www.w3.org/2000/svg">'
             f'<title id="{escape(title_id)}">{escape(title)}</title>'
             f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>'
