@@ -178,9 +178,7 @@ def test_the_data_dictionary_names_every_mart_and_public_column(demo_dir):
     for (schema, name), cols in columns.items():
         qualified = f"`{schema}.{name}`"
         if schema == "marts":
-            heading = next(
-                (h for h in re.findall(r"^### .*$", text, re.M) if qualified in h), None
-            )
+            heading = next((h for h in re.findall(r"^### .*$", text, re.M) if qualified in h), None)
             assert heading, f"{schema}.{name} has no section in the data dictionary"
             entry = _section(text, heading)
         else:
@@ -189,9 +187,7 @@ def test_the_data_dictionary_names_every_mart_and_public_column(demo_dir):
             entry = rows[0]
         patterns = _patterns(entry)
         known = set(extract.COLUMNS) | set(EXTRA_COLUMNS) if schema == "public" else set()
-        undocumented = [
-            c for c in cols if c not in known and not any(p.match(c) for p in patterns)
-        ]
+        undocumented = [c for c in cols if c not in known and not any(p.match(c) for p in patterns)]
         if undocumented:
             missing[f"{schema}.{name}"] = undocumented
     assert not missing, missing
