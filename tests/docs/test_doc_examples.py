@@ -131,6 +131,12 @@ def test_sql_example_returns_rows_on_the_demo(block, demo_dir):
     try:
         for sql in statements(block[3]):
             rows = con.execute(sql).fetchall()
+            if not rows and "marts.pledge_tracker" in sql:
+                # The nation warehouse loads no pledge sign-ups (the demo does, through the
+                # pledge feed): an example of the pledge tracker can only be run here.
+                signups = con.execute("select count(*) from raw.pledge_signups_history")
+                assert signups.fetchone()[0] == 0, f"{_id(block)}: no rows from\n{sql}"
+                continue
             assert rows, f"{_id(block)}: no rows from\n{sql}"
     finally:
         con.close()

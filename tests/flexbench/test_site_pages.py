@@ -137,6 +137,11 @@ def test_at_least_six_indicator_pages_with_definitions_and_distribution(site):
     assert "Garwood" in uptake and "Wilson" not in uptake
 
 
+def _as_number(shown: str) -> float:
+    """A percentage as the page shows it ("93%", "91.2%") as a proportion."""
+    return float(shown.strip().rstrip("%")) / 100
+
+
 def _page_rates(html: str) -> dict[str, str]:
     """The card's rates as the page shows them: label -> "91.2%"."""
     rows = re.findall(
@@ -160,16 +165,17 @@ def test_every_trust_page_downloads_exactly_the_numbers_it_shows(site, wh):
     html = (site / "trusts" / f"{DECLINE_OUTLIER}.html").read_text()
     card = pd.read_csv(site / "trusts" / DECLINE_OUTLIER / "card.csv", dtype=str).iloc[0]
     shown = _page_rates(html)
-    assert shown["Approval rate"] == f"{100 * float(card['approval_rate']):.1f}%"
-    assert shown["Decline rate"] == f"{100 * float(card['decline_rate']):.1f}%"
+    for label, column in (("Approval rate", "approval_rate"), ("Decline rate", "decline_rate")):
+        assert _as_number(shown[label]) == pytest.approx(float(card[column]), abs=1e-9)
     # The trend tables equal trends.csv.
     trends = pd.read_csv(site / "trusts" / DECLINE_OUTLIER / "trends.csv", dtype=str)
     approval = trends[(trends["measure"] == "approval_rate") & (trends["status"] == "published")]
     block = html.split('id="trend-approval_rate"')[1].split("</table>")[0]
     page_values = re.findall(r'<td class="num">([^<]+)</td>', block)
-    assert page_values and [v for v in page_values if v.endswith("%")] == [
-        f"{100 * float(v):.1f}%" for v in approval["rate"]
-    ]
+    assert page_values
+    assert [_as_number(v) for v in page_values if v.endswith("%")] == pytest.approx(
+        [float(v) for v in approval["rate"]], abs=1e-9
+    )
     # The metadata names every column, its unit, the marker and the as-of date.
     package = json.loads((site / "trusts" / DECLINE_OUTLIER / "datapackage.json").read_text())
     assert package["data_as_of"] and package["suppression_marker"] == "[c]"
