@@ -268,13 +268,54 @@ def trust_card(con, code: str) -> dict:
         close = difflib.get_close_matches(code, codes, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise CommandError(f"unknown trust code {code}{hint}")
-    row = df.iloc[0].to_dict()
-    card = {k: (None if _isna(v) else _plain(v)) for k, v in row.items()}
-    # Ranks and counts are whole numbers, whatever column type the mart gave them.
-    for key, value in card.items():
-        if isinstance(value, float) and value.is_integer() and _is_whole_number_column(key):
-            card[key] = int(value)
+    card = _record(df.iloc[0].to_dict())
+    card["peer_rank"] = {
+        "peer_group": card.get("peer_group"),
+        "rank": card.get("peer_rank"),
+        "of": card.get("peer_ranked"),
+        "quartile": card.get("peer_quartile"),
+        "status": card.get("rank_status"),
+    }
+    card["flags"] = [
+        _record(r)
+        for r in _public_rows(
+            con,
+            "select flag, rule, threshold, severity, evidence from public.flags "
+            "where org_code = ? order by severity, flag",
+            code,
+        )
+    ]
+    pledge = _public_rows(
+        con, "select * exclude (org_code) from public.pledge where org_code = ?", code
+    )
+    card["pledge"] = _record(pledge[0]) if pledge else None
+    status = _public_rows(
+        con, "select * exclude (org_code) from public.trust_status where org_code = ?", code
+    )
+    card["latest_file"] = _record(status[0]) if status else None
     return card
+
+
+def _public_rows(con, sql: str, code: str) -> list[dict]:
+    """Rows of a public query for one trust as dicts (none when the table is absent)."""
+    import duckdb
+
+    try:
+        cur = con.execute(sql, [code])
+    except duckdb.CatalogException:
+        return []
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _record(row: dict) -> dict:
+    """A public row as plain JSON-able values: missing as None, whole-number columns as int."""
+    out = {k: (None if _isna(v) else _plain(v)) for k, v in row.items()}
+    # Ranks and counts are whole numbers, whatever column type the mart gave them.
+    for key, value in out.items():
+        if isinstance(value, float) and value.is_integer() and _is_whole_number_column(key):
+            out[key] = int(value)
+    return out
 
 
 def _is_whole_number_column(name: str) -> bool:
@@ -322,9 +363,54 @@ def cmd_trust(args) -> int:
     print(f"{trust_name(card['name'])} ({card['org_code']})")
     print(f"  Region {card['region_code']}, peer group: {card.get('peer_group') or 'unknown'}")
     print(f"  Window {str(card['window_start'])[:10]} to {str(card['window_end'])[:10]}")
-    if not card.get("has_data"):
+    for line in _file_lines(card.get("latest_file")):
+        print(line)
+    if card.get("has_data"):
+        _print_measures(card)
+    else:
         print("  No accepted data in this window.")
-        return 0
+    for line in _pledge_lines(card.get("pledge")) + _flag_lines(card["flags"]):
+        print(line)
+    return 0
+
+
+def _file_lines(latest: dict | None) -> list[str]:
+    """The latest file's status (public.trust_status), with the reasons if it was rejected."""
+    if not latest or not latest.get("last_attempt_status"):
+        return ["  Latest file: none fetched yet"]
+    when = str(latest.get("last_attempt_at") or "")[:10]
+    lines = [f"  Latest file: {latest['last_attempt_status']} ({when})"]
+    reasons = latest.get("last_attempt_reasons")
+    if reasons and latest["last_attempt_status"] != "accepted":
+        lines.append(f"    Why: {reasons}")
+    if latest.get("last_accepted_at"):
+        lines.append(f"    Last accepted {str(latest['last_accepted_at'])[:10]}")
+    if latest.get("stale"):
+        lines.append("    Stale: no accepted file recent enough (docs/methodology.md)")
+    return lines
+
+
+def _pledge_lines(pledge: dict | None) -> list[str]:
+    """Pledge status (public.pledge; docs/pledge-matching.md)."""
+    if not pledge or not pledge.get("pledged"):
+        return ["  Pledge: not signed"]
+    line = f"  Pledge: signed {str(pledge.get('signed_on') or '')[:10]}".rstrip()
+    if pledge.get("withdrawn_on"):
+        line += f", withdrawn {str(pledge['withdrawn_on'])[:10]}"
+    return [line]
+
+
+def _flag_lines(flags: list[dict]) -> list[str]:
+    """Policy-practice gap flags with their evidence (public.flags)."""
+    if not flags:
+        return ["  Flags: none"]
+    lines = [f"  Flags ({len(flags)}):"]
+    for f in flags:
+        lines.append(f"    {f['flag']} [{f.get('severity') or ''}]: {f.get('evidence') or ''}")
+    return lines
+
+
+def _print_measures(card: dict) -> None:
     from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
 
     withheld = set((card.get("withheld") or "").split(";"))
@@ -351,12 +437,17 @@ def cmd_trust(args) -> int:
     print(f"  Requests per 100 staff a year {uptake:.1f}" if uptake is not None else "")
     if card.get("national_rank") is not None:
         print(f"  National rank (approval) {card['national_rank']} of {card['national_ranked']}")
+        peer = card["peer_rank"]
+        if peer.get("rank") is not None:
+            print(
+                f"  Peer rank (approval) {peer['rank']} of {peer['of']} in {peer['peer_group']}"
+                f" (quartile {peer['quartile']})"
+            )
     else:
         status = card.get("rank_status")
         print(f"  Not ranked: {STATUS_WORDS.get(status, 'no data')}")
     print(f"  {SUPPRESSION_MARKER}: withheld to protect confidentiality; counts rounded to the "
           "nearest 5 (docs/methodology.md, \"Disclosure control\")")  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

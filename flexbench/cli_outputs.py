@@ -129,7 +129,7 @@ def add_extract_parser(sub) -> argparse.ArgumentParser:
         help='peer group, e.g. "Acute - Teaching" (repeatable)',
     )
     p.add_argument(
-        "--trusts", action="append", default=[], help="ODS codes, comma-separated, e.g. RJ1,R1F"
+        "--trusts", action="append", default=[], help="ODS codes, comma-separated, e.g. R1F,RXX"
     )
     p.add_argument(
         "--from", dest="date_from", type=_date, help="only windows starting on or after this date"
@@ -143,9 +143,16 @@ def add_extract_parser(sub) -> argparse.ArgumentParser:
 
 
 def _format(args) -> str:
-    if args.format:
-        return args.format
+    """The format to write: --format, or the suffix of --out; refused when they disagree (a
+    Parquet file named .xlsx opens in no spreadsheet)."""
     suffix = Path(args.out).suffix.lower().lstrip(".")
+    if args.format:
+        if suffix in ("csv", "xlsx", "parquet") and suffix != args.format:
+            raise OutputError(
+                f"--format {args.format} contradicts --out {args.out} (a .{suffix} file): "
+                f"name the file .{args.format} or drop --format"
+            )
+        return args.format
     if suffix in ("csv", "xlsx", "parquet"):
         return suffix
     raise OutputError("give --format csv, xlsx or parquet (the --out file has no such extension)")
@@ -157,6 +164,8 @@ def cmd_extract(args) -> int:
     fmt = _format(args)
     if args.date_from and args.date_to and args.date_from > args.date_to:
         raise OutputError("--from is after --to")
+    if args.trusts and not any(t.strip(" ,") for t in args.trusts):
+        raise OutputError("--trusts is empty: give ODS codes, e.g. --trusts RXX,RYY")
     s = _settings(args.warehouse)
     filters = extract.ExtractFilter(
         by=args.by,

@@ -31,6 +31,7 @@ import pandas as pd
 from transforms import disclosure
 from transforms.benchmark import PROPORTIONS
 from transforms.disclosure import SUPPRESSION_MARKER
+from transforms.indicators import BY_COLUMN
 
 FORMATS = ("csv", "xlsx", "parquet")
 
@@ -77,7 +78,9 @@ _ROUNDED = (
 def _rate_columns() -> dict[str, str]:
     out = {}
     for rate, words in _RATE_WORDS.items():
-        out[rate] = f"{words}, from the published counts, rounded to its precision."
+        indicator = BY_COLUMN.get(rate)
+        lead = f"{indicator.definition} " if indicator else ""
+        out[rate] = f"{lead}{words}, from the published counts, rounded to its precision."
         out[f"{rate}_lower95"] = (
             f"Lower 95% Wilson limit of {rate}, widened over the rounding, rounded down."
         )
@@ -97,7 +100,10 @@ COLUMNS: dict[str, str] = {
     "org_code": "ODS code of the trust.",
     "name": "Name of the trust as in the ODS list.",
     "region_code": "NHS England region (ODS national grouping, Y56-Y63).",
+    "region_name": "Name of the NHS England region.",
     "icb_code": "Integrated care board (ODS high-level health geography).",
+    "icb_name": "Name of the integrated care board (its code with its region's name until a "
+    "source of ICB names is loaded).",
     "peer_group": "Peer group: the NHS Workforce Statistics BENCHMARK_GROUP of the trust.",
     "cluster_group": "NHS Workforce Statistics CLUSTER_GROUP of the trust.",
     "window_start": "First day of the benchmark window.",
@@ -128,7 +134,11 @@ COLUMNS: dict[str, str] = {
     "non_clinical_approved": "Approved requests from non-clinical staff groups." + _ROUNDED,
     "non_clinical_decided": "Decided requests from non-clinical staff groups." + _ROUNDED,
     **_rate_columns(),
-    "requests_per_100_staff": "Requests received (as published) per 100 staff a year.",
+    "requests_per_100_staff": BY_COLUMN["requests_per_100_staff"].definition
+    + " "
+    + BY_COLUMN["requests_per_100_staff"].method,
+    "peer_median_requests_per_100_staff": "Median of requests_per_100_staff in the peer group, "
+    "excluding the trust itself.",
     "national_rank": "Rank of approval_rate among the trusts whose approval rate is published "
     "(1 = highest; ties share a rank).",
     "national_ranked": "Number of trusts ranked nationally.",
@@ -140,11 +150,14 @@ COLUMNS: dict[str, str] = {
     f"{disclosure.MIN_RATE_DENOMINATOR} decided) | withheld (approval rate withheld).",
     "survey_year": "NHS Staff Survey year of the staff voice columns.",
     "q4d_pct_satisfied": "Staff Survey Q4d: % satisfied with opportunities for flexible working.",
-    "q4d_pct_satisfied_peer_median": "Median of q4d_pct_satisfied in the peer group.",
+    "q4d_pct_satisfied_peer_median": "Median of q4d_pct_satisfied in the peer group, "
+    "excluding the trust itself.",
     "q6d_pct_agree": "Staff Survey Q6d: % who can approach their manager about flexible working.",
-    "q6d_pct_agree_peer_median": "Median of q6d_pct_agree in the peer group.",
+    "q6d_pct_agree_peer_median": "Median of q6d_pct_agree in the peer group, "
+    "excluding the trust itself.",
     "we_work_flexibly_score": "People Promise element 'We work flexibly' (score 0-10).",
-    "we_work_flexibly_score_peer_median": "Median of we_work_flexibly_score in the peer group.",
+    "we_work_flexibly_score_peer_median": "Median of we_work_flexibly_score in the peer group, "
+    "excluding the trust itself.",
     "staff_voice_below_peers": "Whether staff voice is significantly below the peer group.",
     WITHHELD: "Values of this row withheld to protect confidentiality (shown as "
     f"{SUPPRESSION_MARKER} in CSV and XLSX, empty in Parquet), separated by ';'.",
@@ -332,7 +345,27 @@ def extract_table(con, filters: ExtractFilter | None = None) -> pd.DataFrame:
             "the benchmark window is not between --from and --to; use --by quarter for "
             "quarterly rows"
         )
+    rows = with_area_names(con, rows)
     return rows.sort_values(["org_code", start]).reset_index(drop=True)
+
+
+def with_area_names(con, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``region_name`` beside ``region_code`` and ``icb_name`` beside
+    ``icb_code``, as ``public.area_names`` names them (unchanged when it is absent)."""
+    names = read_public(con, "area_names")
+    if names.empty:
+        return rows
+    out = rows.copy()
+    for kind, code_col, name_col in (
+        ("region", "region_code", "region_name"),
+        ("icb", "icb_code", "icb_name"),
+    ):
+        if code_col not in out or name_col in out:
+            continue
+        lookup = names[names["area_kind"] == kind].set_index("area_code")["area_name"]
+        values = out[code_col].map(lookup).astype(object)
+        out.insert(out.columns.get_loc(code_col) + 1, name_col, values)
+    return out
 
 
 def neutralise_formula(value):
@@ -361,7 +394,8 @@ def for_display(df: pd.DataFrame, marker: str = SUPPRESSION_MARKER) -> pd.DataFr
     if WITHHELD not in out:
         return out
     lists = out[WITHHELD].fillna("").astype(str).str.split(";")
-    for column in out.columns:
+    named = set().union(*lists) if len(lists) else set()
+    for column in [c for c in out.columns if c in named]:
         hide = lists.map(lambda names, c=column: c in names).to_numpy(dtype=bool)
         if hide.any():
             values = out[column].astype(object)

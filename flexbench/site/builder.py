@@ -38,7 +38,8 @@ from flexbench import extract
 from flexbench.display import trust_name
 from flexbench.site import areas as site_areas
 from flexbench.site import equity as site_equity
-from flexbench.site import plots
+from flexbench.site import indicators as site_pages
+from flexbench.site import plots, trust_charts
 from transforms import disclosure, vocabulary
 from transforms.benchmark import FUNNEL_MEASURES, PROPORTIONS
 from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
@@ -453,6 +454,7 @@ def trust_context(
         measures.append(
             {
                 "label": label,
+                "href": site_pages.href(rate, "../"),
                 "value": show_rate(pub, rate),
                 "note": rate_note(pub, rate),
                 "interval": _interval(pub, rate),
@@ -795,6 +797,7 @@ def build_site(
     try:
         data = read_site_data(con, warehouse_path.parent)
         breakdowns = {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
+        measure_quarters = extract.read_public(con, "trust_measure_quarters")
     finally:
         con.close()
     models = funnel_models(data)
@@ -816,10 +819,12 @@ def build_site(
         (tmp / SITE_MARKER).write_text("built by flexbench site\n")
         say("Writing the national page …")
         national = national_context(data, models)
+        national_downloads = site_pages.national_downloads(data, tmp / "index")
         (tmp / "index.html").write_text(
             env.get_template("index.html").render(
                 root="",
                 page="national",
+                downloads=national_downloads,
                 **common,
                 **national,
                 **site_equity.sections(breakdowns, "england", "ENGLAND"),
@@ -832,13 +837,21 @@ def build_site(
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
         template = env.get_template("trust.html")
+        quarters = trust_charts.all_quarters(measure_quarters)
         for code in codes:
             ctx = trust_context(data, code, models, national)
+            folder = tmp / "trusts" / page_name(code).removesuffix(".html")
+            ctx.update(
+                trust_charts.trust_extras(
+                    data.public, measure_quarters, quarters, code, folder, data.as_of
+                )
+            )
             (tmp / "trusts" / page_name(code)).write_text(
                 template.render(
                     root="../",
                     page="trust",
                     trust=ctx,
+                    downloads=ctx["downloads"],
                     **common,
                     **site_equity.sections(breakdowns, "trust", code),
                 ),
@@ -846,6 +859,8 @@ def build_site(
             )
         say("Writing the region and ICB pages …")
         site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
+        say("Writing the indicator pages …")
+        site_pages.write_indicator_pages(env, data, tmp, common)
         (tmp / "methodology.html").write_text(
             env.get_template("methodology.html").render(
                 root="",
@@ -853,6 +868,7 @@ def build_site(
                 body=methodology_html(PROJECT_ROOT),
                 models=[(f[1], models[f[0]]) for f in FUNNELS if f[0] in models],
                 columns=extract.COLUMNS,
+                downloads=site_pages.methodology_downloads(data, tmp / "methodology"),
                 **common,
             ),
             encoding="utf-8",

@@ -126,8 +126,8 @@ class FunnelPlot:
         plot_id: str,
         measure: str,
         denominator_label: str,
-        width: int = 640,
-        height: int = 380,
+        width: int = 860,
+        height: int = 500,
     ) -> None:
         pts = points.dropna(subset=["rate", "denominator"])
         pts = pts[pts["denominator"].astype(float) > 0]
@@ -157,7 +157,7 @@ class FunnelPlot:
 
     def _draw(self, measure: str) -> str:
         model, width, height, plot_id = self.model, self.width, self.height, self.plot_id
-        left, right, top, bottom = 58, 16, 14, 64
+        left, right, top, bottom = 58, 16, 14, 84
         pw, ph = width - left - right, height - top - bottom
         den = np.array([float(r["denominator"]) for r in self.records])
         rate = np.array([float(r["rate"]) for r in self.records])
@@ -248,18 +248,34 @@ class FunnelPlot:
                 circle = f'<a href="{escape(href)}">{circle}</a>'
             parts.append(circle)
         parts.append("</g>")
-        ly = height - 10
+        # Outliers (outside the 99.8% limits) labelled with their ODS code.
+        parts.append('<g class="outlier-labels">')
+        for r in self.records:
+            cx, cy, _rate, cls, _tip = self.points[str(r["org_code"])]
+            if cls in ("sig-high-outer", "sig-low-outer"):
+                parts.append(
+                    f'<text class="pt-label outlier-label" x="{_fmt(cx + 7)}" '
+                    f'y="{_fmt(cy + 4)}">{escape(r["org_code"])}</text>'
+                )
+        parts.append("</g>")
+        ly, ly2 = height - 30, height - 10
         parts.append(
             f'<g class="legend">'
             f'<line class="limit-95" x1="{left}" x2="{left + 22}" y1="{ly - 4}" y2="{ly - 4}"/>'
             f'<text x="{left + 28}" y="{ly}">95% limits</text>'
             f'<line class="limit-998" x1="{left + 110}" x2="{left + 132}" y1="{ly - 4}" '
             f'y2="{ly - 4}"/><text x="{left + 138}" y="{ly}">99.8% limits</text>'
-            f'<line class="target" x1="{left + 230}" x2="{left + 252}" y1="{ly - 4}" '
-            f'y2="{ly - 4}"/><text x="{left + 258}" y="{ly}">national rate</text>'
-            f'<circle class="pt sig-high-outer" cx="{left + 360}" cy="{ly - 4}" r="4"/>'
-            f'<circle class="pt sig-low-outer" cx="{left + 370}" cy="{ly - 4}" r="4"/>'
-            f'<text x="{left + 380}" y="{ly}">outside 99.8% (high, low)</text></g>'
+            f'<line class="target" x1="{left + 240}" x2="{left + 262}" y1="{ly - 4}" '
+            f'y2="{ly - 4}"/><text x="{left + 268}" y="{ly}">national rate</text>'
+            f'<circle class="pt sig-none" cx="{left + 380}" cy="{ly - 4}" r="4"/>'
+            f'<text x="{left + 390}" y="{ly}">within the 95% limits</text>'
+            f'<circle class="pt sig-high-inner" cx="{left}" cy="{ly2 - 4}" r="4"/>'
+            f'<circle class="pt sig-low-inner" cx="{left + 10}" cy="{ly2 - 4}" r="4"/>'
+            f'<text x="{left + 20}" y="{ly2}">between the 95% and 99.8% limits (high, low)</text>'
+            f'<circle class="pt sig-high-outer" cx="{left + 330}" cy="{ly2 - 4}" r="4"/>'
+            f'<circle class="pt sig-low-outer" cx="{left + 340}" cy="{ly2 - 4}" r="4"/>'
+            f'<text x="{left + 350}" y="{ly2}">outside 99.8% (high, low), labelled by code'
+            "</text></g>"
         )
         return "".join(parts)
 
@@ -284,8 +300,8 @@ class FunnelPlot:
                 desc += f" This trust is not shown: {hidden_because or 'no published rate'}."
         return Markup(
             f'<svg class="plot funnel" id="{escape(self.plot_id)}" '
-            f'viewBox="0 0 {self.width} {self.height}" role="img" '
-            f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+            f'viewBox="0 0 {self.width} {self.height}" role="group" '
+            f'aria-labelledby="{escape(title_id)}" aria-describedby="{escape(desc_id)}" '
             f'xmlns="http://www.w3.org/2000/svg">'
             f'<title id="{escape(title_id)}">{escape(title)}</title>'
             f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>'
@@ -497,5 +513,267 @@ def voice_plot(items: Sequence[VoiceItem], *, plot_id: str, title: str, width: i
                 f'<circle class="pt trust" cx="{_fmt(sx(it.value))}" cy="{_fmt(y)}" '
                 f'r="6"><title>This trust: {val(it.value, it.unit)}</title></circle>'
             )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# a measure's trend (public.trust_measure_quarters) and the peer caterpillar
+# --------------------------------------------------------------------------------------------
+
+#: What a quarter without a plotted value shows under the axis.
+GAP_LABELS = {"withheld": "[c]", "too_few": "few", "no_data": "none"}
+
+
+def measure_trend_plot(
+    rows: pd.DataFrame,
+    *,
+    plot_id: str,
+    title: str,
+    y_title: str,
+    width: int = 720,
+    height: int = 300,
+) -> Markup:
+    """One measure of a trust by quarter: the published rate with its 95% interval, a line
+    only between consecutive published quarters (a withheld, too-few or missing quarter breaks
+    it and is marked under the axis), both axes titled.
+
+    ``rows``: one row per quarter in order, with ``quarter`` (label), ``rate``,
+    ``rate_lower95``, ``rate_upper95`` and ``status`` (published | too_few | withheld |
+    no_data), as public.trust_measure_quarters publishes them.
+    """
+    left, right, top, bottom = 64, 16, 14, 66
+    pw, ph = width - left - right, height - top - bottom
+    title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
+    q = rows.reset_index(drop=True)
+    labels = [str(v) for v in q["quarter"]]
+    status = [str(s) for s in q["status"]]
+    values = pd.array(q["rate"], dtype="Float64")
+    lows = pd.array(q["rate_lower95"], dtype="Float64")
+    highs = pd.array(q["rate_upper95"], dtype="Float64")
+    published = [i for i in range(len(q)) if status[i] == "published" and not pd.isna(values[i])]
+    desc_parts = []
+    for i, lab in enumerate(labels):
+        if i in published:
+            desc_parts.append(f"{lab}: {pct(values[i])} (95% CI {pct(lows[i])} to {pct(highs[i])})")
+        else:
+            desc_parts.append(f"{lab}: not published ({status[i].replace('_', ' ')})")
+    desc = "; ".join(desc_parts) or "No quarter has data."
+    parts = [
+        f'<svg class="plot trend" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{escape(title_id)}">{escape(title)}</title>',
+        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
+    ]
+    candidates = [
+        float(v) for i in published for v in (lows[i], highs[i], values[i]) if not pd.isna(v)
+    ]
+    if candidates:
+        y_lo, y_hi = min(candidates), max(candidates)
+        pad = (y_hi - y_lo) * 0.1 or 0.05
+        y_lo, y_hi = max(0.0, y_lo - pad), min(1.0, y_hi + pad)
+    else:
+        y_lo, y_hi = 0.0, 1.0
+    step = pw / max(len(q), 1)
+
+    def sx(i):
+        return left + step * (i + 0.5)
+
+    def sy(v):
+        return top + ph * (1 - (float(v) - y_lo) / (y_hi - y_lo))
+
+    parts.append(f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>')
+    ticks = _ticks(y_lo, y_hi, 5)
+    digits = 0 if len(ticks) < 2 or (ticks[1] - ticks[0]) >= 0.01 else 1
+    for t in ticks:
+        y = _fmt(sy(t))
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>'
+            f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" '
+            f'dominant-baseline="middle">{escape(pct(t, digits))}</text>'
+        )
+    every = max(1, math.ceil(len(q) / 10))
+    for i, lab in enumerate(labels):
+        x = _fmt(sx(i))
+        parts.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{top + ph}" y2="{top + ph + 4}"/>')
+        if i % every == 0:
+            parts.append(
+                f'<text class="tick" x="{x}" y="{top + ph + 17}" text-anchor="middle">'
+                f"{escape(lab)}</text>"
+            )
+        if i not in published:
+            parts.append(
+                f'<text class="gap" x="{x}" y="{top + ph - 6}" text-anchor="middle">'
+                f"{escape(GAP_LABELS.get(status[i], '–'))}"
+                f"<title>{escape(labels[i])}: not published ({escape(status[i])})</title></text>"
+            )
+    parts.append(
+        f'<text class="axis-title" x="{left + pw / 2}" y="{height - 26}" '
+        'text-anchor="middle">Quarter</text>'
+        f'<text class="axis-title" transform="rotate(-90)" x="{-(top + ph / 2)}" y="14" '
+        f'text-anchor="middle">{escape(y_title)}</text>'
+        f'<text class="legend" x="{left}" y="{height - 6}">Line: published quarters in a row; '
+        "bars: 95% interval; [c] withheld, few: too few to publish, none: no data.</text>"
+    )
+    # Segments only between consecutive published quarters: never a line across a gap.
+    run: list[int] = []
+    for i in [*range(len(q)), len(q)]:
+        if i in published:
+            run.append(i)
+            continue
+        if len(run) > 1:
+            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(values[j]))}" for j in run)
+            parts.append(f'<polyline class="series" points="{xy}"/>')
+        run = []
+    for i in published:
+        if not pd.isna(lows[i]) and not pd.isna(highs[i]):
+            parts.append(
+                f'<line class="ci" x1="{_fmt(sx(i))}" x2="{_fmt(sx(i))}" '
+                f'y1="{_fmt(sy(lows[i]))}" y2="{_fmt(sy(highs[i]))}"/>'
+            )
+        parts.append(
+            f'<circle class="pt" cx="{_fmt(sx(i))}" cy="{_fmt(sy(values[i]))}" r="4">'
+            f"<title>{escape(desc_parts[i])}</title></circle>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def caterpillar_plot(
+    rows: pd.DataFrame,
+    *,
+    plot_id: str,
+    title: str,
+    highlight: str,
+    x_title: str = "Approval rate (95% interval)",
+    width: int = 720,
+) -> Markup:
+    """The peer group's published rates with their 95% intervals, ordered lowest to highest,
+    one row per trust, ``highlight`` (an org_code) marked. ``rows``: org_code, label, rate,
+    lower, upper (published values only)."""
+    r = rows.sort_values(["rate", "label"]).reset_index(drop=True)
+    row_h, left, right, top, bottom = 16, 250, 20, 10, 44
+    height = top + bottom + row_h * max(len(r), 1)
+    pw = width - left - right
+    title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
+    mine = r.index[r["org_code"] == highlight]
+    place = f"; this trust is {mine[0] + 1} of {len(r)} from the lowest" if len(mine) else ""
+    desc = f"{len(r)} trusts ordered by rate{place}."
+    parts = [
+        f'<svg class="plot caterpillar" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{escape(title_id)}">{escape(title)}</title>',
+        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
+    ]
+    if r.empty:
+        parts.append('<text x="10" y="30">No peer has a published rate.</text></svg>')
+        return Markup("".join(parts))
+    lo = max(0.0, float(r["lower"].min()) - 0.02)
+    hi = min(1.0, float(r["upper"].max()) + 0.02)
+    if hi <= lo:
+        lo, hi = 0.0, 1.0
+
+    def sx(v):
+        return left + pw * (float(v) - lo) / (hi - lo)
+
+    ph = row_h * len(r)
+    parts.append(f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>')
+    for t in _ticks(lo, hi, 6):
+        x = _fmt(sx(t))
+        parts.append(
+            f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + ph}"/>'
+            f'<text class="tick" x="{x}" y="{top + ph + 14}" text-anchor="middle">'
+            f"{escape(pct(t, 0))}</text>"
+        )
+    parts.append(
+        f'<text class="axis-title" x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">'
+        f"{escape(x_title)}</text>"
+    )
+    for i, p in r.iterrows():
+        y = top + row_h * (i + 0.5)
+        cls = "cat this" if p["org_code"] == highlight else "cat"
+        label = str(p["label"])
+        short = label if len(label) <= 38 else label[:37] + "…"
+        tip = f"{label}: {pct(p['rate'])} (95% CI {pct(p['lower'])} to {pct(p['upper'])})"
+        parts.append(
+            f'<g class="{cls}"><text class="tick" x="{left - 6}" y="{_fmt(y)}" '
+            f'text-anchor="end" dominant-baseline="middle">{escape(short)}</text>'
+            f'<line class="ci" x1="{_fmt(sx(p["lower"]))}" x2="{_fmt(sx(p["upper"]))}" '
+            f'y1="{_fmt(y)}" y2="{_fmt(y)}"/>'
+            f'<circle class="pt" cx="{_fmt(sx(p["rate"]))}" cy="{_fmt(y)}" r="4">'
+            f"<title>{escape(tip)}</title></circle></g>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def strip_plot(
+    values: pd.Series,
+    labels: pd.Series,
+    *,
+    plot_id: str,
+    title: str,
+    x_title: str,
+    percent: bool,
+    width: int = 720,
+    height: int = 130,
+) -> Markup:
+    """Every trust's published value of one indicator as a dot on one axis (the trusts'
+    distribution); ``percent``: values are proportions shown as %."""
+    v = pd.to_numeric(values, errors="coerce")
+    keep = v.notna()
+    v, labels = v[keep].astype(float), labels[keep]
+    left, right, top = 20, 20, 20
+    pw = width - left - right
+    title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
+
+    def show(x: float, digits: int = 1) -> str:
+        return pct(x, digits) if percent else f"{x:.{digits}f}"
+
+    desc = (
+        f"{len(v)} trusts with a published value, from {show(v.min())} to {show(v.max())}."
+        if len(v)
+        else "No trust has a published value."
+    )
+    parts = [
+        f'<svg class="plot strip" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{escape(title_id)}">{escape(title)}</title>',
+        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
+    ]
+    if len(v):
+        lo, hi = float(v.min()), float(v.max())
+        if hi <= lo:
+            lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
+        if percent:
+            lo, hi = max(0.0, lo), min(1.0, hi)
+
+        def sx(x):
+            return left + pw * (float(x) - lo) / (hi - lo)
+
+        axis_y = top + 50
+        parts.append(
+            f'<line class="frame" x1="{left}" x2="{left + pw}" y1="{axis_y}" y2="{axis_y}"/>'
+        )
+        for t in _ticks(lo, hi, 6):
+            x = _fmt(sx(t))
+            parts.append(
+                f'<line class="grid" x1="{x}" x2="{x}" y1="{axis_y}" y2="{axis_y + 4}"/>'
+                f'<text class="tick" x="{x}" y="{axis_y + 18}" text-anchor="middle">'
+                f"{escape(show(t, 0))}</text>"
+            )
+        for i, (x, lab) in enumerate(zip(v, labels, strict=True)):
+            y = top + 8 + (i % 5) * 8
+            parts.append(
+                f'<circle class="pt" cx="{_fmt(sx(x))}" cy="{y}" r="3">'
+                f"<title>{escape(str(lab))}: {escape(show(x))}</title></circle>"
+            )
+        parts.append(
+            f'<text class="axis-title" x="{left + pw / 2}" y="{height - 8}" '
+            f'text-anchor="middle">{escape(x_title)}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -381,12 +381,12 @@ def test_outputs_read_the_public_layer_and_nothing_else(tiny_warehouse, tmp_path
 def test_no_output_module_computes_a_benchmark_rule_or_names_another_layer():
     import inspect
 
-    from flexbench import extract
-    from flexbench.site import builder, plots
+    from flexbench import cli, extract
+    from flexbench.site import builder, downloads, indicators, plots, trust_charts
 
     rules = ("wilson_interval(", "rank_with_ties(", "funnel_limits(", "funnel_significance(",
              "pooled_rate(", "overdispersion(", "quartile(", "wilson_lower(")  # fmt: skip
-    for module in (extract, builder, plots):
+    for module in (extract, builder, plots, downloads, indicators, trust_charts, cli):
         source = inspect.getsource(module)
         assert not [r for r in rules if r in source], module.__name__
         queried = re.search(r"(from|join)\s+\W?(marts|staging|intermediate|audit|raw)\b", source)

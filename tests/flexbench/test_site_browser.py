@@ -231,3 +231,46 @@ def test_site_works_from_the_file_system(built_site, browser):
     assert href.startswith("file://")
     browser.open(href)
     assert browser.js("document.querySelector('.as-of').textContent").startswith("Data as of")
+
+
+def _axe_problems(browser: Browser) -> list[dict]:
+    from test_serve_browser import axe_problems
+
+    return axe_problems(browser)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "index.html",
+        f"trusts/{MARKUP_TRUST}.html",
+        "indicators/approval-rate.html",
+        "indicators/index.html",
+        "methodology.html",
+    ],
+)
+def test_axe_finds_no_serious_or_critical_violation(built_site, browser, page):
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/{page}")
+        assert _axe_problems(browser) == []
+
+
+def test_trust_page_download_holds_the_numbers_shown(built_site, browser):
+    import csv
+
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/trusts/{MARKUP_TRUST}.html")
+        href = browser.js("document.querySelector('a[data-download=\"card.csv\"]').href")
+        shown = browser.js(
+            "[...document.querySelectorAll('#card table.measures tbody tr')]"
+            ".map(r => [r.querySelector('th').innerText.trim(), "
+            "r.querySelector('td.rate').innerText.trim()])"
+        )
+        charts = browser.js("document.querySelectorAll('#measure-trends svg.trend').length")
+        with urllib.request.urlopen(href) as response:
+            card = next(csv.DictReader(response.read().decode("utf-8").splitlines()))
+    values = dict(shown)
+    for label, column in (("Approval rate", "approval_rate"), ("Decline rate", "decline_rate")):
+        shown_value = float(values[label].rstrip("%")) / 100
+        assert shown_value == pytest.approx(float(card[column]), abs=1e-9)
+    assert charts >= 5

@@ -1,0 +1,172 @@
+"""The downloads of every site page: its numbers from the public layer as CSV and XLSX, with a
+Frictionless Data Package descriptor (``datapackage.json``) beside them.
+
+Each page's downloads live in a folder of their own (``downloads/<page>/``): one CSV per table
+of the page, one XLSX holding them all (a sheet each) and ``datapackage.json`` naming every
+column, its type, unit and definition, the suppression marker and the data-as-of date. The
+frames written are the very frames the page shows (public values only, withheld values as the
+suppression marker), so a download tells nothing the page does not. Read and format only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from flexbench import extract
+from transforms import disclosure
+from transforms.disclosure import SUPPRESSION_MARKER
+from transforms.indicators import BY_COLUMN
+
+#: Definitions of the columns of downloads that are not columns of the public tables.
+EXTRA_COLUMNS = {
+    "measure": "The indicator (see its page under indicators/).",
+    "rate": "The measure's published value for the quarter (a proportion).",
+    "rate_lower95": "Lower limit of its 95% interval, widened over the rounding.",
+    "rate_upper95": "Upper limit of its 95% interval, widened over the rounding.",
+    "status": "published | too_few (denominator under "
+    f"{disclosure.MIN_RATE_DENOMINATOR}) | withheld (numerator withheld, {SUPPRESSION_MARKER}) "
+    "| no_data.",
+    "numerator": "The published numerator count (rounded to the nearest 5).",
+    "denominator": "The published denominator count (rounded to the nearest 5).",
+    "numerator_column": "Which count the numerator is.",
+    "denominator_column": "Which count the denominator is.",
+    "measure_order": "Order of the measure on the page.",
+    "area_name": "Name of the region or ICB.",
+}
+
+
+@dataclass
+class Resource:
+    """One table of a page: ``name`` (file stem, sheet), a title and the frame shown."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    units: dict[str, str] = field(default_factory=dict)
+    #: The whole table the frame is cut from: column types are read from it (once), so a
+    #: trust whose column happens to be empty gets the same schema as every other.
+    types_from: pd.DataFrame | None = None
+
+
+_TYPES: dict[tuple[int, str], str] = {}
+
+
+def _unit(column: str, given: dict[str, str]) -> str | None:
+    if column in given:
+        return given[column]
+    base = column.removesuffix("_lower95").removesuffix("_upper95").removesuffix("_peer_median")
+    if base in BY_COLUMN:
+        return BY_COLUMN[base].unit
+    if base.endswith(("_rate", "_share")) and not column.endswith("_status"):
+        return "proportion (shown as %)"
+    from transforms.vocabulary import COUNT_COLUMNS
+
+    if column in COUNT_COLUMNS or column in ("approved", "decided", "numerator", "denominator"):
+        return "requests (rounded to the nearest 5)"
+    return None
+
+
+def _type(series: pd.Series) -> str:
+    s = series.dropna()
+    s = s[s.astype(str) != SUPPRESSION_MARKER]
+    if s.empty:
+        return "string"
+    if pd.api.types.is_bool_dtype(series) or all(isinstance(v, bool) for v in s):
+        return "boolean"
+    try:
+        nums = pd.to_numeric(s)
+    except (TypeError, ValueError):
+        if all(hasattr(v, "isoformat") for v in s):
+            return "date"
+        return "string"
+    return (
+        "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
+    )
+
+
+def _column_type(r: Resource, column: str) -> str:
+    source = r.types_from if r.types_from is not None and column in r.types_from else None
+    if source is None:
+        return _type(r.frame[column])
+    key = (id(source), column)
+    if key not in _TYPES:
+        _TYPES[key] = _type(source[column])
+    return _TYPES[key]
+
+
+def _field(column: str, kind: str, units: dict[str, str]) -> dict:
+    out = {
+        "name": column,
+        "type": kind,
+        "description": extract.COLUMNS.get(column) or EXTRA_COLUMNS.get(column, ""),
+    }
+    unit = _unit(column, units)
+    if unit:
+        out["unit"] = unit
+    return out
+
+
+def shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as written: withheld values as the suppression marker, formulae neutralised."""
+    return extract.neutralised(extract.for_display(frame))
+
+
+def write_downloads(
+    folder: Path, page_title: str, resources: list[Resource], as_of: extract.DataAsOf
+) -> dict[str, str]:
+    """Write a page's CSV files, one XLSX and ``datapackage.json`` into ``folder``; return the
+    file names by kind (``csv:<name>``, ``xlsx``, ``datapackage``) for the page's links."""
+    from openpyxl import Workbook
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    wb = Workbook(write_only=True)
+    package_resources = []
+    for r in resources:
+        frame = shown(r.frame)
+        path = folder / f"{r.name}.csv"
+        frame.to_csv(path, index=False, encoding="utf-8")
+        files[f"csv:{r.name}"] = path.name
+        ws = wb.create_sheet(r.name[:31])
+        ws.append(list(frame.columns))
+        for values in frame.itertuples(index=False):
+            ws.append([extract._cell(v) for v in values])
+        package_resources.append(
+            {
+                "name": r.name.replace("_", "-").lower(),
+                "title": r.title,
+                "path": path.name,
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "schema": {
+                    "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
+                    "missingValues": ["", SUPPRESSION_MARKER],
+                },
+            }
+        )
+    xlsx = folder / "data.xlsx"
+    wb.save(xlsx)
+    files["xlsx"] = xlsx.name
+    descriptor = {
+        "name": "flexbench-" + folder.name.lower(),
+        "title": page_title,
+        "description": "Numbers shown on the page, from the public layer of the national "
+        "benchmark of flexible working in the English NHS, disclosure-controlled "
+        '(docs/methodology.md, "Disclosure control").',
+        "data_as_of": None if as_of.as_of is None else as_of.as_of.isoformat(),
+        "window_start": None if as_of.window_start is None else as_of.window_start.isoformat(),
+        "window_end": None if as_of.window_end is None else as_of.window_end.isoformat(),
+        "suppression_marker": SUPPRESSION_MARKER,
+        "suppression": " ".join(disclosure.RULES),
+        "resources": package_resources,
+    }
+    (folder / "datapackage.json").write_text(
+        json.dumps(descriptor, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    files["datapackage"] = "datapackage.json"
+    return files
