@@ -125,6 +125,8 @@ COLUMNS: dict[str, str] = {
     "approved": "approved_in_full + approved_with_changes." + _ROUNDED,
     "decided": "approved + declined: the denominator of the approval rate." + _ROUNDED,
     "escalated": "Requests taken to the escalation stage." + _ROUNDED,
+    "not_agreed_first_stage": "Requests not agreed at the first stage, the escalation rate's "
+    "denominator: the larger of escalated and declined as published (docs/methodology.md, A3).",
     "appeals": "Appeals lodged against a decline." + _ROUNDED,
     "appeals_upheld": "Appeals decided for the employee." + _ROUNDED,
     "decided_within_2_months": "Decisions (including any appeal) within two months." + _ROUNDED,

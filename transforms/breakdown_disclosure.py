@@ -11,7 +11,7 @@ the trust's totals:
    count, or the same group's counts), so in a breakdown "[c]" means 0 to 4;
 3. a trust's breakdown by a dimension is published only where no relation a reader can use (the
    groups add up to the trust's published total; approved + declined = decided) narrows a
-   withheld count below 1 to 4, and the published groups agree with the trust's published
+   withheld count below 0 to 4, and the published groups agree with the trust's published
    total (some true counts give both); otherwise every count of that dimension is withheld
    (``dimension_status`` "withheld", any value);
 4. a peer-group or England figure of a group is the sum of its trusts' published figures where
@@ -59,21 +59,21 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
 
 def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
-    cell at least the range 1 to 4 (interval arithmetic over the other cells' boxes): a reader
-    may learn that a withheld count is not 0, never more than the main tables' "1 to 4"."""
+    cell the whole range 0 to 4 (interval arithmetic over the other cells' boxes): a reader
+    cannot tell a withheld count from 0, as in the main tables."""
     for j, (c, _, w) in enumerate(cells):
         if not w:
             continue
         rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
         rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
         lo, hi = sorted((-rest_hi / c, -rest_lo / c))
-        if lo > 1 or hi < MAX_SUPPRESSED_COUNT:
+        if lo > 0 or hi < MAX_SUPPRESSED_COUNT:
             return False
     return True
 
 
 def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
-    """Whether every withheld cell keeps at least the range 1 to 4 under linear programming over
+    """Whether every withheld cell keeps the whole range 0 to 4 under linear programming over
     ``rows`` (lower, upper, {cell: coef}) with the cells in ``boxes``: the strongest bounds a
     reader can work out from these relations (HiGHS, as scipy.optimize.linprog uses)."""
     import highspy
@@ -98,7 +98,7 @@ def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) 
                 return False
             bounds.append(h.getInfo().objective_function_value)
             h.changeColCost(j, 0.0)
-        if bounds[0] > 1 + 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
+        if bounds[0] > 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
             return False
     return True
 
@@ -141,7 +141,7 @@ def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.Data
         if sum(b[0] for b in boxes) > total[1] or sum(b[1] for b in boxes) < total[0]:
             status = "withheld"
     # Linear programming over every relation of the dimension, with the trust's totals known
-    # exactly (a reader can never know more): no withheld count narrowed below 1 to 4.
+    # exactly (a reader can never know more): no withheld count narrowed below 0 to 4.
     if status == "published" and any(any(w) for w in withheld.values()):
         index = {(c, i): k for k, (c, i) in enumerate((c, i) for c in COUNTS for i in range(n))}
         boxes = [box(pub[c][i], withheld[c][i]) for c, i in index]
@@ -260,7 +260,7 @@ def control_aggregate(
             status = "withheld"
     # A small figure of a peer group or England (0 to 4 where a trust's figure in it is
     # withheld) withholds the whole breakdown: with its trusts' figures and the group's other
-    # counts it could be narrowed below 1 to 4.
+    # counts it could be narrowed below 0 to 4.
     if any(v is None for c in out for v in out[c]):
         status = "withheld"
     return out, status

@@ -93,6 +93,12 @@ create or replace macro wilson_upper(x, n, z) as
 create or replace macro approved_count(in_full, with_changes) as in_full + with_changes;
 create or replace macro decided_count(in_full, with_changes, declined) as
     approved_count(in_full, with_changes) + declined;
+-- Requests not agreed at the first stage, the escalation rate's denominator: the larger of
+-- escalated and declined (docs/methodology.md, A3); null when either is unknown, as
+-- transforms.benchmark.add_derived_counts.
+create or replace macro not_agreed_first_stage(escalated, declined) as
+    case when escalated is null or declined is null then null
+        else greatest(escalated, declined) end;
 
 -- Disclosure control of the public layer (docs/methodology.md, "Disclosure control"): the
 -- small-number rule NHS England applies to Hospital Episode Statistics. small_max and round_to

@@ -71,7 +71,7 @@ W_RATES = {
     "approval_rate": ("approved", "decided"),
     "decline_rate": ("declined", "decided"),
     "timeliness_rate": ("decided_within_2_months", "decided"),
-    "escalation_rate": ("escalated", "requests_received"),
+    "escalation_rate": ("escalated", "not_agreed_first_stage"),
     "appeal_rate": ("appeals", "declined"),
     "appeals_upheld_rate": ("appeals_upheld", "appeals"),
     "non_statutory_decline_share": ("declined_other", "declined"),

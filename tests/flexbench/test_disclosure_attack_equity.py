@@ -2,7 +2,7 @@
 (docs/methodology.md, "Disclosure control", "Breakdowns"): from the published tables (read as
 every public output reads them, through warehouse.connect_public) and the site pages that show
 them, linear programming over every relation a reader can use must recover no withheld or
-rounded count, and must narrow no withheld breakdown count below "1 to 4".
+rounded count, and must narrow no withheld breakdown count below "0 to 4" (not even to "not 0").
 
 The relations, on top of everything tests/flexbench/disclosure_attack.py already uses (each
 trust's window, quarters, aggregates and flags):
@@ -247,16 +247,16 @@ def test_no_breakdown_or_area_count_can_be_recovered(published):
     breakdown = [p.index[n] for n in cells if not p.published_exact[p.index[n]]]
     small = [j for j in breakdown if p.withheld[j]]
     below = [(p.names[j], lower[j], upper[j], p.truth[j]) for j in small
-             if lower[j] > 1 or upper[j] < bd.MAX_SUPPRESSED_COUNT]  # fmt: skip
+             if lower[j] > 1e-6 or upper[j] < bd.MAX_SUPPRESSED_COUNT - 1e-6]  # fmt: skip
     recovered = [x for x in verdict.recovered if x[0][0] in ("e", "area")]
     widths = Counter(int(upper[j] - lower[j] + 1) for j in small)
     print(
         f"{name}: {len(breakdown)} withheld or rounded breakdown cells ({len(small)} withheld); "
-        f"recovered {len(recovered)}; withheld cells narrowed below 1-4: {len(below)}; "
+        f"recovered {len(recovered)}; withheld cells narrowed below 0-4: {len(below)}; "
         f"widths of withheld cells: {dict(sorted(widths.items()))}; all cells recovered: "
         f"{len(verdict.recovered)}"
     )
-    assert len(breakdown) > 1000 and len(small) > 100  # the attack had work to do
+    assert len(breakdown) > 500 and len(small) > 20  # the attack had work to do
     assert not verdict.unsound, verdict.unsound[:5]
     assert not recovered, recovered[:10]
     assert not below, below[:10]

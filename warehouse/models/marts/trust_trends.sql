@@ -14,7 +14,7 @@ rates as (
         wilson_lower(q.approved, q.decided, {{ z95 }}) as approval_rate_lower95,
         wilson_upper(q.approved, q.decided, {{ z95 }}) as approval_rate_upper95,
         q.declined / nullif(q.decided, 0) as decline_rate,
-        q.escalated / nullif(q.requests_received, 0) as escalation_rate,
+        q.escalated / nullif(not_agreed_first_stage(q.escalated, q.declined), 0) as escalation_rate,
         q.decided_within_2_months / nullif(q.decided, 0) as timeliness_rate,
         q.requests_received / nullif(q.headcount, 0) * 100 * 12 / nullif(q.months_covered, 0)
             as requests_per_100_staff,

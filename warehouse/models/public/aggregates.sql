@@ -215,7 +215,7 @@ s as (
         sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
         sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
         sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, p.requests_received, m.requests_received, {{ min_denominator }}) as escalation_rate_status
+        sdc_rate_status(p.escalated, not_agreed_first_stage(p.escalated, p.declined), not_agreed_first_stage(m.escalated, m.declined), {{ min_denominator }}) as escalation_rate_status
     from m
     inner join p on m.scope = p.scope and m.group_code = p.group_code and m.period_start = p.period_start and m.period_end = p.period_end
 ),
@@ -237,7 +237,8 @@ final as (
             sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
         sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
         sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
-        sdc_rate(p.escalated / nullif(p.requests_received, 0), s.escalation_rate_status, 'nearest') as escalation_rate,
+        not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
+        sdc_rate(p.escalated / nullif(not_agreed_first_stage(p.escalated, p.declined), 0), s.escalation_rate_status, 'nearest') as escalation_rate,
         s.* exclude (scope, group_code, period_start, period_end),
         concat_ws(';',
             case when p.requests_received is null and m.requests_received is not null then 'requests_received' end,

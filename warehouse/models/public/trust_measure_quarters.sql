@@ -16,7 +16,7 @@ measures as (
     select * from (values
         (1, 'approval_rate', 'approved', 'decided'),
         (2, 'decline_rate', 'declined', 'decided'),
-        (3, 'escalation_rate', 'escalated', 'requests_received'),
+        (3, 'escalation_rate', 'escalated', 'not_agreed_first_stage'),
         (4, 'timeliness_rate', 'decided_within_2_months', 'decided'),
         (5, 'non_statutory_decline_share', 'declined_other', 'declined')
     ) as t(measure_order, measure, numerator_column, denominator_column)
@@ -34,7 +34,7 @@ long as (
             when 'non_statutory_decline_share' then q.declined_other
         end as numerator,
         case m.measure
-            when 'escalation_rate' then q.requests_received
+            when 'escalation_rate' then q.not_agreed_first_stage
             when 'non_statutory_decline_share' then q.declined
             else q.decided
         end as denominator,
@@ -43,8 +43,11 @@ long as (
             when 'decline_rate' then q.decline_rate_status
             when 'escalation_rate' then q.escalation_rate_status
             when 'timeliness_rate' then q.timeliness_rate_status
+            -- from the published figures alone: a withheld declined makes the share withheld
             when 'non_statutory_decline_share' then sdc_rate_status(q.declined_other, q.declined,
-                q.declined is not null or contains(';' || q.withheld || ';', ';declined;'),
+                case when q.declined is not null then q.declined
+                    when contains(';' || q.withheld || ';', ';declined;')
+                    then {{ min_denominator }} end,
                 {{ min_denominator }})
         end as status
     from quarters as q

@@ -195,7 +195,7 @@ s as (
         sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
         sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
         sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, p.requests_received, m.requests_received, {{ min_denominator }}) as escalation_rate_status,
+        sdc_rate_status(p.escalated, not_agreed_first_stage(p.escalated, p.declined), not_agreed_first_stage(m.escalated, m.declined), {{ min_denominator }}) as escalation_rate_status,
         sdc_rate_status(p.appeals, p.declined, m.declined, {{ min_denominator }}) as appeal_rate_status,
         sdc_rate_status(p.appeals_upheld, p.appeals, m.appeals, {{ min_denominator }}) as appeals_upheld_rate_status,
         sdc_rate_status(p.declined_other, p.declined, m.declined, {{ min_denominator }}) as non_statutory_decline_share_status,
@@ -265,11 +265,14 @@ final as (
             as timeliness_rate_lower95,
         sdc_rate(least(wilson_upper(least(sdc_high(p.decided_within_2_months, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
             sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.timeliness_rate_status, 'up') as timeliness_rate_upper95,
-        sdc_rate(p.escalated / nullif(p.requests_received, 0), s.escalation_rate_status, 'nearest') as escalation_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_high(p.requests_received, {{ round_to }}), {{ z95 }}), 0), s.escalation_rate_status, 'down')
+        not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
+        sdc_rate(p.escalated / nullif(not_agreed_first_stage(p.escalated, p.declined), 0), s.escalation_rate_status, 'nearest') as escalation_rate,
+        sdc_rate(greatest(wilson_lower(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}),
+            not_agreed_first_stage(sdc_high(p.escalated, {{ round_to }}), sdc_high(p.declined, {{ round_to }})), {{ z95 }}), 0), s.escalation_rate_status, 'down')
             as escalation_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.escalated, {{ round_to }}), sdc_low(p.requests_received, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.requests_received, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.escalation_rate_status, 'up') as escalation_rate_upper95,
+        sdc_rate(least(wilson_upper(least(sdc_high(p.escalated, {{ round_to }}),
+            not_agreed_first_stage(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }}))),
+            not_agreed_first_stage(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})), {{ z95 }}), 1), s.escalation_rate_status, 'up') as escalation_rate_upper95,
         sdc_rate(p.appeals / nullif(p.declined, 0), s.appeal_rate_status, 'nearest') as appeal_rate,
         sdc_rate(greatest(wilson_lower(sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.appeal_rate_status, 'down')
             as appeal_rate_lower95,
