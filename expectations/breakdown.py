@@ -23,9 +23,9 @@ from expectations.publications import (
     _flags,
     _keyed,
     _not_null,
-    _pair_at_least,
     _pair_equal,
     _per_row,
+    _period_rules,
     _unique,
     regular_periods,
 )
@@ -76,26 +76,7 @@ BREAKDOWN_RULES: list[Rule] = [
         "org_code+period_start+period_end+dimension+group_value",
         "only one row per trust, period, dimension and group",
     ),
-    _pair_at_least(
-        "period-order",
-        "period_end",
-        "period_start",
-        "period_start+period_end",
-        "period_end must not be before period_start",
-    ),
-    _flag(
-        "regular-period",
-        "_regular_period",
-        "period_start+period_end",
-        "a period must be a calendar month, a quarter (Jan-Mar, Apr-Jun, Jul-Sep, Oct-Dec) "
-        "or a financial year (1 April to 31 March)",
-    ),
-    _flag(
-        "period-not-future",
-        "_period_over",
-        "period_end",
-        "a period must be over before it is published (period_end in the future)",
-    ),
+    *_period_rules(),
 ]
 
 

@@ -177,7 +177,35 @@ _SUM_OUTCOMES = "+".join(OUTCOME_COLUMNS)
 COUNTS_SHOWN = "(count columns)"
 _SUM_REASONS = "+".join(DECLINE_REASON_COLUMNS)
 
+
 #: Row-level rules of the summary form (DESIGN 3.1), run on :func:`summary_check_frame`.
+def _period_rules() -> list[Rule]:
+    """The rules of a reporting period, shared by the summary and breakdown forms
+    (docs/flex-data-standard.md): in order, a regular period, over before it is published."""
+    return [
+        _pair_at_least(
+            "period-order",
+            "period_end",
+            "period_start",
+            "period_start+period_end",
+            "period_end must not be before period_start",
+        ),
+        _flag(
+            "regular-period",
+            "_regular_period",
+            "period_start+period_end",
+            "a period must be a calendar month, a quarter (Jan-Mar, Apr-Jun, Jul-Sep, Oct-Dec) "
+            "or a financial year (1 April to 31 March)",
+        ),
+        _flag(
+            "period-not-future",
+            "_period_over",
+            "period_end",
+            "a period must be over before it is published (period_end in the future)",
+        ),
+    ]
+
+
 SUMMARY_RULES: list[Rule] = [
     *_common_org_rules(),
     _not_null(
@@ -271,26 +299,7 @@ SUMMARY_RULES: list[Rule] = [
         "org_code+period_start+period_end+staff_group",
         "only one row per trust, period and staff group",
     ),
-    _pair_at_least(
-        "period-order",
-        "period_end",
-        "period_start",
-        "period_start+period_end",
-        "period_end must not be before period_start",
-    ),
-    _flag(
-        "regular-period",
-        "_regular_period",
-        "period_start+period_end",
-        "a period must be a calendar month, a quarter (Jan-Mar, Apr-Jun, Jul-Sep, Oct-Dec) "
-        "or a financial year (1 April to 31 March)",
-    ),
-    _flag(
-        "period-not-future",
-        "_period_over",
-        "period_end",
-        "a period must be over before it is published (period_end in the future)",
-    ),
+    *_period_rules(),
     _between(
         "date-in-range",
         "period_start",
