@@ -198,7 +198,7 @@ def test_downloads_hold_only_public_values(site, wh):
     try:
         row = con.execute(
             "select org_code, withheld from public.trust_window where withheld <> '' "
-            "and withheld like '%declined%' limit 1"
+            "and ';' || withheld || ';' like '%;declined;%' limit 1"
         ).fetchone()
     finally:
         con.close()
