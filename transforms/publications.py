@@ -504,13 +504,18 @@ def _decode(data: bytes, filename: str) -> str:
     )
 
 
+def _dialect(text: str) -> Any:
+    """The CSV dialect of a file's text: sniffed from its first 8 KiB (delimiter one of
+    ``,;\t|``), else Excel's."""
+    try:
+        return csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        return csv.excel
+
+
 def _read_csv_rows(text: str) -> list[tuple[int, list[Any]]]:
     """CSV text -> (row number as seen in a spreadsheet, cell values) for each record."""
-    sample = text[:8192]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    dialect = _dialect(text)
     rows: list[tuple[int, list[Any]]] = []
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
@@ -800,7 +805,23 @@ def _cells(column: tuple[Any, ...]) -> list[Any]:
 
 def _header_hits(values: list[Any]) -> int:
     """How many columns of the standard a row names."""
-    return len({_HEADER_KEYS.get(normalise_header(v)) for v in values if not _blank(v)} - {None})
+    return len({_column_named(v) for v in values if not _blank(v)} - {None})
+
+
+_COLUMN_NAMED: dict[str, str | None] = {}
+
+
+def _column_named(value: Any) -> str | None:
+    """The column of the standard a cell names, or None (text looked up once per process,
+    up to 100,000 distinct texts: a file's first rows repeat the same few)."""
+    if type(value) is not str:
+        return _HEADER_KEYS.get(normalise_header(value))
+    found = _COLUMN_NAMED.get(value, False)
+    if found is False:
+        found = _HEADER_KEYS.get(normalise_header(value))
+        if len(_COLUMN_NAMED) < 100_000:
+            _COLUMN_NAMED[value] = found
+    return found
 
 
 def _find_header(rows: list[tuple[int, list[Any]]]) -> int:
@@ -827,7 +848,54 @@ def _publication_from_rows(
     body = rows[h + 1 :]
     if len(body) > MAX_ROWS:
         raise PublicationError("too-many-rows", f"{filename} has more than {MAX_ROWS:,} data rows")
+    layout = header_layout(header)
+    warnings.extend(layout.warnings)
+    if not body:
+        raise PublicationError("empty-file", f"{filename} has a header but no data rows")
+    # The body turned into columns in one pass; rows shorter than the header are padded.
+    by_column = list(itertools.zip_longest(*(v for _, v in body)))
+    blank = (None,) * len(body)
+    # Built column by column as object so blanks stay None (not NaN).
+    frame = pd.DataFrame(
+        {
+            c: pd.Series(
+                _cells(by_column[position] if position < len(by_column) else blank),
+                dtype=object,
+            )
+            for c, position in layout.columns.items()
+        }
+    )
+    frame[ROW_COLUMN] = pd.Series([n for n, _ in body], dtype="int64")
+    return ParsedPublication(form=layout.form, frame=frame, warnings=warnings, sheet=sheet)
 
+
+@dataclass
+class HeaderLayout:
+    """What a publication's header row says: its form, where each column of the standard
+    is, and what to tell the publisher (extra columns ignored).
+
+    Attributes
+    ----------
+    form : str
+        ``"summary"`` or ``"request_level"``.
+    columns : dict
+        Column of the standard -> its position in the row (0-based), in the form's order.
+    warnings : list of str
+        Extra or unused columns, as :func:`read_publication` reports them.
+    """
+
+    form: str
+    columns: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+
+def header_layout(header: list[Any]) -> HeaderLayout:
+    """A header row (cells as read) -> its :class:`HeaderLayout`, by the header matching of
+    docs/flex-data-standard.md ("Files flexbench accepts").
+
+    Raises the file-level rejections a header alone decides: ``duplicate-columns``,
+    ``personal-data``, ``missing-columns``.
+    """
     mapping: dict[int, str] = {}
     seen: dict[str, str] = {}
     extras: list[str] = []
@@ -876,29 +944,148 @@ def _publication_from_rows(
             f"{'them' if len(missing) > 1 else 'it'} (see docs/flex-data-standard.md)" + unknown,
             ", ".join(missing),
         )
+    warnings = []
     unused = [seen[c] for c in found if c not in wanted]  # e.g. outcome in a summary file
     if extras or unused:
         warnings.append("ignored extra columns: " + ", ".join([*map(_named, extras), *unused]))
-    if not body:
-        raise PublicationError("empty-file", f"{filename} has a header but no data rows")
-
-    columns = [c for c in wanted if c in found]
     position = {c: i for i, c in mapping.items()}
-    # The body turned into columns in one pass; rows shorter than the header are padded.
-    by_column = list(itertools.zip_longest(*(v for _, v in body)))
-    blank = (None,) * len(body)
-    # Built column by column as object so blanks stay None (not NaN).
+    columns = {c: position[c] for c in wanted if c in found}
+    return HeaderLayout(form=form, columns=columns, warnings=warnings)
+
+
+#: What :meth:`str.strip` removes from an ASCII cell besides spaces and line ends. A file
+#: holding one of them (a tab other than as the delimiter) is not given a :class:`CsvPlan`:
+#: the declared-schema reader trims cells of spaces only.
+OTHER_ASCII_WHITESPACE = b"\t\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+@dataclass
+class CsvPlan:
+    """How a CSV publication can be read with declared columns (no sniffing by the reader),
+    giving exactly the rows :func:`read_publication` gives.
+
+    Made by :func:`csv_plan` only for a file whose every row is one line of plain ASCII
+    (no blank line before the end, no line break inside quotes, no NUL, no bare CR) and
+    whose first line is the header. The reader then reads ``fields`` text columns per
+    line, split on ``delimiter``, ``"`` quoting with doubled quotes as escapes, every cell
+    trimmed (blank as missing). Line ``k`` of the file is row
+    ``k``; a file read with fewer or more rows than ``rows`` (a quoted line break) must be
+    read by :func:`read_publication` instead. Cells are trimmed of spaces only, so a file
+    holding other whitespace (:data:`OTHER_ASCII_WHITESPACE`; a tab only as the delimiter of
+    a file without quotes) gets no plan.
+
+    Attributes
+    ----------
+    delimiter : str
+        As :func:`read_publication` sniffs it.
+    fields : int
+        Cells in the header row; every row must have as many (else the reader fails and
+        the file goes to :func:`read_publication`).
+    rows : int
+        Data lines (the lines after the header, up to the last non-empty one).
+    layout : HeaderLayout
+        The header's form, columns and warnings.
+    """
+
+    delimiter: str
+    fields: int
+    rows: int
+    layout: HeaderLayout
+
+
+#: A well-formed quoted cell (quotes doubled inside, no line break), per delimiter: what is
+#: left of a line once they are taken out holds no quote in a file DuckDB reads as the csv
+#: module does.
+_QUOTED_FIELD = {
+    d: re.compile(rf'(?:^|(?<={re.escape(d)}))"(?:[^"\r\n]|"")*"(?={re.escape(d)}|\r?$)', re.M)
+    for d in ",;\t|"
+}
+_QUOTE_OUTSIDE_FIELDS = re.compile('"')
+
+
+def csv_plan(data: bytes, filename: str) -> CsvPlan | None:
+    """A :class:`CsvPlan` for a CSV publication a declared-schema reader reads exactly as
+    :func:`read_publication` does, or None: then :func:`read_publication` reads the file
+    (XLSX, other encodings, odd quoting, ragged or multi-line rows, a title above the
+    header, a file to reject on its header, ...).
+    """
+    if len(data) > MAX_DOWNLOAD_BYTES or data[:2] == b"PK" or not data.strip():
+        return None
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if not body.isascii() or b"\x00" in body or body.count(b"\r") != body.count(b"\r\n"):
+        return None
+    try:
+        _refuse_non_csv(data, filename)
+    except PublicationError:
+        return None
+    text = body.decode("ascii")
+    dialect = _dialect(text)
+    if any(ch in body for ch in OTHER_ASCII_WHITESPACE[1:]) or (
+        b"\t" in body and (dialect.delimiter != "\t" or b'"' in body)
+    ):
+        return None
+    if (
+        dialect.quotechar != '"'
+        or dialect.skipinitialspace
+        or getattr(dialect, "escapechar", None) is not None
+        or (not dialect.doublequote and '""' in text)
+        or dialect.delimiter not in ",;\t|"
+    ):
+        return None
+    core = text.rstrip("\r\n")
+    if "\n\n" in core or "\n\r\n" in core:
+        return None  # a blank line: the reader would skip it, and its row number
+    lines = core.count("\n") + 1
+    if lines - 1 > MAX_ROWS or lines < 2:
+        return None
+    if len(core) > csv.field_size_limit() and max(map(len, core.split("\n"))) > (
+        csv.field_size_limit()
+    ):
+        return None  # the csv module refuses a field this long
+    if '"' in text and _QUOTE_OUTSIDE_FIELDS.search(_QUOTED_FIELD[dialect.delimiter].sub("", core)):
+        return None  # a quote inside a cell, or after one: the csv module's own reading
+    try:
+        head = list(
+            csv.reader(io.StringIO("\n".join(core.split("\n", 60)[:60]), newline=""), dialect)
+        )
+    except csv.Error:
+        return None
+    rows = [(n, v) for n, v in enumerate(head, start=1) if not _blank_row(v)]
+    if not rows or rows[0][0] != 1 or (len(rows) < 10 and lines > 60) or _find_header(rows):
+        return None  # a title or blank rows above the header: read_publication finds it
+    try:
+        layout = header_layout(rows[0][1])
+    except PublicationError:
+        return None
+    return CsvPlan(
+        delimiter=dialect.delimiter, fields=len(rows[0][1]), rows=lines - 1, layout=layout
+    )
+
+
+def publication_from_cells(
+    plan: CsvPlan, columns: dict[str, Any], blank: Any
+) -> ParsedPublication | None:
+    """A file read by its :class:`CsvPlan` -> the :class:`ParsedPublication` that
+    :func:`read_publication` gives, or None when it has no data row (that file's rejection
+    comes from :func:`read_publication`).
+
+    ``columns`` maps each column of ``plan.layout`` to its trimmed cells (text or None), one
+    per data line in file order; ``blank`` flags the lines whose every cell is blank.
+    """
+    keep = ~np.asarray(blank, dtype=bool)
+    if not keep.any():
+        return None
+    numbers = np.arange(2, plan.rows + 2, dtype="int64")[keep]
     frame = pd.DataFrame(
         {
-            c: pd.Series(
-                _cells(by_column[position[c]] if position[c] < len(by_column) else blank),
-                dtype=object,
-            )
-            for c in columns
+            c: pd.Series(np.asarray(columns[c], dtype=object)[keep], dtype=object)
+            for c in plan.layout.columns
         }
     )
-    frame[ROW_COLUMN] = pd.Series([n for n, _ in body], dtype="int64")
-    return ParsedPublication(form=form, frame=frame, warnings=warnings, sheet=sheet)
+    frame[ROW_COLUMN] = pd.Series(numbers, dtype="int64")
+    return ParsedPublication(
+        form=plan.layout.form, frame=frame, warnings=list(plan.layout.warnings)
+    )
 
 
 # --- value coercion -----------------------------------------------------------------------

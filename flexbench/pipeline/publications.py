@@ -518,8 +518,9 @@ def _verdicts(todo: list[dict[str, Any]], today: date) -> dict:
         (i, Path(item["path"]).read_bytes(), _file_name(item), item["org_code"])
         for i, item in enumerate(todo)
     ]
+    paths = {i: item["path"] for i, item in enumerate(todo)}
     try:
-        return validate_many(items, today=today)
+        return validate_many(items, today=today, paths=paths)
     except Exception:  # noqa: BLE001 - one trust's failure never stops the others
         log.exception("validating the batch together failed; checking files one by one")
     verdicts = {}

@@ -1021,3 +1021,67 @@ def test_internal_error_is_exit_3_with_one_line_naming_the_log(tmp_path, capsys,
     err = capsys.readouterr().err
     assert err.strip() == f"flexbench validate: internal error (RuntimeError); details in {log}"
     assert "Traceback" in log.read_text() and "a bug, not a verdict" in log.read_text()
+
+
+# --- the batch read by DuckDB ---------------------------------------------------------------
+
+_PLAIN = summary_csv()
+_LINES = _PLAIN.decode().replace("\r\n", "\n").rstrip("\n").split("\n")
+_QUOTED = _LINES[0] + "\n" + _LINES[1].replace("All staff groups", '"All staff groups"') + "\n"
+
+#: Files the batch reader reads (the same frame as read_publication), and files it must leave
+#: to read_publication because DuckDB would not read them as the csv module does.
+READ_BY_DUCKDB = {
+    "plain": _PLAIN,
+    "CRLF and BOM": b"\xef\xbb\xbf" + "\r\n".join(_LINES).encode() + b"\r\n",
+    "semicolons": "\n".join(line.replace(",", ";") for line in _LINES).encode(),
+    "quoted cell and spaces around cells": _QUOTED.replace(",10,", ",  10 ,").encode(),
+    "a row of empty cells (dropped, numbering kept)": (
+        "\n".join([_LINES[0], "," * 22, *_LINES[1:]]).encode()
+    ),
+    "blank lines at the end only": _PLAIN + b"\n\n\n",
+}
+LEFT_TO_READ_PUBLICATION = {
+    "a blank line between rows": "\n".join([_LINES[0], _LINES[1], "", _LINES[2]]).encode(),
+    "a line break inside quotes": "\n".join(
+        [_LINES[0], _LINES[1].replace("All staff groups", '"All staff\ngroups"')]
+    ).encode(),
+    "a short row": "\n".join([_LINES[0], _LINES[1], "RJ1,2024-04-01"]).encode(),
+    "a long row": "\n".join([_LINES[0], _LINES[1] + ",extra"]).encode(),
+    "a tab in a cell": "\n".join([_LINES[0], _LINES[1].replace(",10,", ",\t10,")]).encode(),
+    "Windows-1252": "\n".join([_LINES[0] + ",notes", _LINES[1] + ",café"]).encode("cp1252"),
+    "a title above the header": ("Flexible working 2024\n" + "\n".join(_LINES)).encode(),
+    "a quote inside a cell": "\n".join([_LINES[0], _LINES[1].replace("All", 'A"ll')]).encode(),
+    "a bare CR": "\r".join(_LINES).encode(),
+}
+
+
+def test_duckdb_reads_a_batch_as_read_publication_reads_each_file():
+    from flexbench.validate import read_declared
+    from transforms.publications import read_publication
+
+    files = {**READ_BY_DUCKDB, **LEFT_TO_READ_PUBLICATION}
+    items = [(name, data, f"{i}.csv", "RJ1") for i, (name, data) in enumerate(files.items())]
+    read = {items[n][0]: p for n, p in read_declared(items).items()}
+    assert set(read) == set(READ_BY_DUCKDB)
+    for name, publication in read.items():
+        alone = read_publication(files[name], "x.csv")
+        assert (publication.form, publication.warnings) == (alone.form, alone.warnings), name
+        assert publication.frame.equals(alone.frame), name
+        for column in alone.frame.columns:  # text stays text, a blank stays None
+            assert list(map(type, publication.frame[column])) == list(
+                map(type, alone.frame[column])
+            ), (name, column)
+    empties = read["a row of empty cells (dropped, numbering kept)"].frame
+    assert list(empties["_row"]) == [3, 4, 5]
+
+
+def test_a_batch_gives_the_verdicts_files_get_one_by_one_duckdb_or_not():
+    files = {**READ_BY_DUCKDB, **LEFT_TO_READ_PUBLICATION}
+    items = [(name, data, "f.csv", "RJ1") for name, data in files.items()]
+    together = validate_many(items, today=TODAY)
+    for name, data, filename, org in items:
+        alone = validate_publication(data, filename, org, today=TODAY)
+        assert together[name].report() == alone.report(), name
+        if alone.accepted:
+            assert together[name].summary.equals(alone.summary), name
