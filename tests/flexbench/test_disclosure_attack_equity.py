@@ -30,10 +30,10 @@ import pandas as pd
 import pytest
 from disclosure_attack import attack, build_problem, judge
 from equity_nation import build_equity_nation
+from nation_warehouse import build_site_in
 
 import warehouse
 from flexbench.sample.nation import DEFAULT_SEED
-from flexbench.site import build_site
 from transforms import breakdown_disclosure as bd
 
 pytestmark = pytest.mark.slow
@@ -46,11 +46,12 @@ AREA_COUNTS = ("requests_received", "approved", "declined", "decided", "escalate
 
 
 @pytest.fixture(scope="module", params=list(NATIONS))
-def published(request, tmp_path_factory):
+def published(request, shared_build):
+    """A nation's equity warehouse and its site (built once a session: test_site_equity.py
+    reads seed 7's too)."""
     seed, n_trusts = NATIONS[request.param]
-    root = tmp_path_factory.mktemp(f"attack-equity-{request.param}")
-    path = build_equity_nation(root / "warehouse", seed=seed, n_trusts=n_trusts)
-    site = build_site(path, root / "site").parent
+    path = shared_build("equity-nation", build_equity_nation, seed=seed, n_trusts=n_trusts)
+    site = shared_build("site", build_site_in, path)
     con = warehouse.connect_public(path)
     try:
         tables = {

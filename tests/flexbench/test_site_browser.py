@@ -25,9 +25,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_site import MARKUP_NAME, MARKUP_TRUST, make_warehouse
-
-from flexbench.site import build_site
+from test_site import MARKUP_NAME, MARKUP_TRUST, tiny_site_once
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -149,10 +147,8 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    path = make_warehouse(base / "data")
-    return build_site(path, base / "site").parent
+def built_site(shared_build) -> Path:
+    return tiny_site_once(shared_build)
 
 
 @pytest.fixture(scope="module")

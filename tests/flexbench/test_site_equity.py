@@ -9,17 +9,18 @@ import re
 
 import pytest
 from equity_nation import build_equity_nation
+from nation_warehouse import build_site_in
 
 import warehouse
-from flexbench.site import build_site
 from flexbench.site.areas import area_page
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("site-equity")
-    path = build_equity_nation(root / "warehouse", seed=7, n_trusts=120)
-    site = build_site(path, root / "site").parent
+def built(shared_build):
+    """The nation's equity warehouse and its site (built once a session: the equity disclosure
+    attack reads them too)."""
+    path = shared_build("equity-nation", build_equity_nation, seed=7, n_trusts=120)
+    site = shared_build("site", build_site_in, path)
     con = warehouse.connect_public(path)
     try:
         equity = con.execute("select * from public.equity").df()

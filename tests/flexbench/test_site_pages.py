@@ -17,22 +17,23 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import warehouse  # noqa: E402
-from flexbench.site import build_site  # noqa: E402
 from flexbench.site.plots import measure_trend_plot  # noqa: E402
-from tests.flexbench.test_site import DECLINE_OUTLIER, make_warehouse  # noqa: E402
+from tests.flexbench.test_site import (  # noqa: E402
+    DECLINE_OUTLIER,
+    tiny_site_once,
+    tiny_warehouse_once,
+)
 from transforms.indicators import INDICATORS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Path:
-    return make_warehouse(tmp_path_factory.mktemp("pages-warehouse"))
+def wh(shared_build) -> Path:
+    return tiny_warehouse_once(shared_build)
 
 
 @pytest.fixture(scope="module")
-def site(wh, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pages") / "site"
-    build_site(wh, out)
-    return out
+def site(shared_build) -> Path:
+    return tiny_site_once(shared_build)
 
 
 def _pub(wh):
