@@ -43,7 +43,7 @@ ui: setup ## the Airflow UI on http://127.0.0.1:8080 over the demo's runs (PORT=
 
 # With pytest-xdist installed, the tests run in two processes; tests/conftest.py keeps each
 # module (and the modules that share a build) in one process.
-TEST_PROCS = $$($(BIN)/python -c 'import xdist' 2>/dev/null && echo '-n 2 --dist loadgroup')
+TEST_PROCS = $$($(BIN)/python -c 'import xdist' 2>/dev/null && echo '-n 2')
 
 test: setup browser axe ## run the whole test suite
 	$(BIN)/pytest -q $(TEST_PROCS)

@@ -105,7 +105,7 @@ def shared_build(tmp_path_factory):
     assert not changed, f"a test wrote to a build other modules share: {changed}"
 
 
-# --- running in two processes (pytest-xdist, `--dist loadgroup`) -------------------------------
+# --- running in two processes (pytest-xdist: `make test` passes -n 2 when it is installed) ------
 
 #: Modules that read the same shared build run in one process, so it is built once; every
 #: other module is a group of its own (its module-scoped fixtures, servers and Airflow
@@ -122,11 +122,21 @@ SHARED_GROUPS = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        try:
-            module = item.path.relative_to(ROOT).as_posix()
-        except ValueError:
-            module = str(item.path)
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+def process_group(nodeid: str) -> str:
+    """The process group of a test: its module's, or the shared one its module is in."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_GROUPS.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Whole groups to a process, in collection order (pytest-xdist's own `loadgroup` reads
+    marks it can no longer attach to a test's id under pytest 9, so it is not used)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return process_group(nodeid)
+
+    config.option.loadscopereorder = False
+    return ModuleGroups(config, log)
