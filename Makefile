@@ -48,7 +48,7 @@ TEST_PROCS = $$($(BIN)/python -c 'import xdist' 2>/dev/null && echo '-n 2')
 test: setup browser axe ## run the whole test suite
 	$(BIN)/pytest -q $(TEST_PROCS)
 
-test-fast: setup ## the tests without the Airflow end-to-end and deployment tests
+test-fast: setup ## the tests without the slow ones (Airflow end to end, nation-sized builds) and deployment
 	$(BIN)/pytest -q -m "not slow and not deployment" $(TEST_PROCS)
 
 lint: setup ## ruff (with Airflow's AIR rules on dags/) and the format check

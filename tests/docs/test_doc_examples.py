@@ -104,6 +104,7 @@ def test_the_docs_have_runnable_examples_and_few_marked_not_run():
     assert all(len(b[4]) > 10 for b in skipped)  # each says why
 
 
+@pytest.mark.slow  # each command in its own process; three builds of the demo's site
 @pytest.mark.parametrize("block", [b for b in blocks("sh") if not b[4]], ids=_id)
 def test_shell_example_runs_on_the_demo(block, demo_dir):
     env = {

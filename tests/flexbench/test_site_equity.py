@@ -14,6 +14,8 @@ from nation_warehouse import build_site_in
 import warehouse
 from flexbench.site.areas import area_page
 
+pytestmark = pytest.mark.slow  # a 120-trust nation with its breakdowns, and its site
+
 
 @pytest.fixture(scope="module")
 def built(shared_build):
