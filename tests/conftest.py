@@ -128,15 +128,40 @@ def process_group(nodeid: str) -> str:
     return SHARED_GROUPS.get(module, module)
 
 
+#: Groups handed out first, in this order; the rest follow in collection order. The DAG files'
+#: parse-time test (a wall-clock bound) runs first, beside pure-Python transform tests rather
+#: than an Airflow cluster starting up; then the longest groups, so neither process is left
+#: with a long one at the end.
+FIRST_GROUPS = [
+    "tests/dags/test_dag_integrity.py",
+    "tests/transforms/test_publications.py",
+    "tests/deployment/test_celery_deployment.py",
+    "demo-nation",
+    "equity-nation",
+    "tests/flexbench/test_ui.py",
+    "tests/flexbench/test_end_to_end.py",
+]
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Whole groups to a process, in collection order (pytest-xdist's own `loadgroup` reads
+    """Whole groups to a process, the FIRST_GROUPS first (pytest-xdist's own `loadgroup` reads
     marks it can no longer attach to a test's id under pytest 9, so it is not used)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleGroups(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return process_group(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the queue is complete at the first hand-out
+                self.ordered = True
+                rank = {g: i for i, g in enumerate(FIRST_GROUPS)}
+                for scope in sorted(self.workqueue, key=lambda g: rank.get(g, len(rank))):
+                    self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
 
     config.option.loadscopereorder = False
     return ModuleGroups(config, log)
