@@ -41,9 +41,9 @@ demo: setup ## benchmark a synthetic nation through Airflow; warehouse in data/f
 ui: setup ## the Airflow UI on http://127.0.0.1:8080 over the demo's runs (PORT=8080; Ctrl-C stops it)
 	$(BIN)/flexbench ui --port $(or $(PORT),8080)
 
-# With pytest-xdist installed, the tests run in two processes; tests/conftest.py keeps each
+# The tests run in two processes (pytest-xdist); tests/conftest.py keeps each
 # module (and the modules that share a build) in one process.
-TEST_PROCS = $$($(BIN)/python -c 'import xdist' 2>/dev/null && echo '-n 2')
+TEST_PROCS = -n 2
 
 test: setup browser axe ## run the whole test suite
 	$(BIN)/pytest -q $(TEST_PROCS)
