@@ -440,6 +440,7 @@ def trust_context(
         measures.append(
             {
                 "label": label,
+                "column": rate,
                 "href": site_pages.href(rate, "../"),
                 "value": show_rate(pub, rate),
                 "note": rate_note(pub, rate),

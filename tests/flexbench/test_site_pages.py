@@ -194,7 +194,8 @@ def _as_number(shown: str) -> float:
 def _page_rates(html: str) -> dict[str, str]:
     """The card's rates as the page shows them: label -> "91.2%"."""
     rows = re.findall(
-        r'<tr><th scope="row"><a href="[^"]*">([^<]+)</a></th><td class="num rate"[^>]*>([^<]+)',
+        r'<tr data-measure="[a-z_0-9]+"><th scope="row"><a href="[^"]*">([^<]+)</a></th>'
+        r'<td class="num rate"[^>]*>([^<]+)',
         html,
     )
     return {label: value.strip() for label, value in rows}
