@@ -117,11 +117,9 @@ create or replace macro sdc_count_kept(x, hidden, small_max, round_to) as
 -- Whether a count is withheld as small (1 to small_max).
 create or replace macro sdc_small(x, small_max) as coalesce(x >= 1 and x <= small_max, false);
 -- The range a published count gives its true value: 0 exact, a rounded v from v - round_to/2
--- (and above small_max) to v + round_to/2; null for a withheld (null) count (greatest() skips
--- nulls: without the first case a withheld count would read as at least small_max + 1).
+-- (and above small_max) to v + round_to/2.
 create or replace macro sdc_low(x, small_max, round_to) as
-    case when x is null then null when x = 0 then 0
-        else greatest(x - floor(round_to / 2), small_max + 1) end;
+    case when x = 0 then 0 else greatest(x - floor(round_to / 2), small_max + 1) end;
 create or replace macro sdc_high(x, round_to) as
     case when x = 0 then 0 else x + floor(round_to / 2) end;
 -- Why a rate is or is not published, from its published counts: null (no data), 'too_few'

@@ -245,29 +245,3 @@ def test_sql_and_python_define_approved_and_decided_alike():
     for column in ("approved", "decided"):
         assert np.array_equal(sql[column].astype("Float64").isna(), python[column].isna()), column
         assert (sql[column].dropna().to_numpy() == python[column].dropna().to_numpy()).all()
-
-
-def test_a_window_over_withheld_quarters_is_published_where_it_narrows_none(build):  # noqa: F811
-    # Appeals of 1, 3, 1 and 2 in the window's quarters: each quarter reads [c] (0 to 4), the
-    # window 7 reads 5 (5 to 7). The quarters could still each be 0 or 4, so the window is
-    # published, with its appeal rate (a withheld quarter bounds nothing from below).
-    quarters = ("2025-10-01", "2026-01-01", "2026-04-01", "2026-07-01")
-    rows = []
-    for start, appeals in zip(quarters, (1, 3, 1, 2), strict=True):
-        row = _row("RAA", start, str(pd.Timestamp(start) + pd.offsets.QuarterEnd(0))[:10],
-                   approved=50, declined=10)  # fmt: skip
-        row["appeals"] = appeals
-        rows.append(row)
-    _, con = build(rows)
-    try:
-        window = con.execute(
-            "select appeals, appeal_rate_status, withheld from public.trust_window "
-            "where org_code = 'RAA'"
-        ).fetchone()
-        q = con.execute(
-            "select appeals, withheld from public.trust_quarters where org_code = 'RAA'"
-        ).fetchall()
-    finally:
-        con.close()
-    assert len(q) == 4 and all(a is None and "appeals" in w.split(";") for a, w in q)
-    assert window[0] == 5 and window[1] == "published", window
