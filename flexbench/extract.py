@@ -139,6 +139,8 @@ COLUMNS: dict[str, str] = {
     "requests_per_100_staff": BY_COLUMN["requests_per_100_staff"].definition
     + " "
     + BY_COLUMN["requests_per_100_staff"].method,
+    "requests_per_100_staff_status": "published | withheld (requests_received withheld to "
+    "protect confidentiality); empty without staff in post or requests (quarter rows).",
     "peer_median_requests_per_100_staff": "Median of requests_per_100_staff in the peer group, "
     "excluding the trust itself.",
     "national_rank": "Rank of approval_rate among the trusts whose approval rate is published "

@@ -219,6 +219,70 @@ def test_trust_page_card_renders_and_markup_in_a_name_is_text(built_site, browse
         browser.screenshot(tmp_path / "trust.png")
 
 
+def test_each_trust_page_has_a_trend_chart_per_measure_it_shows(built_site, browser):
+    # Every rate of the card and uptake has its chart (and no chart is of a measure the page
+    # does not show), with a text alternative, a table, titled axes, its intervals, and a gap
+    # (no line) where a quarter is withheld or missing.
+    pages = sorted((built_site / "trusts").glob("*.html"))
+    assert len(pages) >= 5
+    charted_any = withheld_any = 0
+    infos = {}
+    with serve(built_site) as (base, _served):
+        for page in pages:
+            browser.open(f"{base}/trusts/{page.name}")
+            info = browser.js("""(() => {
+                // the card's rates in its order, then uptake
+                const shown = [...document.querySelectorAll('#card tr[data-measure]'),
+                               ...document.querySelectorAll('#card p[data-measure]')]
+                    .map(e => e.dataset.measure);
+                const trends = [...document.querySelectorAll('#measure-trends .measure-trend')]
+                    .map(d => {
+                        const svg = d.querySelector('svg.trend');
+                        const rect = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+                        return {
+                            measure: d.dataset.measure,
+                            svgs: d.querySelectorAll('svg.trend').length,
+                            name: svg ? svg.querySelector('title').textContent : '',
+                            desc: svg ? svg.querySelector('desc').textContent : '',
+                            axes: svg ? [...svg.querySelectorAll('.axis-title')]
+                                .map(t => t.textContent) : [],
+                            ticks: svg ? svg.querySelectorAll('text.tick').length : 0,
+                            points: svg ? svg.querySelectorAll('circle.pt').length : 0,
+                            cis: svg ? svg.querySelectorAll('line.ci').length : 0,
+                            gaps: svg ? svg.querySelectorAll('text.gap').length : 0,
+                            rows: d.querySelectorAll('table.trend-table tbody tr').length,
+                            width: rect.width, height: rect.height,
+                        };
+                    });
+                return {shown, trends,
+                        charts: document.querySelectorAll('#measure-trends svg.trend').length,
+                        all: document.querySelectorAll('svg.trend').length};
+            })()""")
+            infos[page.name] = info
+    # The measures a card shows (a trust with data in the window): its rates in order, uptake.
+    every = next(i["shown"] for i in infos.values() if i["shown"])
+    assert len(every) == 8 and every[-1] == "requests_per_100_staff"
+    for name, info in infos.items():
+        shown, trends = info["shown"], info["trends"]
+        if not trends:
+            assert not info["all"], name
+            continue
+        charted_any += 1
+        # one chart per measure shown, in the card's order (uptake last), and no other; a
+        # trust with quarters but no window data (no card) has the chart of every measure
+        assert [t["measure"] for t in trends] == (shown or every), name
+        assert info["charts"] == info["all"] == len(trends), name
+        for t in trends:
+            assert t["svgs"] == 1 and t["name"] and t["desc"], (name, t["measure"])
+            assert t["axes"][0] == "Quarter" and len(t["axes"]) == 2
+            assert t["ticks"] >= 4 and t["width"] > 400 and t["height"] > 150
+            assert t["rows"] == t["points"] + t["gaps"]  # every quarter in the table
+            assert t["cis"] == t["points"]  # each published quarter with its interval
+            withheld_any += t["gaps"] > 0
+    assert charted_any >= 3
+    assert withheld_any  # some chart shows a gap
+
+
 def test_site_works_from_the_file_system(built_site, browser):
     requested = browser.open((built_site / "index.html").as_uri())
     assert all(u.startswith("file://") for u in requested), requested
@@ -273,4 +337,4 @@ def test_trust_page_download_holds_the_numbers_shown(built_site, browser):
         else:  # withheld or too few on the page: nothing in the download either
             assert values[label].startswith("[c]") or "too few" in values[label].lower()
             assert card[column] in ("", "[c]"), (label, card[column])
-    assert charts >= 5
+    assert charts == len(values) + 1  # each rate of the card, and uptake

@@ -157,13 +157,58 @@ def test_quarters_on_the_site_and_in_extracts_are_the_marts_with_overlapping_per
 
     site = build_site(path, tmp_path / "site").parent
     html = (site / "trusts" / "RAA.html").read_text()
-    table = re.search(r'<table class="trend-table">.*?</table>', html, re.S)[0]
-    shown = re.findall(r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td>'
-                       r'<td class="num">([^<]+)</td>', table)  # fmt: skip
-    assert [(q, int(r), int(d)) for q, r, d in shown] == [
-        (q, int(r), int(d)) for q, r, d in trends.itertuples(index=False)
-    ]
+
+    def based_on(measure):
+        """(quarter, 'x of y' or 'x requests, y staff') of a measure's trend table."""
+        block = html.split(f'id="trend-{measure}"')[1]
+        table = re.search(r'<table class="trend-table">.*?</table>', block, re.S)[0]
+        return re.findall(r'<th scope="row">([^<]+)</th>.*?<td class="basis">([^<]+)</td>',
+                          table)  # fmt: skip
+
+    decided = [(q, int(b.split(" of ")[1])) for q, b in based_on("approval_rate")]
+    received = [(q, int(b.split(" requests")[0])) for q, b in based_on("requests_per_100_staff")]
+    marts = list(trends.itertuples(index=False))
+    assert decided == [(t.quarter, int(t.decided)) for t in marts]
+    assert received == [(t.quarter, int(t.requests_received)) for t in marts]
     assert pd.notna(quarters["approval_rate"]).all()
+
+
+def test_quarterly_appeals_are_the_marts_under_the_rounding_rule(nation_warehouse):
+    con = warehouse.connect(nation_warehouse, read_only=True)
+    try:
+        pairs = con.execute(
+            "select t.org_code, t.quarter_start, t.appeals as true_appeals, "
+            "t.appeals_upheld as true_upheld, t.declined as true_declined, "
+            "q.appeals, q.appeals_upheld, q.declined, q.withheld, q.appeal_rate, "
+            "q.appeal_rate_status, q.appeals_upheld_rate, q.appeals_upheld_rate_status "
+            "from marts.trust_trends t join public.trust_quarters q using (org_code, quarter_start)"
+        ).df()
+    finally:
+        con.close()
+    assert len(pairs) > 100
+    for true, shown, name in (("true_appeals", "appeals", "appeals"),
+                              ("true_upheld", "appeals_upheld", "appeals_upheld")):  # fmt: skip
+        named = pairs["withheld"].fillna("").str.split(";").map(lambda w, n=name: n in w)
+        small = pairs[true].between(1, MAX_SUPPRESSED_COUNT)
+        assert small.any() and pairs.loc[small, shown].isna().all() and named[small].all()
+        # a 0 is shown, unless withheld with a count it shares a relation with
+        zero = pairs[true] == 0
+        assert ((pairs.loc[zero, shown] == 0) | named[zero]).all()
+        assert (pairs.loc[zero, shown] == 0).any()
+        big = pairs[pairs[true] > MAX_SUPPRESSED_COUNT]
+        assert len(big) and (big[shown] % ROUND_TO == 0).all(), name
+        assert ((big[shown] - big[true]).abs() <= ROUND_TO // 2).all(), name
+        assert pairs.loc[pairs[shown].isna(), "withheld"].str.contains(name).all()
+    # The rates are the ratio of the published counts, published only where both are.
+    for rate, num, den in (("appeal_rate", "appeals", "declined"),
+                           ("appeals_upheld_rate", "appeals_upheld", "appeals")):  # fmt: skip
+        pub = pairs[pairs[f"{rate}_status"] == "published"]
+        assert len(pub), rate
+        assert ((pub[num] / pub[den]).round(3) - pub[rate]).abs().max() < 1e-9
+        assert (pub[den] >= 10).all()
+        assert pairs.loc[pairs[f"{rate}_status"] != "published", rate].isna().all()
+        assert (pairs.loc[pairs[num].isna() & pairs[den].ge(10), f"{rate}_status"]
+                == "withheld").all()  # fmt: skip
 
 
 def test_sql_and_python_define_approved_and_decided_alike():
