@@ -102,8 +102,8 @@ COLUMNS: dict[str, str] = {
     "region_code": "NHS England region (ODS national grouping, Y56-Y63).",
     "region_name": "Name of the NHS England region.",
     "icb_code": "Integrated care board (ODS high-level health geography).",
-    "icb_name": "Name of the integrated care board (its code with its region's name until a "
-    "source of ICB names is loaded).",
+    "icb_name": "Name of the integrated care board: its latest name in NHS Workforce Statistics "
+    "(ICS_NAME), or its code with its region's name where no workforce file names it.",
     "peer_group": "Peer group: the NHS Workforce Statistics BENCHMARK_GROUP of the trust.",
     "cluster_group": "NHS Workforce Statistics CLUSTER_GROUP of the trust.",
     "window_start": "First day of the benchmark window.",

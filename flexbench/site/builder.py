@@ -788,7 +788,15 @@ def build_site(
                 downloads=national_downloads,
                 **common,
                 **national,
-                **site_equity.sections(breakdowns, "england", "ENGLAND"),
+                **site_equity.sections(
+                    breakdowns,
+                    "england",
+                    "ENGLAND",
+                    folder=tmp / "index" / "equity",
+                    base="index/equity/",
+                    as_of=data.as_of,
+                    title="England",
+                ),
                 area_links=site_areas.area_links(breakdowns["areas"])
                 if not breakdowns["areas"].empty
                 else [],
@@ -820,7 +828,15 @@ def build_site(
                     trust=ctx,
                     downloads=ctx["downloads"],
                     **common,
-                    **site_equity.sections(breakdowns, "trust", code),
+                    **site_equity.sections(
+                        breakdowns,
+                        "trust",
+                        code,
+                        folder=folder / "equity",
+                        base=f"{folder.name}/equity/",
+                        as_of=data.as_of,
+                        title=f"{ctx['name']} ({code})",
+                    ),
                 ),
                 encoding="utf-8",
             )

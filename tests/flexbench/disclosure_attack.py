@@ -3,7 +3,7 @@ programming over every relation a reader can use (docs/methodology.md, "Disclosu
 
 The attacker reads only what is published: the window and quarterly extracts (the Parquet
 files; the CSV and XLSX files are checked to say the same) and the public layer's national,
-regional and peer-group aggregates and flags (the site shows them). Each published count
+regional, ICB and peer-group aggregates and flags (the site shows them). Each published count
 becomes a variable boxed by what it says (0 exact; [c] 0-4; a rounded v from v - 2 to v + 2 and
 at least 5); then every relation is added:
 
@@ -13,7 +13,7 @@ at least 5); then every relation is added:
   months <= decided, appeals upheld <= appeals <= declined;
 - in a quarter: decided = approved + declined; the quarters of the window sum to the window
   (every quarterly count, appeals and appeals upheld too);
-- aggregates: each national, regional and peer-group figure is the sum of its trusts';
+- aggregates: each national, regional, ICB and peer-group figure is the sum of its trusts';
 - rates: a published rate that is not the ratio of its published counts would bound the true
   counts (its band times the denominator, narrowed by the order of ranks; "too few" saying the
   denominator is under 10): the attacker checks each rate and uses any that is not; so too
@@ -340,7 +340,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         if f.flag == "non_statutory_declines" and p.has(("w", f.org_code, "declined_other")):
             p.row(1.0, np.inf, {("w", f.org_code, "declined_other"): 1.0}, f.org_code)
     # Aggregates: the sum of their trusts.
-    scope_col = {"region": "region_code", "peer_group": "peer_group"}
+    scope_col = {"region": "region_code", "peer_group": "peer_group", "icb": "icb_code"}
     members = {}
     for a in aggregates.itertuples(index=False):
         if a.period == "window":

@@ -338,3 +338,48 @@ def test_trust_page_download_holds_the_numbers_shown(built_site, browser):
             assert values[label].startswith("[c]") or "too few" in values[label].lower()
             assert card[column] in ("", "[c]"), (label, card[column])
     assert charts == len(values) + 1  # each rate of the card, and uptake
+
+
+def _an_icb_page(built_site) -> str:
+    """The page of an ICB with the most trusts (one with data in the window)."""
+    pages = sorted((built_site / "areas").glob("icb-*.html"))
+    return max(pages, key=lambda p: p.read_text(encoding="utf-8").count('href="../trusts/')).name
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_an_icb_page(built_site, browser):
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/areas/{_an_icb_page(built_site)}")
+        assert _axe_problems(browser) == []
+
+
+def test_icb_page_download_holds_the_numbers_shown(built_site, browser):
+    import csv
+
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/areas/{_an_icb_page(built_site)}")
+        href = browser.js("document.querySelector('a[data-download=\"area.csv\"]').href")
+        shown = browser.js(
+            '[...document.querySelectorAll(\'section[aria-labelledby="area-totals-heading"] '
+            "tbody tr')].map(r => [r.querySelector('th').innerText.trim(), "
+            "r.querySelector('td').innerText.trim()])"
+        )
+        name = browser.js("document.querySelector('h1').innerText.trim()")
+        with urllib.request.urlopen(href) as response:
+            area = next(csv.DictReader(response.read().decode("utf-8").splitlines()))
+    assert name == area["area_name"] and area["area_code"] not in name  # a name, not a code
+    values = dict(shown)
+    for label, column in (
+        ("Requests received", "requests_received"),
+        ("Decided", "decided"),
+        ("Approved", "approved"),
+        ("Declined", "declined"),
+    ):
+        if values[label] == "[c]":
+            assert area[column] == "[c]", label
+        elif values[label] == "–":  # no trust of the area has data
+            assert area[column] == "", label
+        else:
+            assert float(values[label].replace(",", "")) == float(area[column]), label
+    rate = values["Approval rate"].split()[0]
+    if rate.endswith("%"):
+        assert float(rate.rstrip("%")) / 100 == pytest.approx(float(area["approval_rate"]))

@@ -4,6 +4,7 @@ public.trust_measure_quarters (docs/analysts.md, "Public tables"; docs/methodolo
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
@@ -346,3 +347,26 @@ def test_extract_names_regions_and_icbs_and_its_notes_match_the_methodology(wh, 
     assert "Garwood" in per100 and "Wilson" not in per100
     assert "escalated / not_agreed_first_stage" in notes
     assert "excluding the trust itself" in notes
+
+
+def test_icb_pages_show_the_icb_name_from_the_workforce_file_not_its_code(site, wh):
+    from flexbench.sample.nation import build_nation
+    from flexbench.site.areas import area_page
+
+    # the names the nation's workforce file gives (ICS_NAME), as make_warehouse loads it
+    workforce = build_nation(n_trusts=25).workforce
+    published = dict(zip(workforce["ics_code"], workforce["ics_name"], strict=True))
+    con = _pub(wh)
+    try:
+        icbs = con.execute(
+            "select area_code, area_name from public.areas where area_kind = 'icb'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(icbs) >= 5
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for code, name in icbs:
+        assert name == published[code] and code not in name, (code, name)
+        page = (site / "areas" / area_page("icb", code)).read_text(encoding="utf-8")
+        assert f"<h1>{html.escape(name)}</h1>" in page
+        assert f'href="areas/{area_page("icb", code)}">{html.escape(name)}<' in index

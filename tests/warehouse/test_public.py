@@ -245,3 +245,61 @@ def test_sql_and_python_define_approved_and_decided_alike():
     for column in ("approved", "decided"):
         assert np.array_equal(sql[column].astype("Float64").isna(), python[column].isna()), column
         assert (sql[column].dropna().to_numpy() == python[column].dropna().to_numpy()).all()
+
+
+#: Columns of the same name that mean different things: public.aggregates' ``trusts`` counts
+#: the group's trusts with data (public.areas: ``trusts_with_data``; its ``trusts`` counts every
+#: trust of the area).
+SAME_FIGURE = {"aggregates": {"trusts": "trusts_with_data"}}
+
+
+def _area_rows(con, table: str) -> pd.DataFrame | None:
+    """A public table's region and ICB rows of the benchmark window, keyed (kind, code); None
+    for a table that has none."""
+    frame = con.execute(f"select * from public.{table}").df()
+    if {"area_kind", "area_code"} <= set(frame.columns):
+        keys = frame["area_kind"], frame["area_code"]
+    elif {"scope", "group_code"} <= set(frame.columns):
+        frame = frame[frame["scope"].isin(["region", "icb"])]
+        if "period" in frame:
+            frame = frame[frame["period"] == "window"]
+        keys = frame["scope"], frame["group_code"]
+    else:
+        return None
+    frame = frame.rename(columns=SAME_FIGURE.get(table, {}))
+    frame.index = pd.MultiIndex.from_arrays(keys, names=["kind", "code"])
+    return frame.drop(columns=["area_kind", "area_code", "scope", "group_code"], errors="ignore")
+
+
+def test_region_and_icb_figures_agree_in_every_public_table(nation_warehouse):
+    # A region's (or ICB's) figure is one figure wherever it is published: public.areas and
+    # public.aggregates, and public.area_names' names, never disagree (docs/methodology.md,
+    # "Disclosure control").
+    con = warehouse.connect_public(nation_warehouse)
+    try:
+        tables = [t for (t,) in con.execute("show tables").fetchall()]
+        rows = {t: f for t in tables if (f := _area_rows(con, t)) is not None}
+        window = con.execute("select * from public.trust_window where has_data").df()
+    finally:
+        con.close()
+    assert {"areas", "aggregates", "area_names"} <= set(rows)
+    compared = withheld_in_a_trust = 0
+    names = sorted(rows)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = sorted(set(rows[a].columns) & set(rows[b].columns))
+            both = rows[a].index.intersection(rows[b].index)
+            assert len(both), (a, b)
+            for column in common:
+                left, right = rows[a].loc[both, column], rows[b].loc[both, column]
+                same = (left == right) | (left.isna() & right.isna())
+                assert same.all(), (a, b, column, list(both[~same.to_numpy()])[:5])
+                compared += len(both)
+    # every area of the population is in each table that has areas
+    assert set(rows["areas"].index) == set(rows["area_names"].index)
+    assert set(rows["aggregates"].index) <= set(rows["areas"].index)
+    # the case that disagreed before: a region figure with one of its trusts' figures withheld
+    for code, g in window.groupby("region_code"):
+        withheld_in_a_trust += int(g["declined"].isna().any())
+        assert rows["areas"].loc[("region", code), "trusts_with_data"] == len(g)
+    assert compared > 500 and withheld_in_a_trust >= 3
