@@ -41,11 +41,15 @@ demo: setup ## benchmark a synthetic nation through Airflow; warehouse in data/f
 ui: setup ## the Airflow UI on http://127.0.0.1:8080 over the demo's runs (PORT=8080; Ctrl-C stops it)
 	$(BIN)/flexbench ui --port $(or $(PORT),8080)
 
-test: setup browser axe ## run the whole test suite
-	$(BIN)/pytest -q
+# The tests run in two processes (pytest-xdist); tests/conftest.py keeps each
+# module (and the modules that share a build) in one process.
+TEST_PROCS = -n 2
 
-test-fast: setup ## the tests without the Airflow end-to-end and deployment tests
-	$(BIN)/pytest -q -m "not slow and not deployment"
+test: setup browser axe ## run the whole test suite
+	$(BIN)/pytest -q $(TEST_PROCS)
+
+test-fast: setup ## the tests without the slow ones (Airflow end to end, nation-sized builds) and deployment
+	$(BIN)/pytest -q -m "not slow and not deployment" $(TEST_PROCS)
 
 lint: setup ## ruff (with Airflow's AIR rules on dags/) and the format check
 	$(BIN)/ruff check .

@@ -4,8 +4,10 @@
 Fetches every trust's published flexible working data (the registry: the sources file plus
 the data URLs of matched pledge sign-ups), lands each file unchanged, validates it against the
 Flex Data Standard, and loads accepted files into `staging.publications`. Every file is
-recorded in `audit.publication_files`; rejected files get a validation report. Fetch and
-validate fan out over batches of the registry; the load is the one warehouse writer.
+recorded in `audit.publication_files`; rejected files get a validation report. The fetch fans
+out over batches of the registry; validation over groups of the files whose content is new
+(when nothing changed, one task that only records the files); the load is the one warehouse writer. Tasks pass each other
+file paths and counts, not per-file records.
 
 Runs every day at 06:00 (London) and whenever the pledge sign-ups are updated: a pledge feed
 that fails does not stop the publications of the registry being fetched.
@@ -45,28 +47,40 @@ from flexbench.dag_support import (
     doc_md=__doc__,
 )
 def flexbench_publications():
+    # Tasks hand each other files (flexbench/handoff.py): an XCom is a path and counts.
     @task
-    def plan_batches(**context) -> list[list[dict]]:
-        from flexbench.pipeline import publications
+    def plan_batches(**context) -> list[str]:
+        from flexbench import handoff
 
-        return publications.batches(publications.registry(run_settings(context)))
+        return handoff.plan_fetch(run_settings(context), run_id(context))
 
     @task
-    def fetch_and_validate(batch: list[dict], **context) -> list[dict]:
-        from flexbench.pipeline import publications
+    def fetch(batch: str, **context) -> dict:
+        from flexbench import handoff
 
-        s = run_settings(context)
-        fetched = publications.fetch_batch(s, batch)
-        return publications.validate_batch(s, fetched, run_as_of(context))
+        return handoff.fetch(run_settings(context), batch)
+
+    @task
+    def plan_validation(fetched: list[dict], **context) -> list[str]:
+        from flexbench import handoff
+
+        return handoff.plan_validation(run_settings(context), run_id(context), list(fetched))
+
+    @task
+    def validate(group: str, **context) -> dict:
+        from flexbench import handoff
+
+        return handoff.validate(run_settings(context), group, run_as_of(context))
 
     @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS])
-    def load(outcomes: list[list[dict]], **context) -> dict:
-        from flexbench.pipeline import publications
+    def load(validated: list[dict], **context) -> dict:
+        from flexbench import handoff
 
-        flat = [o for batch in outcomes for o in batch]
-        return publications.load(run_settings(context), flat, run_id(context), run_as_of(context))
+        s = run_settings(context)
+        return handoff.load(s, list(validated), run_id(context), run_as_of(context))
 
-    load(fetch_and_validate.expand(batch=plan_batches()))
+    fetched = fetch.expand(batch=plan_batches())
+    load(validate.expand(group=plan_validation(fetched)))
 
 
 flexbench_publications()

@@ -5,7 +5,8 @@ and measures, on the same files, each run in a fresh Python process so its CPU t
 memory are its own:
 
 ==============  ==============================================================================
-floor           DuckDB alone: one ``read_csv`` over every publication file into one table
+floor           DuckDB alone: every publication file into one table, each form read with its
+                declared columns and types (no sniffing); the sniffing read is a side figure
 naive           pandas reads every file, one concatenated frame, one GX validation (a plain
                 suite), written to DuckDB
 pipeline        our pipeline without the scheduler: registry → fetch_batch (every batch) →
@@ -13,8 +14,15 @@ pipeline        our pipeline without the scheduler: registry → fetch_batch (ev
                 benchmark.build (reference data loaded before, in its own process)
 airflow         the same through Airflow (``runner.run_all`` of the publications and benchmark
                 DAGs, fresh Airflow home; the metadata-DB migration is timed apart)
-incremental     the pipeline again on the pipeline's warehouse after 5% of the files changed
+incremental     the pipeline again on the pipeline's warehouse after 5% of the files changed,
+                the registry saying which (``updated_at``); ``incremental_ask_all`` is the
+                same with a registry that does not say, so every file is asked about
 ==============  ==============================================================================
+
+Beside the runs: one core's CSV parse rate (DuckDB, one thread, declared columns) and the
+physical line (the files' bytes over that rate); ``flexbench validate`` on the 3-row worked
+example beside a bare ``import great_expectations``; what each publications task imports;
+where the Airflow run's time goes (per task, XCom bytes, time outside tasks).
 
 Each run reports wall and CPU seconds (user + system, the process and its children, imports
 included), peak resident memory, rows per second (data rows of the files the run read; the
@@ -112,29 +120,141 @@ def _usage(tree_peak_kib: float = 0.0) -> dict[str, float]:
     }
 
 
-def _settings(spec: dict, name: str):
+def _settings(spec: dict, name: str, sources: str = "sources"):
     from flexbench import settings
 
-    return settings.load(sources=spec["sources"], warehouse=spec[name]["warehouse"])
+    return settings.load(sources=spec[sources], warehouse=spec[name]["warehouse"])
+
+
+#: Declared column types of the two forms, as the standard defines them (the floor reads with
+#: these, no sniffing). ``escalated`` is a count in the summary form and yes/no in the
+#: request-level form: VARCHAR in both, so the two forms go into one table.
+def declared_columns() -> dict[str, dict[str, str]]:
+    from flexbench.sample.nation import SUMMARY_COLUMNS
+    from flexbench.sample.publications import REQUEST_LEVEL_COLUMNS
+
+    text = {"org_code", "staff_group", "escalated"}
+    summary = {
+        c: "VARCHAR" if c in text else "DATE" if c.startswith("period_") else "INTEGER"
+        for c in SUMMARY_COLUMNS
+    }
+    request = {
+        c: "DATE" if c in ("received_date", "decision_date") else "VARCHAR"
+        for c in REQUEST_LEVEL_COLUMNS
+    }
+    return {"summary": summary, "request_level": request}
+
+
+def _declared_read(files: list[str], columns: dict[str, str]) -> str:
+    """A ``read_csv`` of ``files`` with the given columns and types: no sniffing."""
+    cols = ", ".join(f"'{c}': '{t}'" for c, t in columns.items())
+    names = ", ".join(f"'{f}'" for f in files)
+    return (
+        f"read_csv([{names}], columns = {{{cols}}}, header = true, auto_detect = false, "
+        "delim = ',', quote = '\"', escape = '\"', filename = true)"
+    )
 
 
 def _run_floor(spec: dict) -> dict:
-    """The floor: DuckDB reads every file in one read_csv (union of both forms' columns)."""
+    """The floor: DuckDB reads every file into one table, each form with its declared
+    columns and types (no sniffing), both cores."""
     import duckdb
 
     con = duckdb.connect(spec["floor"]["warehouse"])
     try:
+        declared = declared_columns()
+        parts = [
+            f"select * from {_declared_read(files, declared[form])}"
+            for form, files in sorted(spec["files_by_form"].items())
+        ]
         con.execute(
-            "create or replace table publication_rows as select * from "
-            # escalated is a count in the summary form and yes/no in the request-level form.
-            "read_csv(?, union_by_name = true, header = true, filename = true, "
-            "types = {'escalated': 'VARCHAR'})",
-            [spec["files"]],
+            "create or replace table publication_rows as " + " union all by name ".join(parts)
         )
         rows = con.execute("select count(*) from publication_rows").fetchone()[0]
     finally:
         con.close()
     return {"rows": int(rows)}
+
+
+def _run_floor_sniffing(spec: dict) -> dict:
+    """The earlier floor, a side figure: one ``read_csv`` over every file with DuckDB's sniffer
+    working out each file's dialect, columns and types (``union_by_name``)."""
+    import duckdb
+
+    con = duckdb.connect(spec["floor"]["warehouse"])
+    try:
+        con.execute(
+            "create or replace table publication_rows_sniffed as select * from "
+            # escalated is a count in the summary form and yes/no in the request-level form.
+            "read_csv(?, union_by_name = true, header = true, filename = true, "
+            "types = {'escalated': 'VARCHAR'})",
+            [spec["files"]],
+        )
+        rows = con.execute("select count(*) from publication_rows_sniffed").fetchone()[0]
+    finally:
+        con.close()
+    return {"rows": int(rows)}
+
+
+#: Size of the calibration file of each form for one core's CSV parse rate: the workload's
+#: files of that form concatenated (one header), repeated as needed to reach this size, so
+#: the rate is the parser's, not the cost of opening many small files.
+PARSE_RATE_BYTES = 32 * 1024 * 1024
+
+
+def _calibration_file(files: list[str], path: Path, size: int) -> int:
+    """Concatenate ``files`` (the first one's header only) into ``path``, repeated until
+    ``size`` bytes; return its size."""
+    written = 0
+    with open(path, "wb") as out:
+        header_done = False
+        while written < size:
+            for f in files:
+                with open(f, "rb") as fh:
+                    header = fh.readline()
+                    if not header_done:
+                        out.write(header)
+                        written += len(header)
+                        header_done = True
+                    body = fh.read()
+                if body and not body.endswith(b"\n"):
+                    body += b"\n"
+                out.write(body)
+                written += len(body)
+                if written >= size:
+                    break
+    return written
+
+
+def _run_parse_rate(spec: dict) -> dict:
+    """One core's CSV parse rate on this machine: DuckDB with one thread reading a large file
+    of each form (:func:`_calibration_file`, declared columns, no sniffing) into a table,
+    best of three; bytes per second."""
+    import duckdb
+
+    declared = declared_columns()
+    folder = Path(spec["floor"]["warehouse"]).parent
+    sizes = {}
+    for form, files in sorted(spec["files_by_form"].items()):
+        sizes[form] = _calibration_file(files, folder / f"calibration-{form}.csv", PARSE_RATE_BYTES)
+    con = duckdb.connect()
+    try:
+        con.execute("set threads = 1")
+        con.execute("set enable_progress_bar = false")
+        best = None
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for form in sizes:
+                read = _declared_read([str(folder / f"calibration-{form}.csv")], declared[form])
+                con.execute(f"create or replace table t_{form} as select * from {read}")
+            took = time.perf_counter() - t0
+            best = took if best is None else min(best, took)
+    finally:
+        con.close()
+        for form in sizes:
+            (folder / f"calibration-{form}.csv").unlink(missing_ok=True)
+    total = sum(sizes.values())
+    return {"bytes": total, "seconds": best, "bytes_per_s": total / best if best else None}
 
 
 def _run_floor_by_form(spec: dict) -> dict:
@@ -242,11 +362,11 @@ def _run_reference(spec: dict, name: str) -> dict:
         return {"loaded": None, "problems": str(exc)}
 
 
-def _publication_pass(spec: dict, name: str) -> dict:
+def _publication_pass(spec: dict, name: str, sources: str = "sources") -> dict:
     """One pass of the publications DAG and the benchmark DAG, task by task, timed by phase."""
     from flexbench.pipeline import benchmark, publications
 
-    s = _settings(spec, name)
+    s = _settings(spec, name, sources)
     as_of = date.fromisoformat(spec["as_of"])
     phases = {"fetch": 0.0, "validate": 0.0}
     t = time.perf_counter()
@@ -295,6 +415,8 @@ def _publication_pass(spec: dict, name: str) -> dict:
     return {
         "phases": {k: round(v, 3) for k, v in phases.items()},
         "fetched": len(fetched),
+        # Registry entries not asked about: their updated_at is not newer than their fetch.
+        "not_asked": sum(bool(f.get("not_asked")) for f in fetched),
         "validated": validated,
         "validate_batches": groups,
         "validate_workers": workers,
@@ -333,7 +455,47 @@ def _run_airflow(spec: dict) -> dict:
         )
     finally:
         con.close()
-    return {"dags": {r["dag_id"]: r["seconds"] for r in results}, "statuses": counts}
+    return {
+        "dags": {r["dag_id"]: r["seconds"] for r in results},
+        "statuses": counts,
+        **_airflow_breakdown(Path(spec["airflow"]["home"]), results),
+    }
+
+
+def _airflow_breakdown(home: Path, results: list[dict]) -> dict:
+    """Where the Airflow run's time goes, from its metadata DB: per DAG and task, the task
+    instances (mapped ones counted), their summed run time, and the bytes of their XComs;
+    per DAG, the time outside any task (``dag.test()``'s scheduling, state and XCom
+    handling)."""
+    import sqlite3
+
+    tasks: dict[str, dict] = {}
+    outside: dict[str, float] = {}
+    with sqlite3.connect(home / "airflow.db") as db:
+        for r in results:
+            dag_id, run_id = r["dag_id"], r["run_id"]
+            per: dict[str, dict] = {}
+            for task_id, count, seconds in db.execute(
+                "select task_id, count(*), sum(coalesce(duration, 0)) from task_instance "
+                "where dag_id = ? and run_id = ? group by task_id",
+                (dag_id, run_id),
+            ):
+                per[task_id] = {"instances": count, "seconds": round(seconds or 0.0, 3)}
+            try:
+                rows = db.execute(
+                    "select task_id, sum(length(value)) from xcom "
+                    "where dag_id = ? and run_id = ? group by task_id",
+                    (dag_id, run_id),
+                ).fetchall()
+            except sqlite3.Error:
+                rows = []
+            for task_id, size in rows:
+                per.setdefault(task_id, {"instances": 0, "seconds": 0.0})["xcom_bytes"] = int(
+                    size or 0
+                )
+            tasks[dag_id] = per
+            outside[dag_id] = round(r["seconds"] - sum(t["seconds"] for t in per.values()), 3)
+    return {"tasks": tasks, "outside_tasks_s": outside}
 
 
 def _run_dag_parse(spec: dict) -> dict:
@@ -348,8 +510,14 @@ def _run_dag_parse(spec: dict) -> dict:
     t0 = time.perf_counter()
     bag = DagBag(dag_folder=spec["dag_file"])
     took = time.perf_counter() - t0
+    # Parsed again in the same process, as the dag-processor re-parses a file: Airflow's own
+    # lazily imported modules (the @task operators, croniter …) are loaded by then.
+    t0 = time.perf_counter()
+    DagBag(dag_folder=spec["dag_file"])
+    again = time.perf_counter() - t0
     return {
         "parse_s": took,
+        "reparse_s": again,
         "airflow_import_s": imported,
         "dag_ids": sorted(bag.dag_ids),
         "errors": {k: v.strip().splitlines()[-1] for k, v in bag.import_errors.items()},
@@ -358,12 +526,15 @@ def _run_dag_parse(spec: dict) -> dict:
 
 _CHILDREN = {
     "floor": _run_floor,
+    "floor-sniffing": _run_floor_sniffing,
     "floor-by-form": _run_floor_by_form,
+    "parse-rate": _run_parse_rate,
     "naive": _run_naive,
     "reference-pipeline": lambda spec: _run_reference(spec, "pipeline"),
     "reference-airflow": lambda spec: _run_reference(spec, "airflow"),
     "pipeline": lambda spec: _publication_pass(spec, "pipeline"),
     "incremental": lambda spec: _publication_pass(spec, "pipeline"),
+    "incremental-ask-all": lambda spec: _publication_pass(spec, "pipeline", "sources_ask_all"),
     "airflow-prepare": _run_airflow_prepare,
     "airflow": _run_airflow,
     "dag-parse": _run_dag_parse,
@@ -375,7 +546,7 @@ def _child_main(kind: str, spec_path: str, out_path: str) -> int:
     tree = _TreePeak()
     spec = json.loads(Path(spec_path).read_text())
     profile = spec.get("profile_dir")
-    if profile and kind in ("pipeline", "incremental", "naive"):
+    if profile and kind in ("pipeline", "incremental", "incremental-ask-all", "naive"):
         import cProfile
 
         prof = cProfile.Profile()
@@ -494,6 +665,7 @@ def run_bench(
     demo: bool = True,
     profile: bool = False,
     echo=print,
+    validate_small: bool = True,
 ) -> dict:
     """Measure every run of ``runs`` on one generated workload; return the report (a dict).
 
@@ -510,6 +682,9 @@ def run_bench(
         Trusts in one national workload (default 215); smaller for smoke tests.
     dag_parse, demo : bool
         Also time each DAG file's parse, and ``flexbench demo`` from a fresh Airflow home.
+    validate_small : bool
+        Also time ``flexbench validate`` on the worked example beside GX's bare import
+        (:func:`measure_validate_small`) and each publications task's imports.
     profile : bool
         Write cProfile stats of the naive, pipeline and incremental runs to ``workdir/profile``.
     """
@@ -537,8 +712,11 @@ def run_bench(
 
     sources = workdir / "sources.yml"
     sources.write_text(yaml.safe_dump(workload.sources, sort_keys=False))
+    sources_ask_all = workdir / "sources-ask-all.yml"
+    sources_ask_all.write_text(yaml.safe_dump(workload.sources_ask_all, sort_keys=False))
     spec = {
         "sources": str(sources),
+        "sources_ask_all": str(sources_ask_all),
         "as_of": str(workload.as_of),
         "files": [str(p) for p in workload.files],
         "files_by_form": {
@@ -580,6 +758,7 @@ def run_bench(
         "runs": {},
         "extra": {},
         "dag_parse_s": {},
+        "dag_reparse_s": {},
         "machine": machine_info(),
         "workdir": str(workdir),
     }
@@ -601,14 +780,22 @@ def run_bench(
                 raise BenchError(
                     f"the floor read {res['detail']['rows']} rows, the files hold {total_rows}"
                 )
-            side = _spawn("floor-by-form", spec, workdir)
-            report["extra"]["floor_by_form_s"] = round(side["wall_s"], 2)
-            report["extra"]["floor_by_form_cpu_s"] = round(side["cpu_s"], 2)
-            if side["detail"]["rows"] != total_rows:
-                raise BenchError(
-                    f"DuckDB by form read {side['detail']['rows']} rows, "
-                    f"the files hold {total_rows}"
-                )
+            for kind, key in (
+                ("floor-sniffing", "floor_sniffing"),
+                ("floor-by-form", "floor_by_form"),
+            ):
+                side = _spawn(kind, spec, workdir)
+                report["extra"][f"{key}_s"] = round(side["wall_s"], 2)
+                report["extra"][f"{key}_cpu_s"] = round(side["cpu_s"], 2)
+                if side["detail"]["rows"] != total_rows:
+                    raise BenchError(
+                        f"{kind} read {side['detail']['rows']} rows, the files hold {total_rows}"
+                    )
+            rate = _spawn("parse-rate", spec, workdir)["detail"]
+            report["extra"]["parse_rate_one_core_mb_s"] = round(rate["bytes_per_s"] / 1e6, 1)
+            report["extra"]["physical_line_s"] = round(
+                report["workload"]["bytes"] / rate["bytes_per_s"], 2
+            )
         if "naive" in runs:
             measured("naive", total_rows)
         if "pipeline" in runs:
@@ -623,8 +810,15 @@ def run_bench(
             _spawn("reference-airflow", spec, workdir, airflow_env)
             measured("airflow", total_rows, airflow_env)
         if "incremental" in runs:
-            changed = wl.change_files(workload, CHANGED_FRACTION)
+            # Without the registry's updated_at first (every file asked about), then with
+            # it, each after 5% of the files were republished.
             man = workload.manifest.set_index("filename")
+            changed = wl.change_files(workload, CHANGED_FRACTION, seed=1)
+            changed_rows = int(man.loc[changed, "rows"].sum())
+            report["extra"]["incremental_ask_all_changed_files"] = len(changed)
+            report["extra"]["incremental_ask_all_changed_rows"] = changed_rows
+            measured("incremental-ask-all", changed_rows, name="incremental_ask_all")
+            changed = wl.change_files(workload, CHANGED_FRACTION, seed=2)
             changed_rows = int(man.loc[changed, "rows"].sum())
             report["extra"]["incremental_changed_files"] = len(changed)
             report["extra"]["incremental_changed_rows"] = changed_rows
@@ -638,16 +832,41 @@ def run_bench(
             res = _spawn("dag-parse", {**spec, "dag_file": str(dag_file)}, workdir, airflow_env)
             for dag_id in res["detail"]["dag_ids"] or [dag_file.stem]:
                 report["dag_parse_s"][dag_id] = round(res["detail"]["parse_s"], 3)
+                report["dag_reparse_s"][dag_id] = round(res["detail"]["reparse_s"], 3)
             report["extra"]["airflow_import_s"] = round(res["detail"]["airflow_import_s"], 2)
+    if validate_small:
+        report["validate_small"] = measure_validate_small()
+        report["task_imports_s"] = measure_task_imports()
     if demo:
         report["extra"]["demo_s"] = round(time_demo(workdir / "demo"), 1)
     floor = report["runs"].get("floor")
     for summary in report["runs"].values():
         if floor:
             summary["ratio_to_floor"] = round(summary["wall_s"] / floor["wall_s"], 2)
-    if "pipeline" in report["runs"] and "incremental" in report["runs"]:
-        report["extra"]["incremental_share_of_pipeline"] = round(
-            report["runs"]["incremental"]["wall_s"] / report["runs"]["pipeline"]["wall_s"], 3
+    runs_done = report["runs"]
+    pipeline = runs_done.get("pipeline")
+    if pipeline:
+        for name in ("incremental", "incremental_ask_all"):
+            if name in runs_done:
+                report["extra"][f"{name}_share_of_pipeline"] = round(
+                    runs_done[name]["wall_s"] / pipeline["wall_s"], 3
+                )
+        if "physical_line_s" in report["extra"]:
+            report["extra"]["pipeline_over_physical_line"] = round(
+                pipeline["wall_s"] / report["extra"]["physical_line_s"], 2
+            )
+    if pipeline and "airflow" in runs_done:
+        airflow = runs_done["airflow"]
+        report["extra"]["airflow_over_pipeline"] = round(airflow["wall_s"] / pipeline["wall_s"], 2)
+        # The benchmark DAG also builds the site and the Parquet extract, which the pipeline
+        # run does not: the same work is the Airflow run without those two tasks.
+        extra_tasks = (airflow.get("detail") or {}).get("tasks", {}).get("flexbench_benchmark", {})
+        not_in_pipeline = sum(
+            extra_tasks.get(t, {}).get("seconds", 0.0) for t in ("publish_site", "export_parquet")
+        )
+        report["extra"]["airflow_site_and_extract_s"] = round(not_in_pipeline, 2)
+        report["extra"]["airflow_same_work_over_pipeline"] = round(
+            (airflow["wall_s"] - not_in_pipeline) / pipeline["wall_s"], 2
         )
     if "pipeline" in report["runs"] and "naive" in report["runs"]:
         report["extra"]["naive_over_pipeline"] = round(
@@ -656,6 +875,87 @@ def run_bench(
     report["machine"]["load_avg_before"] = [round(x, 2) for x in load_before]
     report["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
+
+
+#: The standard's 3-row worked example (docs/flex-data-standard.md).
+def _worked_example() -> Path:
+    from flexbench.settings import PROJECT_ROOT
+
+    return PROJECT_ROOT / "docs" / "templates" / "worked-example-summary.csv"
+
+
+def _timed(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return time.perf_counter() - started, proc
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def measure_validate_small(rounds: int = 3) -> dict:
+    """``flexbench validate`` on the 3-row worked example and a bare ``import
+    great_expectations``, each a fresh process (interpreter start included in both), taken
+    in turn ``rounds`` times; medians and every figure."""
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore"}
+    validate_cmd = [
+        sys.executable,
+        "-m",
+        "flexbench.cli",
+        "validate",
+        str(_worked_example()),
+        "--org",
+        "RXX",
+        "--today",
+        "2025-01-15",
+    ]
+    gx_cmd = [sys.executable, "-c", "import great_expectations"]
+    validate_runs, gx_runs = [], []
+    for _ in range(rounds):
+        took, proc = _timed(validate_cmd, env)
+        if proc.returncode != 0 or not proc.stdout.startswith("accepted"):
+            raise BenchError(f"flexbench validate on the worked example: {proc.stdout[:200]}")
+        validate_runs.append(round(took, 3))
+        took, proc = _timed(gx_cmd, env)
+        if proc.returncode != 0:
+            raise BenchError(f"import great_expectations failed: {proc.stderr[-200:]}")
+        gx_runs.append(round(took, 3))
+    validate_s, gx_s = _median(validate_runs), _median(gx_runs)
+    return {
+        "validate_s": round(validate_s, 3),
+        "gx_import_s": round(gx_s, 3),
+        "over_gx_import_s": round(validate_s - gx_s, 3),
+        "validate_runs": validate_runs,
+        "gx_import_runs": gx_runs,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+#: What each task of the publications DAG imports before it works (under Celery a task
+#: instance is a process of its own, so it pays these once per instance).
+TASK_IMPORTS = {
+    "bare interpreter": "pass",
+    "fetch": "import flexbench.handoff, flexbench.pipeline.publications, requests, urllib3",
+    "validate": "import flexbench.handoff, flexbench.pipeline.publications, flexbench.validate, "
+    "great_expectations, pandas, pyarrow",
+    "load": "import flexbench.handoff, flexbench.pipeline.publications, warehouse, duckdb, pandas",
+}
+
+
+def measure_task_imports() -> dict[str, float]:
+    """Wall seconds of a fresh process importing what each publications task imports."""
+    from flexbench.settings import PROJECT_ROOT
+
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    out = {}
+    for task, statement in TASK_IMPORTS.items():
+        took, proc = _timed([sys.executable, "-c", statement], env)
+        out[task] = round(took, 3) if proc.returncode == 0 else None
+    return out
 
 
 def time_demo(folder: Path) -> float:
@@ -687,7 +987,7 @@ def format_table(report: dict) -> list[str]:
         f"{w['rows']:,} rows",
         f"{'run':<12} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'rows/s':>10} {'× floor':>8}",
     ]
-    for name in RUNS:
+    for name in (*RUNS, "incremental_ask_all"):
         r = report["runs"].get(name)
         if not r:
             continue
@@ -697,7 +997,20 @@ def format_table(report: dict) -> list[str]:
             f"{r['rows_per_s']:>10,.0f} {'' if ratio is None else f'{ratio:.1f}':>8}"
         )
     for dag_id, s in report["dag_parse_s"].items():
-        lines.append(f"parse {dag_id:<28} {s:.3f} s")
+        again = report.get("dag_reparse_s", {}).get(dag_id)
+        lines.append(
+            f"parse {dag_id:<28} {s:.3f} s"
+            + (f" (again {again:.3f} s)" if again is not None else "")
+        )
+    small = report.get("validate_small")
+    if small:
+        lines.append(
+            f"validate worked example {small['validate_s']:.2f} s; "
+            f"import great_expectations {small['gx_import_s']:.2f} s "
+            f"(+{small['over_gx_import_s']:.2f} s)"
+        )
+    for task, took in (report.get("task_imports_s") or {}).items():
+        lines.append(f"imports of task {task:<20} {took} s")
     for key, value in report["extra"].items():
         lines.append(f"{key:<34} {value}")
     m = report["machine"]
@@ -851,6 +1164,11 @@ def add_bench_parser(sub) -> None:
     )
     p.add_argument("--no-dag-parse", action="store_true", help="skip the DAG parse timing")
     p.add_argument("--no-demo", action="store_true", help="skip timing `flexbench demo`")
+    p.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip timing `flexbench validate` on the worked example beside GX's import",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile the pandas/pipeline runs")
     p.add_argument("--quiet", action="store_true")
     p.add_argument(
@@ -878,6 +1196,7 @@ def cmd_bench(args) -> int:
         demo=not args.no_demo,
         profile=args.profile,
         echo=echo,
+        validate_small=not getattr(args, "no_validate", False),
     )
     if args.json_path:
         path = Path(args.json_path)

@@ -25,9 +25,27 @@ DEMO_AS_OF = date(2026, 10, 31)
 DEFAULT_PORT = 8765
 
 
+#: Seconds a kept-alive connection may stay idle before the server closes it (real web
+#: servers close idle connections after a few seconds too).
+IDLE_TIMEOUT = 15
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves files over HTTP/1.1 with keep-alive, as real web servers do: a client sends its
+    requests one after another on one connection (each answer has its Content-Length, a
+    ``304 Not Modified`` none), and an idle connection is closed after :data:`IDLE_TIMEOUT`."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
         pass
+
+
+class _Server(ThreadingHTTPServer):
+    # A kept-alive connection holds its thread until the client goes or the idle timeout;
+    # closing the server must not wait for those (they are daemon threads).
+    block_on_close = False
 
 
 def _free_port(preferred: int) -> int:
@@ -43,9 +61,10 @@ def _free_port(preferred: int) -> int:
 
 @contextmanager
 def serve(root: Path, port: int):
-    """Serve ``root`` on 127.0.0.1:port in a background thread while the block runs."""
+    """Serve ``root`` on 127.0.0.1:port (HTTP/1.1, keep-alive) in a background thread while
+    the block runs."""
     handler = partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = _Server(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

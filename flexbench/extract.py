@@ -102,8 +102,8 @@ COLUMNS: dict[str, str] = {
     "region_code": "NHS England region (ODS national grouping, Y56-Y63).",
     "region_name": "Name of the NHS England region.",
     "icb_code": "Integrated care board (ODS high-level health geography).",
-    "icb_name": "Name of the integrated care board (its code with its region's name until a "
-    "source of ICB names is loaded).",
+    "icb_name": "Name of the integrated care board: its latest name in NHS Workforce Statistics "
+    "(ICS_NAME), or its code with its region's name where no workforce file names it.",
     "peer_group": "Peer group: the NHS Workforce Statistics BENCHMARK_GROUP of the trust.",
     "cluster_group": "NHS Workforce Statistics CLUSTER_GROUP of the trust.",
     "window_start": "First day of the benchmark window.",
@@ -139,6 +139,8 @@ COLUMNS: dict[str, str] = {
     "requests_per_100_staff": BY_COLUMN["requests_per_100_staff"].definition
     + " "
     + BY_COLUMN["requests_per_100_staff"].method,
+    "requests_per_100_staff_status": "published | withheld (requests_received withheld to "
+    "protect confidentiality); empty without staff in post or requests (quarter rows).",
     "peer_median_requests_per_100_staff": "Median of requests_per_100_staff in the peer group, "
     "excluding the trust itself.",
     "national_rank": "Rank of approval_rate among the trusts whose approval rate is published "

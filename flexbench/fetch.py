@@ -620,6 +620,30 @@ def _state_path(landing: Path, source: str, url: str) -> Path:
     return landing / "_state" / f"{key}.json"
 
 
+def _write_state(state_file: Path, state: dict[str, Any]) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=state_file.parent, prefix=".state-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(state))
+    os.replace(tmp, state_file)
+
+
+def landed_state(landing: Path, source: str, url: str) -> dict[str, Any] | None:
+    """What the landing zone knows of ``url``: its last fetch state (sha256, path, ETag …,
+    and ``confirmed_at``, the time of the last fetch that got or confirmed the landed copy:
+    a ``200`` landed or a ``304 Not Modified``), or None when there is none, it is unreadable,
+    it predates ``confirmed_at``, or the landed copy is gone."""
+    try:
+        state = json.loads(_state_path(landing, source, url).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not state.get("sha256") or not state.get("confirmed_at"):
+        return None
+    if not Path(state.get("path") or "").exists():
+        return None
+    return state
+
+
 def _ext(url: str, headers: dict[str, str]) -> str:
     name = urlparse(url).path.rsplit("/", 1)[-1]
     if "." in name:
@@ -682,7 +706,9 @@ def fetch_to_landing(
     except FetchError as exc:
         return FetchResult(source, url, "failed", fetched_at, error=str(exc))
     if status == 304 and state:
-        # Not modified: nothing is downloaded; the fetch is still recorded in the provenance.
+        # Not modified: nothing is downloaded; the fetch is still recorded in the provenance,
+        # and the state says when the landed copy was last confirmed current.
+        _write_state(state_file, {**state, "confirmed_at": fetched_at})
         _record_provenance(
             landing / source,
             state["sha256"],
@@ -736,11 +762,9 @@ def fetch_to_landing(
         "sha256": sha,
         "size": len(body),
         "path": str(path),
+        "confirmed_at": fetched_at,
     }
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(new_state))
-    os.replace(tmp, state_file)
+    _write_state(state_file, new_state)
     return FetchResult(
         source,
         url,

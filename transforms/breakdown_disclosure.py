@@ -110,14 +110,29 @@ def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.Data
 
     ``totals`` maps each count to the trust's published (value, withheld) in its window.
     """
+    published, withheld, status = control_counts(
+        {c: [int(v) for v in groups[c]] for c in COUNTS}, totals
+    )
     out = groups.copy()
-    pub = {c: [round_count(int(v)) for v in groups[c]] for c in ("requests_received", "approved",
-                                                                  "declined")}  # fmt: skip
-    n = len(groups)
+    for c in COUNTS:
+        out[c] = published[c]
+        out[f"{c}_withheld"] = withheld[c]
+    return out, status
+
+
+def control_counts(
+    true: dict[str, list[int]], totals: dict
+) -> tuple[dict[str, list[float]], dict[str, list[bool]], str]:
+    """:func:`control_trust_dimension` on plain lists: ``true`` maps each count to the true
+    count of each group; returns the published counts (NaN withheld), the withheld flags and
+    the dimension's status."""
+    pub = {c: [round_count(int(v)) for v in true[c]] for c in ("requests_received", "approved",
+                                                                "declined")}  # fmt: skip
+    n = len(true["requests_received"])
     withheld = {c: [v is None for v in pub[c]] for c in pub}
     pub["decided"] = [
         a + d if a is not None and d is not None else round_count(int(t))
-        for a, d, t in zip(pub["approved"], pub["declined"], groups["decided"], strict=True)
+        for a, d, t in zip(pub["approved"], pub["declined"], true["decided"], strict=True)
     ]
     withheld["decided"] = [v is None for v in pub["decided"]]
     # Zeros sharing a relation (same count, or same group) with a withheld count: withheld.
@@ -153,19 +168,21 @@ def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.Data
             rows.append((-math.inf, 0.0, {index[("decided", i)]: 1.0,
                                           index[("requests_received", i)]: -1.0}))  # fmt: skip
         for c in COUNTS:
-            t = float(groups[c].sum())
+            t = float(sum(true[c]))
             rows.append((t, t, {index[(c, i)]: 1.0 for i in range(n)}))
         rows = [(-1e30 if math.isinf(lo) else lo, hi, coefs) for lo, hi, coefs in rows]
         if not lp_safe(boxes, flags, rows):
             status = "withheld"
+    published: dict[str, list[float]] = {}
+    kept: dict[str, list[bool]] = {}
     for c in COUNTS:
         if status == "withheld":
-            out[c] = np.nan
-            out[f"{c}_withheld"] = True
+            published[c] = [np.nan] * n
+            kept[c] = [True] * n
         else:
-            out[c] = [np.nan if w else v for v, w in zip(pub[c], withheld[c], strict=True)]
-            out[f"{c}_withheld"] = withheld[c]
-    return out, status
+            published[c] = [np.nan if w else v for v, w in zip(pub[c], withheld[c], strict=True)]
+            kept[c] = list(withheld[c])
+    return published, kept, status
 
 
 def wilson(x: float, n: float, z: float) -> tuple[float, float]:

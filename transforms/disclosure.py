@@ -137,8 +137,8 @@ WINDOW_COUNTS = (
     "non_clinical_approved", "non_clinical_decided",
 )  # fmt: skip
 QUARTER_COUNTS = (
-    "requests_received", "approved", "declined", "decided", "escalated",
-    "decided_within_2_months", "declined_other",
+    "requests_received", "approved", "declined", "decided", "escalated", "appeals",
+    "appeals_upheld", "decided_within_2_months", "declined_other",
 )  # fmt: skip
 DECLINE_REASONS = tuple(c for c in WINDOW_COUNTS if c.startswith("declined_"))
 
@@ -154,6 +154,13 @@ WINDOW_SUMS = (
 )  # fmt: skip
 #: The published relations of a quarter row.
 QUARTER_SUMS = (("decided", ("approved", "declined")),)
+#: The published orders of a window or quarter row, (small, large): the small count is never
+#: more than the large one, so a large count of 0 would say its small one is 0.
+ORDERS = (
+    ("decided_within_2_months", "decided"),
+    ("appeals", "declined"),
+    ("appeals_upheld", "appeals"),
+)
 
 
 def _is_small(value) -> bool:
@@ -178,7 +185,9 @@ def zeros_to_withhold(
     shares a published relation (a total and its parts in one row, or a count of the window
     and the same count of its quarters) with a withheld count, a count of 1 to
     :data:`MAX_SUPPRESSED_COUNT` or a zero withheld by this rule, so that a withheld value
-    can be 0 and no reader can take it to be at least 1. Returns ``(row key, column)`` pairs.
+    can be 0 and no reader can take it to be at least 1. A 0 that bounds a withheld count from
+    above (the large count of :data:`ORDERS`: appeals of 0 would say a withheld appeals upheld
+    is 0) is withheld with it. Returns ``(row key, column)`` pairs.
     """
     rows = {**window, **quarters}
     groups: list[list[tuple[str, str]]] = []
@@ -194,16 +203,27 @@ def zeros_to_withhold(
     def value(cell):
         return rows[cell[0]].get(cell[1])
 
+    # (small, large) cells of each row: a withheld small one takes a zero large one with it.
+    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
     withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
+    withheld |= {cell for pair in orders for cell in pair if _is_small(value(cell))}
     hidden: set[tuple[str, str]] = set()
+
+    def hide(cell) -> bool:
+        v = value(cell)
+        if cell not in hidden and not _missing(v) and v == 0:
+            hidden.add(cell)
+            return True
+        return False
+
     changed = True
     while changed:
         changed = False
         for g in groups:
             if any(cell in withheld or cell in hidden for cell in g):
                 for cell in g:
-                    v = value(cell)
-                    if cell not in hidden and not _missing(v) and v == 0:
-                        hidden.add(cell)
-                        changed = True
+                    changed |= hide(cell)
+        for small, large in orders:
+            if small in withheld or small in hidden:
+                changed |= hide(large)
     return hidden

@@ -21,8 +21,15 @@ WILSON = (
     '"Intervals" and "Disclosure control").'
 )
 GARWOOD = (
-    "Exact (Garwood) Poisson interval of the count of requests, scaled like the rate "
-    '(docs/methodology.md, "Intervals", [A5]).'
+    "Exact (Garwood) Poisson interval of the count of requests, scaled like the rate, widened "
+    "over every count the rounding allows where it is published (docs/methodology.md, "
+    '"Intervals", "Disclosure control", [A5]).'
+)
+#: What a trust's quarterly trend of an indicator is (its page's charts, one per indicator).
+TREND = (
+    "By quarter (the trend on a trust's page, public.trust_measure_quarters): the same "
+    "definition over each quarter's published counts; a quarter withheld, with too few "
+    'requests or without data is a gap (docs/methodology.md, "Trends and year on year").'
 )
 SOURCE_FORM = (
     "The trusts' own publications in the Flex Data Standard summary form "
@@ -70,7 +77,11 @@ def _rate(column, title, definition, polarity, caveats, method="") -> Indicator:
         unit="proportion (shown as %)",
         polarity=polarity,
         source=SOURCE_FORM,
-        method=(method + " " if method else "") + f"{p.numerator} ÷ {p.denominator}. " + WILSON,
+        method=(method + " " if method else "")
+        + f"{p.numerator} ÷ {p.denominator}. "
+        + WILSON
+        + " "
+        + TREND,
         caveats=caveats + " " + DISCLOSURE,
     )
 
@@ -152,7 +163,8 @@ INDICATORS: tuple[Indicator, ...] = (
         source=SOURCE_FORM + " Headcount: NHS Workforce Statistics.",
         method="requests_received ÷ headcount × 100 × 12 ÷ months_covered, from the published "
         "requests_received. The peer median (peer_median_requests_per_100_staff) excludes the "
-        "trust itself. " + GARWOOD,
+        "trust itself. " + GARWOOD + " " + TREND + " A quarter's staff in post is the "
+        "headcount the window publishes, and its months covered those of the quarter.",
         caveats="Low uptake can mean staff do not ask, or that flexibility is agreed "
         "informally without a formal request. " + DISCLOSURE,
     ),

@@ -2,7 +2,9 @@
 
 The source is the monthly "Turnover benchmarking 2. Staff group and organisation" CSV: one
 row per PERIOD × TYPE × organisation × staff group with headcount (HC) and FTE, and the
-organisation's NHS England region, ICS, CLUSTER_GROUP and BENCHMARK_GROUP.
+organisation's NHS England region, ICS (integrated care board: code and name), CLUSTER_GROUP
+and BENCHMARK_GROUP. Columns are read by name: a later edition that adds a column or changes
+their order reads the same.
 
 Rules implemented here (docs/methodology.md, "Peer groups"):
 
@@ -93,6 +95,7 @@ WORKFORCE_COLUMNS = [
     "cluster_group",
     "region_code",
     "ics_code",
+    "ics_name",
 ]
 
 _RENAME = {
@@ -106,6 +109,7 @@ _RENAME = {
     "CLUSTER_GROUP": "cluster_group",
     "NHSE_REGION_CODE": "region_code",
     "ICS_CODE": "ics_code",
+    "ICS_NAME": "ics_name",
 }
 
 _PERIOD = re.compile(r"^\s*(\d{6})(?:\s+to\s+(\d{6}))?\s*$")
@@ -159,7 +163,8 @@ def parse_workforce(data: bytes) -> pd.DataFrame:
         ``period`` (as published, e.g. "202510 to 202511"), ``period_end`` (datetime64, last
         day of the last month), ``staff_group``, ``headcount`` (Int64), ``fte`` (float),
         ``benchmark_group`` (the peer group), ``cluster_group``, ``region_code``,
-        ``ics_code``, and ``_row`` (line number in the file, header = 1, for reports).
+        ``ics_code`` and ``ics_name`` (the integrated care board's code and name, as that
+        edition publishes them), and ``_row`` (line number in the file, header = 1, for reports).
 
         ``_problem`` notes why a row's value could not be read (None when it could).
 
@@ -204,7 +209,7 @@ def parse_workforce(data: bytes) -> pd.DataFrame:
         check_column_type(bad, out[col] != "", f"workforce CSV: {source}", out[col])
         note_problem(out, bad, f"{source} is not a number")
         out[col] = values.astype(kind)
-    for col in ("org_code", "org_name", "ics_code", "benchmark_group", "cluster_group"):
+    for col in ("org_code", "org_name", "ics_code", "ics_name", "benchmark_group", "cluster_group"):
         out[col] = out[col].replace("", None)
     out["region_code"] = out["region_code"].replace("", None)
     return out[[*WORKFORCE_COLUMNS, "_row", PROBLEM_COLUMN]].reset_index(drop=True)

@@ -71,8 +71,11 @@ create table if not exists raw.staff_survey (
 create table if not exists raw.workforce (
     sha256 varchar, loaded_at timestamptz, org_code varchar, org_name varchar, period varchar,
     period_end date, staff_group varchar, headcount double, fte double, benchmark_group varchar,
-    cluster_group varchar, region_code varchar, ics_code varchar
+    cluster_group varchar, region_code varchar, ics_code varchar, ics_name varchar
 );
+-- Columns added since the table was first created: a warehouse an older flexbench made gains
+-- them here (null in the rows it loaded before), as every writer applies this file first.
+alter table raw.workforce add column if not exists ics_name varchar;
 
 -- Wilson score interval for a proportion x/n at normal quantile z (methodology, "Intervals");
 -- null where n is 0 or missing. The exact z is passed in by the build (not 1.96).

@@ -19,12 +19,19 @@ import io
 import json
 import logging
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from flexbench.fetch import FetchPolicy, FetchResult, fetch_to_landing, get_bytes, now_utc
+from flexbench.fetch import (
+    FetchPolicy,
+    FetchResult,
+    fetch_to_landing,
+    get_bytes,
+    landed_state,
+    now_utc,
+)
 from flexbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,11 +108,61 @@ def _read_registry_csv(location: str, settings: Settings) -> list[dict[str, str]
             path = settings.sources_path.parent / path
         body = path.read_bytes()
     reader = csv.DictReader(io.StringIO(body.decode("utf-8-sig")))
-    return [
-        {"org_code": _code(r["org_code"]), "url": r["url"].strip(), "origin": "registry_csv"}
-        for r in reader
-        if r.get("org_code") and r.get("url")
-    ]
+    out = []
+    for r in reader:
+        if not (r.get("org_code") and r.get("url")):
+            continue
+        entry = {
+            "org_code": _code(r["org_code"]),
+            "url": r["url"].strip(),
+            "origin": "registry_csv",
+        }
+        # When the registry says when a file last changed, a refresh need not ask about a
+        # file fetched since (fetch_batch); an empty or unreadable value means "ask".
+        if (r.get("updated_at") or "").strip():
+            entry["updated_at"] = r["updated_at"].strip()
+        out.append(entry)
+    return out
+
+
+def parse_updated_at(text: Any) -> datetime | None:
+    """A registry's ``updated_at`` as a UTC instant, read so as never to skip a change: an ISO
+    8601 time with an offset as written; without one, as UTC (for a UK time, at or after the
+    real instant); a date alone as the end of that day (the next midnight UTC). None for
+    anything else (the file is then asked about, as without the column)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def not_changed_since_fetch(landing: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The landed state of ``entry``'s URL when the registry's ``updated_at`` is not newer
+    than the last fetch that got or confirmed that copy (so there is nothing to ask); else
+    None. No ``updated_at``, an unreadable one, no landed copy, or a state without the time
+    of its last fetch: None (ask as always)."""
+    updated = parse_updated_at(entry.get("updated_at"))
+    if updated is None:
+        return None
+    state = landed_state(landing, SOURCE, entry["url"])
+    if state is None:
+        return None
+    try:
+        confirmed = datetime.fromisoformat(state["confirmed_at"])
+    except (TypeError, ValueError):
+        return None
+    if confirmed.tzinfo is None:
+        return None
+    return state if updated <= confirmed else None
 
 
 #: Registry entries per fetch-and-validate task. A task pays a fixed cost (its process, the
@@ -133,6 +190,29 @@ def fetch_batch(settings: Settings, entries: list[dict[str, str]]) -> list[dict[
     pol = policy(settings)
 
     def one(entry):
+        known = not_changed_since_fetch(settings.landing_dir, entry)
+        if known is not None:
+            # The registry says the file has not changed since it was last fetched: not
+            # asked. Reported unchanged with the landed copy; no HTTP status, since nothing
+            # was sent. (The load still validates it if the warehouse never processed it.)
+            out = {
+                **FetchResult(
+                    SOURCE,
+                    entry["url"],
+                    "unchanged",
+                    now_utc(),
+                    sha256=known["sha256"],
+                    size=known.get("size"),
+                    path=known["path"],
+                    etag=known.get("etag"),
+                    last_modified=known.get("last_modified"),
+                ).to_dict(),
+                "org_code": entry["org_code"],
+                "not_asked": True,
+            }
+            if entry.get("form"):
+                out["expected_form"] = entry["form"]
+            return out
         try:
             res = fetch_to_landing(SOURCE, entry["url"], settings.landing_dir, pol)
         except Exception as exc:  # noqa: BLE001 - one trust's failure never stops the others

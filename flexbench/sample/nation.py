@@ -69,6 +69,33 @@ WALES_ICB = "Q99"  # as in the real etr file
 
 # Trusts per region in the real etr list (England, open), used as sampling weights.
 _REGION_WEIGHTS = {"Y56": 36, "Y58": 19, "Y59": 30, "Y60": 36, "Y61": 18, "Y62": 30, "Y63": 33}
+# ICB names by region: the region's integrated care boards as the Nov-25 Workforce Statistics
+# file names them (ICS_NAME), then names of former clinical commissioning group areas of the
+# region for the regions where the demo draws more ICBs than there are. The i-th ICB of a region
+# (in the order drawn) takes the i-th name: realistic names, chosen without the random stream.
+_ICB_NAMES = {
+    "Y56": ["South East London", "North East London", "North Central London",
+            "North West London", "South West London", "City and Hackney",
+            "Barking and Dagenham, Havering and Redbridge"],
+    "Y58": ["Devon", "Bath and North East Somerset, Swindon and Wiltshire", "Gloucestershire",
+            "Somerset", "Cornwall and the Isles of Scilly",
+            "Bristol, North Somerset and South Gloucestershire", "Dorset"],
+    "Y59": ["Kent and Medway", "Frimley", "Sussex", "Hampshire and Isle of Wight",
+            "Buckinghamshire, Oxfordshire and Berkshire West", "Surrey Heartlands",
+            "East Berkshire"],
+    "Y60": ["Herefordshire and Worcestershire", "Birmingham and Solihull", "Derby and Derbyshire",
+            "Lincolnshire", "Leicester, Leicestershire and Rutland",
+            "Staffordshire and Stoke-on-Trent", "Shropshire, Telford and Wrekin",
+            "Northamptonshire", "Nottingham and Nottinghamshire", "Black Country",
+            "Coventry and Warwickshire"],
+    "Y61": ["Mid and South Essex", "Bedfordshire, Luton and Milton Keynes",
+            "Suffolk and North East Essex", "Hertfordshire and West Essex", "Norfolk and Waveney",
+            "Cambridgeshire and Peterborough", "West Suffolk"],
+    "Y62": ["Lancashire and South Cumbria", "Greater Manchester", "Cheshire and Merseyside",
+            "Wirral", "Blackpool", "Wigan Borough", "East Lancashire"],
+    "Y63": ["South Yorkshire", "North East and North Cumbria", "Humber and North Yorkshire",
+            "West Yorkshire", "Vale of York", "County Durham", "Tees Valley"],
+}  # fmt: skip
 # Ambulance trusts per region as in England: London 1, SW 1, SE 2, Midlands 2, East 1, NW 1, NEY 2.
 _AMBULANCE_REGIONS = ["Y56", "Y58", "Y59", "Y59", "Y60", "Y60", "Y61", "Y62", "Y63", "Y63"]
 
@@ -240,11 +267,12 @@ class Nation:
     trusts : DataFrame
         One row per ODS trust (English, Welsh, closed): org_code, name (upper case as in
         etr), region_code, icb_code, postcode, open_date, close_date (NaT when open),
-        benchmark_group, cluster_group, ics_code (peer group columns null for Welsh trusts).
+        benchmark_group, cluster_group, ics_code, ics_name (the ICB's name as the workforce file
+        gives it; peer group and ICS columns null for Welsh trusts).
     workforce : DataFrame
         Staff in post, one row per org_code × period × staff_group (incl. "All staff groups"
         = the sum of the others): org_code, org_name, period, period_end, staff_group,
-        headcount, fte, benchmark_group, cluster_group, region_code, ics_code.
+        headcount, fte, benchmark_group, cluster_group, region_code, ics_code, ics_name.
     staff_survey : DataFrame
         One row per survey unit per survey_year (2024, 2025): org_code, org_name,
         survey_year, q4d_pct_satisfied, q6b_pct_agree, q6c_pct_agree, q6d_pct_agree
@@ -382,6 +410,11 @@ def _build_trusts(rng: np.random.Generator, n_trusts: int, quarters) -> pd.DataF
         "Q" + a + b for a, b in rng.permutation([(a, b) for a in "HKMNORSTUW" for b in _ALNUM])
     )
     icbs = {r: [next(icb_codes) for _ in range(k)] for r, k in icbs_per_region.items()}
+    icb_names = {
+        code: _ICB_NAMES[r][i % len(_ICB_NAMES[r])]
+        for r, codes_of in icbs.items()
+        for i, code in enumerate(codes_of)
+    }
 
     places = _place_names(rng, min(2 * n_trusts + 40, 690))
     place_iter = iter(places)
@@ -479,6 +512,7 @@ def _build_trusts(rng: np.random.Generator, n_trusts: int, quarters) -> pd.DataF
 
     trusts["postcode"] = [_postcode(rng, r) for r in trusts["region_code"]]
     trusts["ics_code"] = trusts["icb_code"].where(trusts["region_code"] != WALES_REGION)
+    trusts["ics_name"] = trusts["ics_code"].map(icb_names)
     trusts["open_date"] = pd.to_datetime(trusts["open_date"])
     trusts["close_date"] = pd.to_datetime(trusts["close_date"])
     trusts = trusts.sort_values("org_code", ignore_index=True)
@@ -493,6 +527,7 @@ def _build_trusts(rng: np.random.Generator, n_trusts: int, quarters) -> pd.DataF
         "benchmark_group",
         "cluster_group",
         "ics_code",
+        "ics_name",
     ]
     return trusts[cols]
 

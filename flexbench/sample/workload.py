@@ -46,6 +46,13 @@ class Workload:
     manifest: pd.DataFrame
     as_of: object
     trusts: int
+    #: The same sources with a registry without ``updated_at``: every file is asked about.
+    sources_ask_all: dict | None = None
+
+    @property
+    def registry_path(self) -> Path:
+        """The registry CSV (org_code, url, updated_at) the sources point at (served)."""
+        return self.root / "registry" / "publications.csv"
 
     @property
     def total_rows(self) -> int:
@@ -192,9 +199,39 @@ def write_workload(
             for y in years
         ],
         "workforce": [{"url": f"{base}/reference/workforce_staff_group_organisation.csv"}],
-        "publications": [{"org_code": r.org_code, "url": r.url} for r in man.itertuples()],
+        "publications": [{"registry_csv": f"{base}/registry/publications.csv"}],
     }
-    return Workload(root=root, sources=sources, manifest=man, as_of=as_of, trusts=len(trusts))
+    # The registry says when each file last changed (docs/pipeline.md, "Unchanged
+    # detection"): now, as they are written. A copy without that column is asked in full.
+    man["updated_at"] = _now()
+    (root / "registry").mkdir(exist_ok=True)
+    _write_registry(root / "registry" / "publications.csv", man, with_updated_at=True)
+    _write_registry(root / "registry" / "publications-ask-all.csv", man, with_updated_at=False)
+    ask_all = {
+        **sources,
+        "publications": [{"registry_csv": f"{base}/registry/publications-ask-all.csv"}],
+    }
+    return Workload(
+        root=root,
+        sources=sources,
+        manifest=man,
+        as_of=as_of,
+        trusts=len(trusts),
+        sources_ask_all=ask_all,
+    )
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _write_registry(path: Path, man: pd.DataFrame, with_updated_at: bool) -> None:
+    columns = ["org_code", "url", "updated_at"] if with_updated_at else ["org_code", "url"]
+    tmp = path.with_name(path.name + ".tmp")
+    man[columns].to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(path)
 
 
 def change_files(workload: Workload, fraction: float = 0.05, seed: int = 1) -> list[str]:
@@ -203,6 +240,7 @@ def change_files(workload: Workload, fraction: float = 0.05, seed: int = 1) -> l
     A summary file gets one more withdrawn request in its first row (received goes up with
     it, so every rule still holds); a request-level file gets its first request's flex_type
     changed. Returns the changed file names.
+    The registry's ``updated_at`` of those files becomes now.
     """
     man = workload.manifest
     k = max(1, round(fraction * len(man)))
@@ -220,6 +258,9 @@ def change_files(workload: Workload, fraction: float = 0.05, seed: int = 1) -> l
             frame.loc[0, "flex_type"] = "job_share" if current != "job_share" else "term_time"
         path.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         changed.append(entry["filename"])
+    if "updated_at" in man.columns:
+        man.loc[man["filename"].isin(changed), "updated_at"] = _now()
+        _write_registry(workload.registry_path, man, with_updated_at=True)
     return changed
 
 

@@ -1,7 +1,8 @@
 """Region and ICB pages of the site (docs/methodology.md, "Regions and ICBs"), read from
-public.areas and public.trust_window only: the area's controlled totals and approval rate with
-its interval, its trusts with their published figures, and the national funnel of approval
-rates with only the area's trusts on it."""
+public.areas and public.trust_window only: the area's totals (public.aggregates' figures, under
+its disclosure control) and rates with the approval rate's interval, its trusts with their
+published figures, and the national funnel of approval rates with only the area's trusts on it.
+Each page offers its two tables as downloads (CSV, XLSX, datapackage.json) beside it."""
 
 from __future__ import annotations
 
@@ -56,13 +57,34 @@ def area_links(areas: pd.DataFrame) -> list[dict]:
     return out
 
 
+#: The columns of public.trust_window in an area page's table of trusts (and its download).
+MEMBER_COLUMNS = (
+    "org_code",
+    "name",
+    "has_data",
+    "requests_received",
+    "decided",
+    "approval_rate",
+    "approval_rate_lower95",
+    "approval_rate_upper95",
+    "approval_rate_status",
+    "withheld",
+    "too_few",
+)
+
+
+def members_of(area: pd.Series, window: pd.DataFrame) -> pd.DataFrame:
+    """The area's trusts (public.trust_window rows), by name."""
+    col = "region_code" if area["area_kind"] == "region" else "icb_code"
+    return window[window[col] == area["area_code"]].sort_values("name")
+
+
 def area_context(area: pd.Series, window: pd.DataFrame, points: pd.DataFrame, model, rows_fn):
     """One area's page: ``window`` is public.trust_window, ``points`` the national approval
     funnel's points (site.builder), ``model`` its published funnel, ``rows_fn`` the builder's
     way of showing a trust's counts and rates."""
     kind = area["area_kind"]
-    col = "region_code" if kind == "region" else "icb_code"
-    mine = window[window[col] == area["area_code"]].sort_values("name")
+    mine = members_of(area, window)
     funnel = None
     if model is not None:
         pts = points[points["org_code"].isin(set(mine["org_code"]))]
@@ -90,17 +112,45 @@ def area_context(area: pd.Series, window: pd.DataFrame, points: pd.DataFrame, mo
             ("Decided", _count(area, "decided")),
             ("Approved", _count(area, "approved")),
             ("Declined", _count(area, "declined")),
+            ("Escalated", _count(area, "escalated")),
+            ("Decided within two months", _count(area, "decided_within_2_months")),
         ],
         "approval": _rate(area, "approval_rate"),
         "interval": interval,
-        "decline": _rate(area, "decline_rate"),
+        "rates": [
+            ("Decline rate", _rate(area, "decline_rate")),
+            ("Timeliness rate", _rate(area, "timeliness_rate")),
+            ("Escalation rate", _rate(area, "escalation_rate")),
+        ],
         "members": [rows_fn(r) for _, r in mine.iterrows()],
         "funnel": funnel,
     }
 
 
+def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFrame, folder,
+                         as_of) -> dict:  # fmt: skip
+    """An area page's downloads in ``folder``: its row of public.areas and its trusts' rows of
+    public.trust_window, as the page shows them; the links relative to the page."""
+    from flexbench.site import downloads
+    from flexbench.site.trust_charts import download_links
+
+    name = f"{area['area_name']} ({KINDS[area['area_kind']].lower()} {area['area_code']})"
+    resources = [
+        downloads.Resource("area", f"Totals of {name}", area.to_frame().T, types_from=areas),
+        downloads.Resource(
+            "trusts",
+            f"The trusts of {name}",
+            mine[[c for c in MEMBER_COLUMNS if c in mine.columns]].reset_index(drop=True),
+            types_from=mine,
+        ),
+    ]
+    files = downloads.write_downloads(folder, name, resources, as_of)
+    return download_links(files, f"{folder.name}/")
+
+
 def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: dict) -> int:
-    """Write areas/<kind>-<code>.html for every region and ICB; return how many."""
+    """Write areas/<kind>-<code>.html for every region and ICB, each with its downloads in
+    areas/<kind>-<code>/; return how many."""
     from flexbench.site import builder
 
     if areas.empty:
@@ -128,7 +178,12 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
     window = data.public.reset_index(drop=True)
     for _, a in areas.iterrows():
         ctx = area_context(a, window, points, model, member)
-        (folder / area_page(a["area_kind"], a["area_code"])).write_text(
-            template.render(root="../", page="area", area=ctx, **common), encoding="utf-8"
+        page = area_page(a["area_kind"], a["area_code"])
+        links = write_area_downloads(
+            a, members_of(a, window), areas, folder / page.removesuffix(".html"), data.as_of
+        )
+        (folder / page).write_text(
+            template.render(root="../", page="area", area=ctx, downloads=links, **common),
+            encoding="utf-8",
         )
     return len(areas)

@@ -354,21 +354,8 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
         "decline": None if _missing(nat.get("decline_rate")) else float(nat["decline_rate"]),
     }
     peer_groups = sorted({p for p in pub.get("peer_group", pd.Series()).dropna()})
-    qp = data.quarters
-    by_trust = (
-        {
-            c: g.sort_values("quarter_start").rename(columns={"quarter_start": "window_start"})
-            for c, g in qp.groupby("org_code")
-        }
-        if len(qp) and "org_code" in qp
-        else {}
-    )
     nq = _national(data, "quarter")
-    national_q = (
-        pd.Series(pd.array(nq["approval_rate"], dtype="Float64"), index=list(nq["period_start"]))
-        if len(nq)
-        else None
-    )
+    national_q = nq.set_index("period_start") if len(nq) else pd.DataFrame()
     return {
         "funnels": funnels,
         "rows": rows,
@@ -378,7 +365,6 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
         "has_flags": len(data.flags.columns) > 0,
         "funnel_plots": plots_by_key,
         "significance": significance,
-        "quarters_by_trust": by_trust,
         "national_quarters": national_q,
     }
 
@@ -454,6 +440,7 @@ def trust_context(
         measures.append(
             {
                 "label": label,
+                "column": rate,
                 "href": site_pages.href(rate, "../"),
                 "value": show_rate(pub, rate),
                 "note": rate_note(pub, rate),
@@ -481,30 +468,6 @@ def trust_context(
             hidden_because=rate_note(pub, "approval_rate") or "no data in the window",
         )
 
-    # Trend by quarter: the published quarters (public.trust_quarters).
-    trend, trend_rows = None, []
-    mine = national["quarters_by_trust"].get(code)
-    national_q = national["national_quarters"]
-    if mine is not None and len(mine):
-        trend = plots.trend_plot(
-            mine,
-            plot_id="trend-approval",
-            national=national_q,
-            title=f"Approval rate by quarter, {display_name(pub['name'])}",
-        )
-        for _, r in mine.iterrows():
-            nq = national_q.get(r["window_start"]) if national_q is not None else None
-            trend_rows.append(
-                {
-                    "quarter": str(r["quarter"]),
-                    "received": show_count(r, "requests_received"),
-                    "decided": show_count(r, "decided"),
-                    "approval": show_rate(r, "approval_rate"),
-                    "interval": _interval(r, "approval_rate"),
-                    "national": "–" if _missing(nq) else plots.pct(nq, _digits(nq)),
-                }
-            )
-
     return {
         "code": code,
         "name": display_name(pub.get("name")),
@@ -526,8 +489,6 @@ def trust_context(
         "suppressed": bool(isinstance(pub.get("withheld"), str) and pub.get("withheld")),
         "too_few": bool(isinstance(pub.get("too_few"), str) and pub.get("too_few")),
         "funnel": funnel,
-        "trend": trend,
-        "trend_rows": trend_rows,
         "flags": _flags(data.flags, code),
         "flags_available": len(data.flags.columns) > 0,
         "voice": _voice(data, pub),
@@ -827,7 +788,15 @@ def build_site(
                 downloads=national_downloads,
                 **common,
                 **national,
-                **site_equity.sections(breakdowns, "england", "ENGLAND"),
+                **site_equity.sections(
+                    breakdowns,
+                    "england",
+                    "ENGLAND",
+                    folder=tmp / "index" / "equity",
+                    base="index/equity/",
+                    as_of=data.as_of,
+                    title="England",
+                ),
                 area_links=site_areas.area_links(breakdowns["areas"])
                 if not breakdowns["areas"].empty
                 else [],
@@ -843,7 +812,13 @@ def build_site(
             folder = tmp / "trusts" / page_name(code).removesuffix(".html")
             ctx.update(
                 trust_charts.trust_extras(
-                    data.public, measure_quarters, quarters, code, folder, data.as_of
+                    data.public,
+                    measure_quarters,
+                    quarters,
+                    code,
+                    folder,
+                    data.as_of,
+                    national=national["national_quarters"],
                 )
             )
             (tmp / "trusts" / page_name(code)).write_text(
@@ -853,7 +828,15 @@ def build_site(
                     trust=ctx,
                     downloads=ctx["downloads"],
                     **common,
-                    **site_equity.sections(breakdowns, "trust", code),
+                    **site_equity.sections(
+                        breakdowns,
+                        "trust",
+                        code,
+                        folder=folder / "equity",
+                        base=f"{folder.name}/equity/",
+                        as_of=data.as_of,
+                        title=f"{ctx['name']} ({code})",
+                    ),
                 ),
                 encoding="utf-8",
             )

@@ -21,7 +21,8 @@ from transforms import disclosure
 from transforms.disclosure import SUPPRESSION_MARKER
 from transforms.indicators import BY_COLUMN
 
-#: Definitions of the columns of downloads that are not columns of the public tables.
+#: Definitions of the columns of downloads that the extracts do not carry (extract.COLUMNS
+#: defines the rest): the trend, equity, flex-type, region and ICB tables of the pages.
 EXTRA_COLUMNS = {
     "measure": "The indicator (see its page under indicators/).",
     "rate": "The measure's published value for the quarter (a proportion).",
@@ -36,6 +37,46 @@ EXTRA_COLUMNS = {
     "denominator_column": "Which count the denominator is.",
     "measure_order": "Order of the measure on the page.",
     "area_name": "Name of the region or ICB.",
+    "area_kind": "region (NHS England region) or icb (integrated care board).",
+    "area_code": "Code of the region (Y56-Y63) or ICB (ODS high-level health geography).",
+    "trusts": "Trusts of the area (or group) in the benchmark; in the national and "
+    "aggregate rows, the trusts with data.",
+    "trusts_with_data": "Trusts of the area with accepted data in the benchmark window.",
+    "scope": "national, region, peer_group or icb: what the row adds up.",
+    "group_code": "ENG for England, else the region code, peer group or ICB code.",
+    "period": "window (the 12-month benchmark window) or quarter.",
+    "period_start": "First day of the period.",
+    "period_end": "Last day of the period.",
+    "level": "trust, peer_group or england: the unit the row describes.",
+    "dimension": "The equity dimension (sex, ethnic_group, disability, age_band, pay_band, "
+    "staff_group, flex_type, ...).",
+    "group_value": "The group within the dimension.",
+    "flex_type": "The kind of flexible working requested (the standard's flex_type).",
+    "dimension_status": "published, or withheld as a whole where its groups would give back a "
+    "count from 0 to 4.",
+    "share_requested": "The group's share of the unit's requests received (a proportion).",
+    "share_approved": "The group's share of the unit's approvals (a proportion).",
+    "reference_group": 'The dimension\'s reference group (docs/methodology.md, "Equity").',
+    "is_reference": "Whether this group is the reference group.",
+    "relative_likelihood": "The reference group's approval rate divided by this group's "
+    "(WRES convention: above 1, the reference group is more likely to be approved).",
+    "relative_likelihood_lower95": "Lower limit of the relative likelihood's 95% interval "
+    "(log method).",
+    "relative_likelihood_upper95": "Upper limit of the relative likelihood's 95% interval "
+    "(log method).",
+    "gap_flagged": "Whether the equity gap flag is raised for this group.",
+    "gap_direction": "Which way the gap runs (the group approved less or more often).",
+    "gap_severity": "How strong the evidence of the gap is.",
+    "gap_evidence": "The flag's evidence, written from published counts.",
+    "target": "The funnel's target: the national rate, from published counts.",
+    "phi": "The overdispersion factor of the trusts' rates about the target.",
+    "tau2": "The between-trust variance added to the limits (0 where the trusts are not "
+    "overdispersed).",
+    "method": "How the limits are drawn: wilson, or arcsine widened by tau2.",
+    "lower95": "Lower 95% control limit at this denominator.",
+    "upper95": "Upper 95% control limit at this denominator.",
+    "lower998": "Lower 99.8% control limit at this denominator.",
+    "upper998": "Upper 99.8% control limit at this denominator.",
 }
 
 
@@ -61,7 +102,9 @@ def _unit(column: str, given: dict[str, str]) -> str | None:
     base = column.removesuffix("_lower95").removesuffix("_upper95").removesuffix("_peer_median")
     if base in BY_COLUMN:
         return BY_COLUMN[base].unit
-    if base.endswith(("_rate", "_share")) and not column.endswith("_status"):
+    if column.startswith("relative_likelihood"):
+        return "ratio of approval rates"
+    if base.endswith(("_rate", "_share")) or base.startswith("share_"):
         return "proportion (shown as %)"
     from transforms.vocabulary import COUNT_COLUMNS
 

@@ -220,11 +220,58 @@ def flex_context(flex: pd.DataFrame, level: str, org_code: str) -> dict | None:
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
 
-def sections(tables: dict[str, pd.DataFrame], level: str, org_code: str) -> dict:
-    """The ``equity`` and ``flex`` template variables of a page (None where there are none)."""
+def _unit_rows(table: pd.DataFrame | None, level: str, org_code: str) -> pd.DataFrame:
+    if table is None or table.empty:
+        return pd.DataFrame()
+    return table[(table["level"] == level) & (table["org_code"] == org_code)].reset_index(drop=True)
+
+
+def write_section_downloads(
+    tables: dict[str, pd.DataFrame], level: str, org_code: str, folder, base: str, as_of, title
+) -> dict | None:
+    """The downloads of a page's equity section and flex-type mix: the unit's rows of
+    public.equity and public.flex_type_mix as shown (CSV, one XLSX, datapackage.json) in
+    ``folder``; the links relative to the page (``base``), or None where it has neither."""
+    from flexbench.site import downloads
+    from flexbench.site.trust_charts import download_links
+
+    resources = []
+    for name, heading in (("equity", "Equity: approvals by group"),
+                          ("flex_type_mix", "Kinds of flexible working requested")):  # fmt: skip
+        rows = _unit_rows(tables.get(name), level, org_code)
+        if not rows.empty:
+            resources.append(
+                downloads.Resource(name, f"{heading}, {title}", rows, types_from=tables[name])
+            )
+    if not resources:
+        return None
+    files = downloads.write_downloads(folder, f"Equity and flex-type mix, {title}", resources,
+                                      as_of)  # fmt: skip
+    links = download_links(files, base)
+    links["label"] = "Download the numbers of the equity section and flex-type mix"
+    return links
+
+
+def sections(
+    tables: dict[str, pd.DataFrame],
+    level: str,
+    org_code: str,
+    folder=None,
+    base: str = "",
+    as_of=None,
+    title: str = "",
+) -> dict:
+    """The ``equity``, ``flex`` and ``equity_downloads`` template variables of a page (None
+    where there are none); the downloads are written into ``folder`` where one is given."""
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
-    return {
+    out = {
         "equity": None if equity is None or equity.empty else equity_context(
             equity, level, org_code),
         "flex": None if flex is None or flex.empty else flex_context(flex, level, org_code),
+        "equity_downloads": None,
     }  # fmt: skip
+    if folder is not None and (out["equity"] or out["flex"]):
+        out["equity_downloads"] = write_section_downloads(
+            tables, level, org_code, folder, base, as_of, title
+        )
+    return out

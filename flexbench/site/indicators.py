@@ -109,16 +109,32 @@ NATIONAL_COLUMNS = (
 
 
 def national_downloads(data, folder) -> dict:
-    """The national page's downloads: its table of trusts and the funnel plots' points."""
+    """The national page's downloads: England's totals and rates (public.aggregates' national
+    rows: the window the page states and each quarter of its trend), its table of trusts and
+    the funnel plots' points."""
     from flexbench.site import downloads
     from flexbench.site.trust_charts import download_links
 
     cols = [c for c in NATIONAL_COLUMNS if c in data.public.columns]
-    resources = [
+    resources = []
+    agg = data.aggregates
+    if not agg.empty:
+        england = agg[agg["scope"] == "national"].sort_values(
+            ["period", "period_start"], ascending=[False, True]
+        )
+        resources.append(
+            downloads.Resource(
+                "england",
+                "England: totals and rates (the window, and each quarter)",
+                england.reset_index(drop=True),
+                types_from=agg,
+            )
+        )
+    resources.append(
         downloads.Resource(
             "trusts", "Every trust (national table)", data.public[cols].reset_index(drop=True)
         )
-    ]
+    )
     if not data.funnels.empty:
         resources.append(downloads.Resource("funnels", "Funnel plot points", data.funnels))
     if not data.funnel_limits.empty:

@@ -8,7 +8,8 @@ Every piece of text from a feed goes through :func:`markupsafe.escape`.
   points at their published rate and denominator, the national rate and the 95% and 99.8%
   control limits as the public layer publishes them (public.funnels, public.funnel_limits);
   nothing is computed here;
-- :func:`trend_plot` - a trust's rate by quarter with its 95% Wilson intervals;
+- :func:`measure_trend_plot` - a trust's measure by quarter with its 95% intervals, a gap
+  where a quarter is withheld or missing;
 - :func:`voice_plot` - a trust's Staff Survey answers against its peer group's range.
 """
 
@@ -334,113 +335,6 @@ def funnel_plot(
     return plot.render(title, highlight)
 
 
-def trend_plot(
-    quarters: pd.DataFrame,
-    *,
-    plot_id: str,
-    title: str,
-    measure: str = "approval_rate",
-    national: pd.Series | None = None,
-    width: int = 640,
-    height: int = 260,
-) -> Markup:
-    """A trust's rate by quarter with 95% Wilson intervals (withheld quarters left blank).
-
-    ``quarters`` has window_start and the rate columns (``measure``, ``measure_lower95``,
-    ``measure_upper95``), already disclosure-controlled. ``national`` (optional) is the
-    national rate per quarter, indexed by window_start.
-    """
-    left, right, top, bottom = 58, 16, 14, 40
-    pw, ph = width - left - right, height - top - bottom
-    title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
-    q = quarters.reset_index(drop=True)
-    labels = [_quarter_label(d) for d in q["window_start"]] if len(q) else []
-    values = pd.array(q[measure], dtype="Float64") if len(q) else pd.array([], dtype="Float64")
-    shown = [(labels[i], float(values[i])) for i in range(len(q)) if not pd.isna(values[i])]
-    desc = (
-        "; ".join(f"{lab}: {pct(v)}" for lab, v in shown)
-        if shown
-        else "No quarter has numbers that can be published."
-    )
-    parts = [
-        f'<svg class="plot trend" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
-        f'xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{escape(title_id)}">{escape(title)}</title>',
-        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
-    ]
-    if not shown:
-        parts.append(
-            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">'
-            "No quarter has numbers that can be published.</text></svg>"
-        )
-        return Markup("".join(parts))
-    lows = pd.array(q.get(f"{measure}_lower95", values), dtype="Float64")
-    highs = pd.array(q.get(f"{measure}_upper95", values), dtype="Float64")
-    candidates = [float(v) for v in (*lows, *highs, *values) if not pd.isna(v)]
-    if national is not None:
-        candidates += [float(v) for v in national.dropna()]
-    y_lo, y_hi = min(candidates), max(candidates)
-    pad = (y_hi - y_lo) * 0.1 or 0.05
-    y_lo, y_hi = max(0.0, y_lo - pad), min(1.0, y_hi + pad)
-    step = pw / max(len(q), 1)
-
-    def sx(i):
-        return left + step * (i + 0.5)
-
-    def sy(v):
-        return top + ph * (1 - (float(v) - y_lo) / (y_hi - y_lo))
-
-    parts.append(f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>')
-    for t in _ticks(y_lo, y_hi, 4):
-        y = _fmt(sy(t))
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>'
-            f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" '
-            f'dominant-baseline="middle">{escape(pct(t, 0))}</text>'
-        )
-    for i, lab in enumerate(labels):
-        parts.append(
-            f'<text class="tick" x="{_fmt(sx(i))}" y="{top + ph + 16}" '
-            f'text-anchor="middle">{escape(lab)}</text>'
-        )
-    if national is not None:
-        nat = [
-            (i, float(national.get(d)))
-            for i, d in enumerate(q["window_start"])
-            if d in national.index and not pd.isna(national.get(d))
-        ]
-        if nat:
-            xy = " ".join(f"{_fmt(sx(i))},{_fmt(sy(v))}" for i, v in nat)
-            parts.append(f'<polyline class="national" points="{xy}"/>')
-    line = [(i, float(values[i])) for i in range(len(q)) if not pd.isna(values[i])]
-    parts.append(
-        '<polyline class="series" points="'
-        + " ".join(f"{_fmt(sx(i))},{_fmt(sy(v))}" for i, v in line)
-        + '"/>'
-    )
-    for i, v in line:
-        if not pd.isna(lows[i]) and not pd.isna(highs[i]):
-            parts.append(
-                f'<line class="ci" x1="{_fmt(sx(i))}" x2="{_fmt(sx(i))}" '
-                f'y1="{_fmt(sy(lows[i]))}" y2="{_fmt(sy(highs[i]))}"/>'
-            )
-        tip = f"{labels[i]}: {pct(v)}"
-        if not pd.isna(lows[i]):
-            tip += f" (95% CI {pct(lows[i])} to {pct(highs[i])})"
-        parts.append(
-            f'<circle class="pt" cx="{_fmt(sx(i))}" cy="{_fmt(sy(v))}" r="4">'
-            f"<title>{escape(tip)}</title></circle>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
-def _quarter_label(d) -> str:
-    d = pd.Timestamp(d)
-    return f"{d.year} Q{(d.month - 1) // 3 + 1}"
-
-
 @dataclass(frozen=True)
 class VoiceItem:
     """One Staff Survey measure: the trust's value against its peers (min, median, max)."""
@@ -531,6 +425,8 @@ def measure_trend_plot(
     plot_id: str,
     title: str,
     y_title: str,
+    proportion: bool = True,
+    national: Sequence[float | None] | None = None,
     width: int = 720,
     height: int = 300,
 ) -> Markup:
@@ -540,7 +436,10 @@ def measure_trend_plot(
 
     ``rows``: one row per quarter in order, with ``quarter`` (label), ``rate``,
     ``rate_lower95``, ``rate_upper95`` and ``status`` (published | too_few | withheld |
-    no_data), as public.trust_measure_quarters publishes them.
+    no_data), as public.trust_measure_quarters publishes them. ``proportion``: a proportion
+    shown as a percentage (axis 0-100%), else a rate shown as it is (uptake, requests per 100
+    staff a year; axis from 0). ``national`` (optional): the published national value of each
+    quarter (None where there is none), drawn as a grey line.
     """
     left, right, top, bottom = 64, 16, 14, 66
     pw, ph = width - left - right, height - top - bottom
@@ -552,12 +451,26 @@ def measure_trend_plot(
     lows = pd.array(q["rate_lower95"], dtype="Float64")
     highs = pd.array(q["rate_upper95"], dtype="Float64")
     published = [i for i in range(len(q)) if status[i] == "published" and not pd.isna(values[i])]
+
+    def show(v, digits: int = 1) -> str:
+        if v is None or pd.isna(v):
+            return "–"
+        return pct(v, digits) if proportion else f"{float(v):.{digits}f}"
+
+    nat = [
+        None if national is None or v is None or pd.isna(v) else float(v)
+        for v in (national if national is not None else [None] * len(q))
+    ]
     desc_parts = []
     for i, lab in enumerate(labels):
         if i in published:
-            desc_parts.append(f"{lab}: {pct(values[i])} (95% CI {pct(lows[i])} to {pct(highs[i])})")
+            desc_parts.append(
+                f"{lab}: {show(values[i])} (95% CI {show(lows[i])} to {show(highs[i])})"
+            )
         else:
             desc_parts.append(f"{lab}: not published ({status[i].replace('_', ' ')})")
+        if nat[i] is not None:
+            desc_parts[-1] += f", national {show(nat[i])}"
     desc = "; ".join(desc_parts) or "No quarter has data."
     parts = [
         f'<svg class="plot trend" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
@@ -568,11 +481,12 @@ def measure_trend_plot(
     ]
     candidates = [
         float(v) for i in published for v in (lows[i], highs[i], values[i]) if not pd.isna(v)
-    ]
+    ] + [v for v in nat if v is not None]
+    top_limit = 1.0 if proportion else math.inf
     if candidates:
         y_lo, y_hi = min(candidates), max(candidates)
-        pad = (y_hi - y_lo) * 0.1 or 0.05
-        y_lo, y_hi = max(0.0, y_lo - pad), min(1.0, y_hi + pad)
+        pad = (y_hi - y_lo) * 0.1 or (0.05 if proportion else max(abs(y_hi) * 0.1, 0.5))
+        y_lo, y_hi = max(0.0, y_lo - pad), min(top_limit, y_hi + pad)
     else:
         y_lo, y_hi = 0.0, 1.0
     step = pw / max(len(q), 1)
@@ -585,13 +499,17 @@ def measure_trend_plot(
 
     parts.append(f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>')
     ticks = _ticks(y_lo, y_hi, 5)
-    digits = 0 if len(ticks) < 2 or (ticks[1] - ticks[0]) >= 0.01 else 1
+    tick_step = (ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    if proportion:
+        digits = 0 if tick_step >= 0.01 else 1
+    else:
+        digits = 0 if tick_step >= 1 else (1 if tick_step >= 0.1 else 2)
     for t in ticks:
         y = _fmt(sy(t))
         parts.append(
             f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>'
             f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" '
-            f'dominant-baseline="middle">{escape(pct(t, digits))}</text>'
+            f'dominant-baseline="middle">{escape(show(t, digits))}</text>'
         )
     every = max(1, math.ceil(len(q) / 10))
     for i, lab in enumerate(labels):
@@ -613,9 +531,21 @@ def measure_trend_plot(
         'text-anchor="middle">Quarter</text>'
         f'<text class="axis-title" transform="rotate(-90)" x="{-(top + ph / 2)}" y="14" '
         f'text-anchor="middle">{escape(y_title)}</text>'
-        f'<text class="legend" x="{left}" y="{height - 6}">Line: published quarters in a row; '
-        "bars: 95% interval; [c] withheld, few: too few to publish, none: no data.</text>"
+        f'<text class="legend" x="8" y="{height - 6}">Line: published quarters in a row; '
+        "bars: 95% interval; "
+        + ("grey line: national; " if any(v is not None for v in nat) else "")
+        + "[c] withheld, few: too few to publish, none: no data.</text>"
     )
+    # The national line, where the quarter has a published national value.
+    run_nat: list[int] = []
+    for i in [*range(len(q)), len(q)]:
+        if i < len(q) and nat[i] is not None:
+            run_nat.append(i)
+            continue
+        if len(run_nat) > 1:
+            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(nat[j]))}" for j in run_nat)
+            parts.append(f'<polyline class="national" points="{xy}"/>')
+        run_nat = []
     # Segments only between consecutive published quarters: never a line across a gap.
     run: list[int] = []
     for i in [*range(len(q)), len(q)]:

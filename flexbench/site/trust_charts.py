@@ -1,8 +1,9 @@
 """The trust page's trend per measure and its peer caterpillar plot (read and format only).
 
 - :func:`measure_trends` - one chart and one table per measure of
-  ``public.trust_measure_quarters``, every quarter of the benchmark in order, a quarter the
-  trust has no row for shown as no data (a gap, never a line across it);
+  ``public.trust_measure_quarters`` (every rate the trust's page shows, uptake too), every
+  quarter of the benchmark in order, a quarter the trust has no row for shown as no data (a
+  gap, never a line across it), the national value (public.aggregates) where it is published;
 - :func:`peer_caterpillar` - the published approval rates of the trust's peer group with their
   95% intervals (``public.trust_window``), ordered, the trust highlighted.
 
@@ -15,10 +16,23 @@ import pandas as pd
 
 from flexbench.display import trust_name
 from flexbench.site import plots
-from transforms.disclosure import STATUS_WORDS
+from transforms.disclosure import STATUS_WORDS, SUPPRESSION_MARKER
 from transforms.indicators import BY_COLUMN
 
-TREND_COLUMNS = ("quarter", "measure", "rate", "rate_lower95", "rate_upper95", "status")
+TREND_COLUMNS = (
+    "quarter",
+    "measure",
+    "rate",
+    "rate_lower95",
+    "rate_upper95",
+    "status",
+    "numerator_column",
+    "numerator",
+    "denominator_column",
+    "denominator",
+)
+#: The measure that is not a proportion: uptake, requests per 100 staff a year.
+UPTAKE = "requests_per_100_staff"
 PEER_COLUMNS = (
     "org_code",
     "name",
@@ -45,7 +59,7 @@ def trend_frame(measure_quarters: pd.DataFrame, code: str, quarters: pd.DataFram
     measures = mine[["measure_order", "measure"]].drop_duplicates().sort_values("measure_order")
     grid = measures.merge(quarters, how="cross")
     out = grid.merge(
-        mine[["measure", "quarter_start", "rate", "rate_lower95", "rate_upper95", "status"]],
+        mine[["measure", "quarter_start", *TREND_COLUMNS[2:]]],
         on=["measure", "quarter_start"],
         how="left",
     )
@@ -60,37 +74,100 @@ def _status_text(status: str) -> str:
     return STATUS_WORDS.get(status, status)
 
 
-def measure_trends(frame: pd.DataFrame, trust_label: str, root: str = "../") -> list[dict]:
-    """One chart and table per measure of ``frame`` (from :func:`trend_frame`)."""
+def _count_text(value, status: str) -> str:
+    """A published count of a trend table: the number, [c] where the quarter's figures are
+    withheld or too few (a count of 0 to 4), an en dash without data."""
+    if value is None or pd.isna(value):
+        return SUPPRESSION_MARKER if status in ("withheld", "too_few") else "–"
+    return f"{int(value):,}"
+
+
+def _basis(r) -> str:
+    """What a quarter's value is worked out from, as published: "45 of 50" (a proportion),
+    "105 requests, 8,110 staff" (uptake)."""
+    num, den = _count_text(r.numerator, r.status), _count_text(r.denominator, r.status)
+    if r.measure == UPTAKE:
+        return f"{num} requests, {den} staff"
+    return f"{num} of {den}"
+
+
+def _national_values(national: pd.DataFrame | None, measure: str, quarters) -> list:
+    """The published national value of ``measure`` for each quarter start (None where the
+    national aggregate has none: no row, or the rate not published)."""
+    if national is None or national.empty or measure not in national:
+        return [None] * len(quarters)
+    status = f"{measure}_status"
+    published = {
+        pd.Timestamp(start): float(row[measure])
+        for start, row in national.iterrows()
+        if pd.notna(row[measure]) and (status not in national or row[status] == "published")
+    }
+    return [published.get(pd.Timestamp(q)) for q in quarters]
+
+
+def measure_trends(
+    frame: pd.DataFrame,
+    trust_label: str,
+    root: str = "../",
+    national: pd.DataFrame | None = None,
+    quarter_starts=None,
+) -> list[dict]:
+    """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
+    ``national`` (public.aggregates' national quarters, indexed by period_start) adds the
+    national line where it publishes the measure."""
     out = []
     for measure, rows in frame.groupby("measure", sort=False):
         indicator = BY_COLUMN.get(measure)
         title = indicator.title if indicator else measure
+        proportion = measure != UPTAKE
+
+        def show(v, digits: int = 1, proportion=proportion) -> str:
+            return plots.pct(v, digits) if proportion else f"{float(v):.{digits}f}"
+
+        nat = _national_values(
+            national, measure, quarter_starts if quarter_starts is not None else []
+        )
         table = [
             {
                 "quarter": r.quarter,
-                "rate": plots.pct(r.rate) if r.status == "published" else _status_text(r.status),
-                "interval": f"{plots.pct(r.rate_lower95, 0)} to {plots.pct(r.rate_upper95, 0)}"
+                "rate": show(r.rate) if r.status == "published" else _status_text(r.status),
+                "interval": f"{show(r.rate_lower95, 0 if proportion else 1)} to "
+                f"{show(r.rate_upper95, 0 if proportion else 1)}"
                 if r.status == "published"
                 else "–",
+                # the counts as published, also where the rate is not (a quarter with a row)
+                "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
+                "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
             }
-            for r in rows.itertuples()
+            for i, r in enumerate(rows.itertuples())
         ]
         out.append(
             {
                 "measure": measure,
                 "title": title,
                 "href": f"{root}indicators/{indicator.slug}.html" if indicator else None,
+                "has_national": any(v is not None for v in nat),
+                "basis_title": "requests received, staff in post"
+                if not proportion
+                else f"{_column_words(rows, 'numerator_column')} of "
+                f"{_column_words(rows, 'denominator_column')}",
                 "chart": plots.measure_trend_plot(
                     rows,
                     plot_id=f"trend-{measure.replace('_', '-')}",
                     title=f"{title} by quarter, {trust_label}",
-                    y_title=f"{title} (%)",
+                    y_title=f"{title} (%)" if proportion else f"{title} a year",
+                    proportion=proportion,
+                    national=nat if any(v is not None for v in nat) else None,
                 ),
                 "rows": table,
             }
         )
     return out
+
+
+def _column_words(rows: pd.DataFrame, column: str) -> str:
+    names = rows[column].dropna()
+    return str(names.iloc[0]).replace("_", " ") if len(names) else "–"
 
 
 def peer_frame(public: pd.DataFrame, code: str) -> pd.DataFrame:
@@ -142,9 +219,11 @@ def trust_extras(
     code: str,
     folder,
     as_of,
+    national: pd.DataFrame | None = None,
 ) -> dict:
-    """What the trust page adds to its card: a trend per measure, the peer caterpillar and
-    the downloads of every number on the page (written into ``folder``)."""
+    """What the trust page adds to its card: a trend per measure (with the national value,
+    ``national``, where published), the peer caterpillar and the downloads of every number on
+    the page (written into ``folder``)."""
     from flexbench.site import downloads
 
     pub = public.loc[code]
@@ -172,7 +251,9 @@ def trust_extras(
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
-        "trends": measure_trends(trends, label),
+        "trends": measure_trends(
+            trends, label, national=national, quarter_starts=list(quarters["quarter_start"])
+        ),
         "caterpillar": peer_caterpillar(peers, code, peer_group),
         "downloads": download_links(files, f"{folder.name}/"),
     }

@@ -102,7 +102,12 @@ t = time.perf_counter()
 runpy.run_path(sys.argv[1])
 took = time.perf_counter() - t
 loaded = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy)
-print(json.dumps({"seconds": took, "heavy": loaded}))
+# Parsed again in the same process, as the dag-processor parses a file every few minutes:
+# Airflow's own modules are loaded by then, so this is the file's own cost.
+t = time.perf_counter()
+runpy.run_path(sys.argv[1])
+again = time.perf_counter() - t
+print(json.dumps({"seconds": took, "again": again, "heavy": loaded}))
 """
 
 
@@ -116,9 +121,12 @@ def test_dag_file_parses_in_under_half_a_second_without_heavy_imports(path):
         cwd=ROOT,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{path.name}: parsed in {result['seconds']:.3f}s")
+    print(f"{path.name}: parsed in {result['seconds']:.3f}s, again in {result['again']:.3f}s")
     assert result["heavy"] == [], f"{path.name} imports {result['heavy']} at parse time"
+    # The first parse in a process also pays Airflow's own lazily imported modules (the
+    # @task decorator's operators, croniter …): about 0.2 s of it on a quiet machine.
     assert result["seconds"] < 0.5
+    assert result["again"] < 0.3
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))

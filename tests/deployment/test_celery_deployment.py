@@ -38,7 +38,7 @@ WAREHOUSE_WRITERS = {
 FAN_OUT = {
     "flexbench_reference": "fetch",
     "flexbench_pledge": "fetch",
-    "flexbench_publications": "fetch_and_validate",
+    "flexbench_publications": "fetch",
 }
 RUN_TIMEOUT_S = 180
 
@@ -130,15 +130,19 @@ def test_the_benchmark_mart_has_every_trust_of_the_population_with_data(nation, 
 
 
 def test_fetch_and_validate_fan_out_on_the_default_queue_worker(cluster, runs):
+    # The publications DAG maps its fetch over registry batches and its validation over
+    # groups of the files with new content.
     for dag_id, task_id in FAN_OUT.items():
         run_id, _ = runs[dag_id]
         queues = cluster.task_queues(dag_id, run_id)
         assert queues[task_id] == ("default", "default_pool"), (dag_id, task_id)
         assert cluster.workers_that_ran(dag_id, run_id, task_id) == {"celery-worker"}
     run_id, _ = runs["flexbench_publications"]
-    mapped = [t for t in cluster.task_states("flexbench_publications", run_id)
-              if t.startswith("fetch_and_validate[")]  # fmt: skip
-    assert mapped, "fetch_and_validate was not mapped over batches"
+    states = cluster.task_states("flexbench_publications", run_id)
+    for task_id in ("fetch", "validate"):
+        assert [t for t in states if t.startswith(f"{task_id}[")], f"{task_id} was not mapped"
+        queues = cluster.task_queues("flexbench_publications", run_id)
+        assert queues[task_id] == ("default", "default_pool"), task_id
 
 
 def test_every_warehouse_writer_runs_on_the_duckdb_queue_in_the_one_slot_pool(cluster, runs):

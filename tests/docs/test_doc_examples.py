@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,11 +82,15 @@ def _id(b):
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
+def demo_dir(tmp_path_factory, shared_build) -> Path:
     """A working folder as after `flexbench demo`: data/flexbench.duckdb, and docs/ (the
-    examples name files under docs/templates)."""
+    examples name files under docs/templates). The nation's warehouse is built once a session
+    (the disclosure attack reads the demo's too); the examples run on a copy of its folder."""
     work = tmp_path_factory.mktemp("docs-demo")
-    build_nation_warehouse(work / "data", seed=DEMO_SEED, n_trusts=DEMO_TRUSTS)
+    built = shared_build(
+        "nation-warehouse", build_nation_warehouse, seed=DEMO_SEED, n_trusts=DEMO_TRUSTS
+    )
+    shutil.copytree(built.parent, work / "data", symlinks=True)
     (work / "docs").symlink_to(ROOT / "docs")
     return work
 
@@ -99,6 +104,7 @@ def test_the_docs_have_runnable_examples_and_few_marked_not_run():
     assert all(len(b[4]) > 10 for b in skipped)  # each says why
 
 
+@pytest.mark.slow  # each command in its own process; three builds of the demo's site
 @pytest.mark.parametrize("block", [b for b in blocks("sh") if not b[4]], ids=_id)
 def test_shell_example_runs_on_the_demo(block, demo_dir):
     env = {

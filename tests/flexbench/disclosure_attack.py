@@ -3,19 +3,22 @@ programming over every relation a reader can use (docs/methodology.md, "Disclosu
 
 The attacker reads only what is published: the window and quarterly extracts (the Parquet
 files; the CSV and XLSX files are checked to say the same) and the public layer's national,
-regional and peer-group aggregates and flags (the site shows them). Each published count
+regional, ICB and peer-group aggregates and flags (the site shows them). Each published count
 becomes a variable boxed by what it says (0 exact; [c] 0-4; a rounded v from v - 2 to v + 2 and
 at least 5); then every relation is added:
 
 - in a trust's window: the five outcomes sum to requests_received, the nine decline reasons to
   declined, approved = in full + with changes, decided = approved + declined, clinical +
-  non-clinical = all staff (approved and decided), decided within two months <= decided,
-  appeals upheld <= appeals;
-- in a quarter: decided = approved + declined; the quarters of the window sum to the window;
-- aggregates: each national, regional and peer-group figure is the sum of its trusts';
+  non-clinical = all staff (approved and decided); in both kinds of row decided within two
+  months <= decided, appeals upheld <= appeals <= declined;
+- in a quarter: decided = approved + declined; the quarters of the window sum to the window
+  (every quarterly count, appeals and appeals upheld too);
+- aggregates: each national, regional, ICB and peer-group figure is the sum of its trusts';
 - rates: a published rate that is not the ratio of its published counts would bound the true
   counts (its band times the denominator, narrowed by the order of ranks; "too few" saying the
-  denominator is under 10): the attacker checks each rate and uses any that is not;
+  denominator is under 10): the attacker checks each rate and uses any that is not; so too
+  the quarterly uptake (requests per 100 staff a year, from the published requests, headcount
+  and months covered);
 - flags: "declines without escalation" says declined > escalated, "non-statutory declines"
   that declined_other >= 1.
 
@@ -46,8 +49,8 @@ W_COUNTS = (
     "non_clinical_approved", "non_clinical_decided",
 )  # fmt: skip
 Q_COUNTS = (
-    "requests_received", "approved", "declined", "decided", "escalated",
-    "decided_within_2_months", "declined_other",
+    "requests_received", "approved", "declined", "decided", "escalated", "appeals",
+    "appeals_upheld", "decided_within_2_months", "declined_other",
 )  # fmt: skip
 REASONS = tuple(c for c in W_COUNTS if c.startswith("declined_"))
 
@@ -65,7 +68,11 @@ Q_SUMS = (("decided", ("approved", "declined")),)
 #: Totals the public layer publishes as the sum of their published parts when all are published.
 DERIVED = ("declined", "approved", "decided", "requests_received")
 #: Inequalities small <= large (both kinds of row).
-LEQ = (("decided_within_2_months", "decided"), ("appeals_upheld", "appeals"))
+LEQ = (
+    ("decided_within_2_months", "decided"),
+    ("appeals_upheld", "appeals"),
+    ("appeals", "declined"),
+)
 
 W_RATES = {
     "approval_rate": ("approved", "decided"),
@@ -81,8 +88,19 @@ W_RATES = {
 Q_RATES = {
     k: v
     for k, v in W_RATES.items()
-    if k in ("approval_rate", "decline_rate", "timeliness_rate", "escalation_rate")
+    if k
+    in (
+        "approval_rate",
+        "decline_rate",
+        "timeliness_rate",
+        "escalation_rate",
+        "appeal_rate",
+        "appeals_upheld_rate",
+    )
 }
+#: Uptake: requests per 100 staff a year, to 0.1 (quarter rows).
+UPTAKE = "requests_per_100_staff"
+UPTAKE_DECIMALS = 1
 
 
 def _names(value) -> set[str]:
@@ -169,6 +187,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
     bands: dict[tuple, list[float]] = {}
 
     from_true: set[tuple] = set()  # rates that are not a function of the published counts
+    uptake_bands: dict[tuple, tuple[float, float]] = {}  # uptake not from published requests
 
     def band(key, rate, den_published, num_published=None):
         half = 0.5 * 10**-RATE_DECIMALS
@@ -221,6 +240,17 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         for rate, (num, den) in Q_RATES.items():
             if getattr(r, f"{rate}_status") == "published":
                 band(("q", code, qs, rate), getattr(r, rate), getattr(r, den), getattr(r, num))
+        if getattr(r, f"{UPTAKE}_status", None) == "published":
+            # requests = rate x staff x months / 1200: from the published requests it bounds
+            # nothing; from any other it would bound the true requests.
+            scale = float(r.headcount) * float(r.months_covered) / 1200
+            half = 0.5 * 10**-UPTAKE_DECIMALS
+            again = round(float(r.requests_received) / scale, UPTAKE_DECIMALS)
+            if abs(again - float(getattr(r, UPTAKE))) > 1e-9:
+                uptake_bands[("q", code, qs, "requests_received")] = (
+                    (float(getattr(r, UPTAKE)) - half) * scale,
+                    (float(getattr(r, UPTAKE)) + half) * scale,
+                )
 
     def add_rates(prefix, row_status, rates, block):
         for rate, (num, den) in rates.items():
@@ -262,7 +292,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
                             p.free(names[2])
         for small, large in LEQ:
             a, b = (*prefix, small), (*prefix, large)
-            if p.has(a, b):
+            if p.has(a, b) and p.holds({a: 1.0, b: -1.0}, -np.inf, 0.0):
                 p.row(-np.inf, 0.0, {a: 1.0, b: -1.0}, block)
 
     for r in window.itertuples(index=False):
@@ -278,6 +308,9 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         add_sums(("q", r.org_code, qs), Q_SUMS, r.org_code)
         add_rates(("q", r.org_code, qs), lambda rate, r=r: getattr(r, f"{rate}_status"), Q_RATES,
                   r.org_code)  # fmt: skip
+        requests = ("q", r.org_code, qs, "requests_received")
+        if requests in uptake_bands and p.has(requests):
+            p.row(*uptake_bands[requests], {requests: 1.0}, r.org_code)
     # Quarters of the window sum to the window (where the trust's periods make it so).
     for r in window.itertuples(index=False):
         if not r.has_data:
@@ -307,7 +340,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         if f.flag == "non_statutory_declines" and p.has(("w", f.org_code, "declined_other")):
             p.row(1.0, np.inf, {("w", f.org_code, "declined_other"): 1.0}, f.org_code)
     # Aggregates: the sum of their trusts.
-    scope_col = {"region": "region_code", "peer_group": "peer_group"}
+    scope_col = {"region": "region_code", "peer_group": "peer_group", "icb": "icb_code"}
     members = {}
     for a in aggregates.itertuples(index=False):
         if a.period == "window":
@@ -326,7 +359,7 @@ def build_problem(window, quarters, aggregates, flags, truth_window, truth_quart
         withheld = _names(a.withheld)
         for c in Q_COUNTS:
             parts = [(*k, c) for k in keyed]
-            if not parts or not p.has(*parts):
+            if c not in aggregates or not parts or not p.has(*parts):
                 continue
             true_sum = sum(p.truth[p.index[x]] for x in parts)
             box = count_box(getattr(a, c), c in withheld, true_sum)

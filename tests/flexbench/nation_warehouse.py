@@ -99,3 +99,14 @@ def build_nation_warehouse(
     )  # fmt: skip
     benchmark.build(settings, nation_mod.DEFAULT_AS_OF)
     return path
+
+
+def build_site_in(folder: Path, warehouse_path: Path) -> Path:
+    """The site of the warehouse at ``warehouse_path``, built into ``folder / "site"``; returns
+    that folder (``build_site`` must answer with its index page)."""
+    from flexbench.site import build_site
+
+    out = folder / "site"
+    index = build_site(warehouse_path, out)
+    assert index == out.resolve() / "index.html"
+    return out

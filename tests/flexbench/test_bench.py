@@ -64,6 +64,7 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
             "floor,pipeline,incremental",
             "--no-dag-parse",
             "--no-demo",
+            "--no-validate",
             "--json",
             str(out),
         ]
@@ -71,7 +72,7 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     assert report["scale"] == 0.05
-    assert set(report["runs"]) == {"floor", "pipeline", "incremental"}
+    assert set(report["runs"]) == {"floor", "pipeline", "incremental", "incremental_ask_all"}
     for name, run in report["runs"].items():
         assert {"wall_s", "cpu_s", "peak_rss_mb", "rows_per_s"} <= set(run), name
         assert run["rows_per_s"] > 0, name
@@ -82,9 +83,17 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
     # accepted every file and read exactly those rows.
     rows = report["workload"]["rows"]
     assert report["runs"]["floor"]["detail"]["rows"] == rows
-    # DuckDB reading the two forms apart (the side figure) read the same rows (the harness
-    # refuses to report it otherwise) and took time.
+    # DuckDB sniffing the files, and reading the two forms apart (side figures), read the same
+    # rows (the harness refuses to report them otherwise) and took time.
+    assert report["extra"]["floor_sniffing_s"] > 0
     assert report["extra"]["floor_by_form_s"] > 0
+    # The physical line is the files' bytes over one core's measured parse rate.
+    extra = report["extra"]
+    assert extra["parse_rate_one_core_mb_s"] > 0
+    assert extra["physical_line_s"] == pytest.approx(
+        report["workload"]["bytes"] / (extra["parse_rate_one_core_mb_s"] * 1e6), rel=0.01, abs=0.01
+    )
+    assert extra["pipeline_over_physical_line"] > 0
     # Validation had a worker per core, and put as many to work as the files were worth
     # (one per FILES_PER_WORKER files, at least one), each with a group of at most a batch.
     pipeline = report["runs"]["pipeline"]["detail"]
@@ -95,12 +104,34 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
     assert pipeline["validate_batches"] >= used
     assert pipeline["statuses"] == {"accepted": report["workload"]["files"]}
     assert pipeline["rows_read"] == rows
-    # The incremental run re-reads only the changed files.
-    changed = report["extra"]["incremental_changed_files"]
-    incremental = report["runs"]["incremental"]["detail"]
-    assert incremental["statuses"].get("accepted") == changed
-    assert incremental["rows_read"] == report["extra"]["incremental_changed_rows"]
+    # The incremental runs re-read only the changed files. Without updated_at every file is
+    # asked about; with it, only the changed ones (the others not at all).
+    for name in ("incremental", "incremental_ask_all"):
+        changed = report["extra"][f"{name}_changed_files"]
+        incremental = report["runs"][name]["detail"]
+        assert incremental["statuses"].get("accepted") == changed, name
+        assert incremental["rows_read"] == report["extra"][f"{name}_changed_rows"], name
+        assert incremental["statuses"].get("unchanged") == files - changed, name
+    assert report["runs"]["incremental_ask_all"]["detail"]["not_asked"] == 0
+    assert report["runs"]["incremental"]["detail"]["not_asked"] == (
+        files - report["extra"]["incremental_changed_files"]
+    )
+
     # The short table names every run.
     printed = capsys.readouterr().out
     for name in report["runs"]:
         assert name in printed
+
+
+@pytest.mark.slow  # four fresh processes importing GX: ~20 s idle
+def test_validate_on_the_worked_example_is_measured_beside_gx_bare_import():
+    small = bench.measure_validate_small(rounds=1)
+    # Both figures from the same run, each a fresh process; the difference is reported.
+    assert small["validate_s"] > 0 and small["gx_import_s"] > 0
+    assert small["over_gx_import_s"] == pytest.approx(
+        small["validate_s"] - small["gx_import_s"], abs=0.002
+    )
+    imports = bench.measure_task_imports()
+    assert set(imports) == set(bench.TASK_IMPORTS)
+    # The validation task imports GX, the fetch task does not.
+    assert imports["validate"] > imports["fetch"] > 0

@@ -40,11 +40,12 @@ COUNT_LABELS = {
 
 
 @pytest.fixture(scope="module", params=list(NATIONS))
-def published(request, tmp_path_factory):
-    """A nation's warehouse and every public file made from it."""
+def published(request, tmp_path_factory, shared_build):
+    """A nation's warehouse (built once a session: tests/docs reads the demo's too) and every
+    public file made from it."""
     seed, n_trusts = NATIONS[request.param]
     root = tmp_path_factory.mktemp(f"attack-{request.param}")
-    path = build_nation_warehouse(root / "warehouse", seed=seed, n_trusts=n_trusts)
+    path = shared_build("nation-warehouse", build_nation_warehouse, seed=seed, n_trusts=n_trusts)
     files = {}
     for by in ("window", "quarter"):
         for fmt in ("csv", "xlsx", "parquet"):

@@ -11,7 +11,9 @@ trust's window, quarters, aggregates and flags):
   and decided (public.trust_window);
 - approved + declined = decided, and decided <= requests received, in every group;
 - each peer-group and England figure of a group is the sum of its trusts';
-- each region's and ICB's counts are the sums of their trusts' (public.areas);
+- each region's and ICB's figures (public.areas) are checked to be public.aggregates' (the main
+  attack, tests/flexbench/test_disclosure_attack.py, bounds every region and ICB aggregate with
+  its trusts), so they add nothing here;
 - rates and relative likelihoods: each must be worked out from the published counts (checked
   here), so they add nothing.
 
@@ -30,10 +32,10 @@ import pandas as pd
 import pytest
 from disclosure_attack import attack, build_problem, judge
 from equity_nation import build_equity_nation
+from nation_warehouse import build_site_in
 
 import warehouse
 from flexbench.sample.nation import DEFAULT_SEED
-from flexbench.site import build_site
 from transforms import breakdown_disclosure as bd
 
 pytestmark = pytest.mark.slow
@@ -46,11 +48,12 @@ AREA_COUNTS = ("requests_received", "approved", "declined", "decided", "escalate
 
 
 @pytest.fixture(scope="module", params=list(NATIONS))
-def published(request, tmp_path_factory):
+def published(request, shared_build):
+    """A nation's equity warehouse and its site (built once a session: test_site_equity.py
+    reads seed 7's too)."""
     seed, n_trusts = NATIONS[request.param]
-    root = tmp_path_factory.mktemp(f"attack-equity-{request.param}")
-    path = build_equity_nation(root / "warehouse", seed=seed, n_trusts=n_trusts)
-    site = build_site(path, root / "site").parent
+    path = shared_build("equity-nation", build_equity_nation, seed=seed, n_trusts=n_trusts)
+    site = shared_build("site", build_site_in, path)
     con = warehouse.connect_public(path)
     try:
         tables = {
@@ -140,25 +143,34 @@ def add_breakdowns(p, t) -> dict:
     return cells
 
 
-def _areas_are_controlled_totals(t) -> int:
-    """Each region's and ICB's count is exactly the sum of its trusts' published figures, or
-    withheld where one of them is: a function of published figures, it can narrow nothing."""
+def _areas_are_the_aggregates(t) -> int:
+    """Each region's and ICB's count is its window row of public.aggregates (the figure the main
+    attack bounds with its trusts), or withheld as there; where every trust's figure is
+    published, it is their sum."""
     window = t["trust_window"]
     with_data = window[window["has_data"].fillna(False)].set_index("org_code")
+    agg = t["aggregates"]
+    agg = agg[agg["scope"].isin(["region", "icb"]) & (agg["period"] == "window")]
+    agg = agg.set_index(["scope", "group_code"])
     checked = 0
     for a in t["areas"].itertuples(index=False):
         assert isinstance(a.area_name, str) and a.area_name, a.area_code
         col = "region_code" if a.area_kind == "region" else "icb_code"
         shown = with_data[with_data[col] == a.area_code]
         assert a.trusts_with_data == len(shown)
+        if shown.empty:
+            assert all(pd.isna(getattr(a, c)) for c in AREA_COUNTS)
+            continue
+        same = agg.loc[(a.area_kind, a.area_code)]
+        assert _withheld(a) == _withheld(same), a.area_code
         for c in AREA_COUNTS:
             value = getattr(a, c)
-            if shown.empty:
-                assert pd.isna(value)
-            elif shown[c].notna().all():
-                assert float(value) == float(shown[c].sum()), (a.area_code, c)
+            if c in _withheld(a):
+                assert pd.isna(value), (a.area_code, c)
             else:
-                assert pd.isna(value) and c in _withheld(a), (a.area_code, c)
+                assert float(value) == float(same[c]), (a.area_code, c)
+                if shown[c].notna().all():
+                    assert float(value) == float(shown[c].sum()), (a.area_code, c)
             checked += 1
         if a.approval_rate_status == "published":
             assert a.approval_rate == round(float(a.approved) / float(a.decided), 3)
@@ -167,10 +179,10 @@ def _areas_are_controlled_totals(t) -> int:
 
 def problem(t):
     """The attacker's problem: every relation of disclosure_attack.build_problem for the
-    trusts with breakdowns (their window, quarters and flags), and the breakdowns' and areas'
-    relations. Areas are checked to be controlled totals (the sum of their trusts' published
-    figures, or withheld): a function of published figures, they can narrow nothing, so the
-    trusts without breakdowns are left out of the LP to keep it to a few minutes."""
+    trusts with breakdowns (their window, quarters and flags), and the breakdowns' relations.
+    Areas are checked to be public.aggregates' region and ICB rows, which the main attack
+    bounds with every trust; the aggregates are left out here, and with them the trusts
+    without breakdowns, to keep the LP to a few minutes."""
     codes = set(t["equity"].loc[t["equity"]["level"] == "trust", "org_code"])
     window = t["trust_window"]
     quarters = t["trust_quarters"]
@@ -237,7 +249,7 @@ def test_no_breakdown_or_area_count_can_be_recovered(published):
     for c in COUNTS:
         assert flex[c].equals(mine.loc[flex.index, c])
     _rates_from_published(equity)
-    assert _areas_are_controlled_totals(t) > 100
+    assert _areas_are_the_aggregates(t) > 100
     _site_shows_the_tables(site, equity)
 
     p = problem(t)

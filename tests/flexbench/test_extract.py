@@ -12,7 +12,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_site import FORMULA_NAME, REJECTED_TRUST, TINY_COUNTS, TINY_TRUST, make_warehouse
+from test_site import FORMULA_NAME, REJECTED_TRUST, TINY_COUNTS, TINY_TRUST, tiny_warehouse_once
 
 import warehouse
 from flexbench import extract
@@ -20,8 +20,8 @@ from flexbench.cli_outputs import main
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    return make_warehouse(tmp_path_factory.mktemp("extract-warehouse"))
+def wh(shared_build):
+    return tiny_warehouse_once(shared_build)
 
 
 def _read_back(path, fmt: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -553,3 +553,88 @@ def test_a_breakdown_file_beside_a_summary_is_loaded_and_a_bad_one_rejected(serv
     # A second run with nothing changed adds nothing.
     assert run(settings, "run-2") == {"unchanged": 4}
     assert len(breakdown_of(settings, "RAA")) == 3
+
+
+# --- a registry that says what changed (updated_at) ------------------------------------------
+
+
+def registry_settings(tmp_path: Path, rows: list[tuple[str, str, str]]):
+    """Settings whose publications come from a registry CSV with an updated_at column."""
+    registry = tmp_path / "registry.csv"
+    registry.write_text("org_code,url,updated_at\n" + "".join(f"{o},{u},{t}\n" for o, u, t in rows))
+    sources = tmp_path / "sources.yml"
+    sources.write_text(f"allow_local_urls: true\npublications:\n  - registry_csv: {registry}\n")
+    return settings_mod.load(sources=sources, warehouse=tmp_path / "data" / "flexbench.duckdb")
+
+
+def test_a_file_the_registry_says_has_not_changed_since_its_fetch_is_not_asked_about(
+    server, tmp_path
+):
+    for org in ("RAA", "RBB", "RCC", "RDD"):
+        server.expect_request(f"/{org}.csv").respond_with_data(publication(org, VERSION_1))
+    url = {org: server.url_for(f"/{org}.csv") for org in ("RAA", "RBB", "RCC", "RDD")}
+    long_ago = "2024-12-01T09:00:00Z"
+    rows = [(org, url[org], long_ago) for org in url]
+    settings = registry_settings(tmp_path, rows)
+    # A first run asks about every file (none was fetched before, whatever updated_at says).
+    assert run(settings, "run-1") == {"accepted": 4}
+    assert len(server.log) == 4
+
+    # Nothing changed: the registry's times are older than the fetches, so nothing is asked,
+    # and every file is recorded unchanged with no HTTP status (no request was sent).
+    server.clear_log()
+    assert run(settings, "run-2") == {"unchanged": 4}
+    assert server.log == []
+    audit = query(
+        settings,
+        "select org_code, http_status from audit.publication_files where run_id = 'run-2'",
+    )
+    assert audit["http_status"].isna().all() and len(audit) == 4
+
+    # RBB republishes and the registry says so; RCC's time is unreadable, RDD's has no
+    # offset (read as UTC: still before its fetch). Only RBB and RCC are asked about.
+    server.clear()
+    for org in ("RAA", "RCC", "RDD"):
+        server.expect_request(f"/{org}.csv").respond_with_data(publication(org, VERSION_1))
+    server.expect_request("/RBB.csv").respond_with_data(publication("RBB", VERSION_2))
+    later = datetime.now(UTC).isoformat()
+    settings = registry_settings(
+        tmp_path,
+        [
+            ("RAA", url["RAA"], long_ago),
+            ("RBB", url["RBB"], later),
+            ("RCC", url["RCC"], "last Tuesday"),
+            ("RDD", url["RDD"], "2024-12-01 09:00"),
+        ],
+    )
+    assert run(settings, "run-3") == {"accepted": 1, "unchanged": 3}
+    assert sorted(req.path for req, _ in server.log) == ["/RBB.csv", "/RCC.csv"]
+    assert staged(settings, "RBB") == as_quarters(VERSION_2)
+    assert staged(settings, "RAA") == as_quarters(VERSION_1)
+
+
+def test_a_registry_time_is_trusted_only_while_the_landed_copy_is_there(server, tmp_path):
+    server.expect_request("/RAA.csv").respond_with_data(publication("RAA", VERSION_1))
+    settings = registry_settings(
+        tmp_path, [("RAA", server.url_for("/RAA.csv"), "2024-12-01T09:00:00+00:00")]
+    )
+    run(settings, "run-1")
+    for landed in (settings.landing_dir / publications.SOURCE).glob("*.csv"):
+        landed.unlink()
+    server.clear_log()
+
+    fetched = publications.fetch_batch(settings, publications.registry(settings))
+
+    assert [f["status"] for f in fetched] == ["fetched"]
+    assert len(server.log) == 1
+
+
+def test_a_date_alone_counts_as_the_end_of_that_day():
+    # Never earlier than the change it stands for: a date is read as the next midnight UTC.
+    read = publications.parse_updated_at
+    assert read("2025-01-14") == datetime(2025, 1, 15, tzinfo=UTC)
+    assert read("2025-01-14T10:00:00+01:00") == datetime(2025, 1, 14, 9, tzinfo=UTC)
+    assert read("2025-01-14T10:00:00") == datetime(2025, 1, 14, 10, tzinfo=UTC)
+    assert read("2025-01-14T10:00:00Z") == datetime(2025, 1, 14, 10, tzinfo=UTC)
+    for unreadable in ("", "  ", "soon", "2025-13-01", None):
+        assert read(unreadable) is None

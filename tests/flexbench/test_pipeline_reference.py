@@ -100,6 +100,8 @@ WORKFORCE = pd.DataFrame(
         "cluster_group": ["Acute"] * 4,
         "region_code": ["Y56", "Y56", "Y58", "Y60"],
         "ics_code": ["QKK", "QKK", "QUY", "QJ2"],
+        "ics_name": ["South East London"] * 2
+        + ["Bristol, North Somerset and South Gloucestershire", "Derby and Derbyshire"],
     }
 )
 
@@ -645,6 +647,97 @@ def test_a_workforce_file_with_drift_is_quarantined_row_by_row(tmp_path, files):
     assert "workforce-staff-group-known" in reasons[3]
     assert "workforce-code-present" in reasons[4]
     assert len(query(settings, "select * from staging.workforce")) == clean_rows - 5
+
+
+def icb_names(settings) -> dict[str, str]:
+    """intermediate.int_icb_names built on the loaded workforce: icb_code -> icb_name."""
+    con = warehouse.connect(settings.warehouse_path)
+    try:
+        warehouse.build_layers_named(con, ["intermediate.int_icb_names"])
+        rows = con.execute("select icb_code, icb_name from intermediate.int_icb_names").fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+#: raw.workforce as flexbench created it before it kept the ICB's name.
+OLD_RAW_WORKFORCE = """
+    create schema raw;
+    create table raw.workforce (
+        sha256 varchar, loaded_at timestamptz, org_code varchar, org_name varchar,
+        period varchar, period_end date, staff_group varchar, headcount double, fte double,
+        benchmark_group varchar, cluster_group varchar, region_code varchar, ics_code varchar
+    );
+    insert into raw.workforce values ('old-sha', '2025-11-01 00:00:00+00', 'RAA',
+        'Alpha NHS Trust', '202508 to 202509', '2025-09-30', 'All staff groups', 2200, 2050.0,
+        'Acute - Teaching', 'Acute', 'Y56', 'QKK');
+"""
+
+
+def test_a_warehouse_made_before_icb_names_were_kept_upgrades_and_loads_them(tmp_path, files):
+    settings = make_settings(tmp_path, files["etr_2024"], workforce=files["workforce"])
+    settings.warehouse_path.parent.mkdir(parents=True)
+    con = warehouse.connect(settings.warehouse_path)
+    con.execute(OLD_RAW_WORKFORCE)
+    con.close()
+
+    result = run(settings)
+
+    assert {"source": "workforce", "status": "loaded", "rows": 4, "quarantined": 0} in result[
+        "sources"
+    ]
+    raw = query(settings, "select period, org_code, ics_name from raw.workforce order by all")
+    # the old load is kept, with no name; the new edition's rows carry theirs
+    assert raw.values.tolist()[0][:2] == ["202508 to 202509", "RAA"]
+    assert pd.isna(raw.values.tolist()[0][2])
+    assert set(raw["ics_name"].dropna()) == set(WORKFORCE["ics_name"])
+    staged = query(settings, "select period, ics_code, ics_name from staging.workforce")
+    new = staged[staged["period"] == "202510 to 202511"]
+    assert set(zip(new["ics_code"], new["ics_name"], strict=True)) == set(
+        zip(WORKFORCE["ics_code"], WORKFORCE["ics_name"], strict=True)
+    )
+    # the earlier period stays staged (its name unknown); the ICB takes the name of the latest
+    assert staged.loc[staged["period"] == "202508 to 202509", "ics_name"].isna().all()
+    assert icb_names(settings)["QKK"] == "South East London"
+
+
+def later_workforce_edition(path: Path) -> Path:
+    """The next month's edition made from the real Nov-25 file, with what later editions
+    bring: a column added (ICS_CODE_2026), the columns in another order (ICS_NAME last) and an
+    ICB renamed (QKK)."""
+    frame = pd.read_csv(REAL_WORKFORCE, dtype=str, keep_default_na=False)
+    frame["PERIOD"] = "202511 to 202512"
+    frame.loc[frame["ICS_CODE"] == "QKK", "ICS_NAME"] = "South East London Health and Care"
+    frame["ICS_CODE_2026"] = frame["ICS_CODE"]
+    order = [c for c in frame.columns if c != "ICS_NAME"] + ["ICS_NAME"]
+    frame[order].to_csv(path, index=False)
+    return path
+
+
+def test_a_later_workforce_edition_with_a_new_column_reordered_and_a_renamed_icb_loads(
+    tmp_path, files
+):
+    if not REAL_WORKFORCE.exists():
+        pytest.skip(f"real reference files not found at {REFERENCE}")
+    run(make_settings(tmp_path, files["etr_2024"], workforce=REAL_WORKFORCE))
+    before = icb_names(make_settings(tmp_path, files["etr_2024"], workforce=REAL_WORKFORCE))
+    later = later_workforce_edition(tmp_path / "workforce_Dec-25.csv")
+    settings = make_settings(tmp_path, files["etr_2024"], workforce=later)
+
+    result = run(settings)  # no ReferenceLoadError: the edition loads
+
+    (workforce,) = [s for s in result["sources"] if s["source"] == "workforce"]
+    assert workforce == {"source": "workforce", "status": "loaded", "rows": 2774, "quarantined": 0}
+    periods = query(settings, "select period, count(*) as n from staging.workforce group by 1")
+    assert dict(periods.values.tolist()) == {"202510 to 202511": 2774, "202511 to 202512": 2774}
+    after = icb_names(settings)
+    # the renamed ICB takes the latest edition's name; the other 41 keep theirs
+    assert before["QKK"] == "South East London"
+    assert after["QKK"] == "South East London Health and Care"
+    assert len(after) == 42
+    assert {k: v for k, v in after.items() if k != "QKK"} == {
+        k: v for k, v in before.items() if k != "QKK"
+    }
 
 
 def csv_reader(lines):

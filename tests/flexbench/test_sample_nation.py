@@ -165,6 +165,23 @@ def test_peer_groups_mirror_the_real_workforce_file(demo):
         assert 0.6 < ratio < 1.6, (group, ratio)
 
 
+def test_every_english_icb_has_one_realistic_name_in_the_workforce_file(demo, tmp_path):
+    from flexbench.sample.reference import write_workforce
+    from transforms.workforce import parse_workforce
+
+    nation = demo[0]
+    english = nation.trusts[nation.trusts["ics_code"].notna()]
+    names = english.groupby("ics_code")["ics_name"].agg(["nunique", "first"])
+    assert len(names) >= 35 and (names["nunique"] == 1).all()
+    # one name per ICB, none a code, unique within the nation (an ICB page is found by name)
+    assert names["first"].is_unique
+    assert not names["first"].str.fullmatch(r"Q[A-Z0-9]{2}.*").any()
+    # the file the demo publishes carries them as ICS_NAME, and they read back
+    got = parse_workforce(write_workforce(nation.workforce, tmp_path / "wf.csv").read_bytes())
+    read = dict(zip(got["ics_code"], got["ics_name"], strict=True))
+    assert {code: read[code] for code in read} == {code: names.at[code, "first"] for code in read}
+
+
 def test_workforce_groups_sum_to_all_staff_and_mix_is_plausible(demo):
     wf = demo[0].workforce
     parts = wf[wf["staff_group"] != ALL_STAFF_GROUPS].groupby("org_code")["headcount"].sum()

@@ -63,6 +63,7 @@ WORKFORCE = pd.DataFrame(
         "cluster_group": ["Acute", "Acute", "Ambulance"],
         "region_code": ["Y56", "Y56", "Y63"],
         "ics_code": ["QKK", "QKK", "QHM"],
+        "ics_name": ["South East London", "South East London", "North East and North Cumbria"],
     }
 )
 

@@ -146,17 +146,28 @@ def make_warehouse(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_warehouse(tmp_path_factory) -> Path:
-    return make_warehouse(tmp_path_factory.mktemp("warehouse"))
+def tiny_warehouse_once(shared_build) -> Path:
+    """The warehouse of :func:`make_warehouse`, built once a session (test_site_pages,
+    test_extract and test_site_browser read it too: a test that changes it works on a copy)."""
+    return shared_build("tiny-warehouse", make_warehouse)
+
+
+def tiny_site_once(shared_build) -> Path:
+    """The site of that warehouse, built once a session (build_site_in checks it answers with
+    the index page)."""
+    from nation_warehouse import build_site_in
+
+    return shared_build("site", build_site_in, tiny_warehouse_once(shared_build))
 
 
 @pytest.fixture(scope="module")
-def site(tiny_warehouse, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("public") / "site"
-    index = build_site(tiny_warehouse, out)
-    assert index == out.resolve() / "index.html"
-    return out
+def tiny_warehouse(shared_build) -> Path:
+    return tiny_warehouse_once(shared_build)
+
+
+@pytest.fixture(scope="module")
+def site(shared_build) -> Path:
+    return tiny_site_once(shared_build)
 
 
 def _benchmark_codes(path: Path) -> list[str]:

@@ -25,9 +25,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_site import MARKUP_NAME, MARKUP_TRUST, make_warehouse
-
-from flexbench.site import build_site
+from test_site import MARKUP_NAME, MARKUP_TRUST, tiny_site_once
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -149,10 +147,8 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    path = make_warehouse(base / "data")
-    return build_site(path, base / "site").parent
+def built_site(shared_build) -> Path:
+    return tiny_site_once(shared_build)
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +219,70 @@ def test_trust_page_card_renders_and_markup_in_a_name_is_text(built_site, browse
         browser.screenshot(tmp_path / "trust.png")
 
 
+def test_each_trust_page_has_a_trend_chart_per_measure_it_shows(built_site, browser):
+    # Every rate of the card and uptake has its chart (and no chart is of a measure the page
+    # does not show), with a text alternative, a table, titled axes, its intervals, and a gap
+    # (no line) where a quarter is withheld or missing.
+    pages = sorted((built_site / "trusts").glob("*.html"))
+    assert len(pages) >= 5
+    charted_any = withheld_any = 0
+    infos = {}
+    with serve(built_site) as (base, _served):
+        for page in pages:
+            browser.open(f"{base}/trusts/{page.name}")
+            info = browser.js("""(() => {
+                // the card's rates in its order, then uptake
+                const shown = [...document.querySelectorAll('#card tr[data-measure]'),
+                               ...document.querySelectorAll('#card p[data-measure]')]
+                    .map(e => e.dataset.measure);
+                const trends = [...document.querySelectorAll('#measure-trends .measure-trend')]
+                    .map(d => {
+                        const svg = d.querySelector('svg.trend');
+                        const rect = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+                        return {
+                            measure: d.dataset.measure,
+                            svgs: d.querySelectorAll('svg.trend').length,
+                            name: svg ? svg.querySelector('title').textContent : '',
+                            desc: svg ? svg.querySelector('desc').textContent : '',
+                            axes: svg ? [...svg.querySelectorAll('.axis-title')]
+                                .map(t => t.textContent) : [],
+                            ticks: svg ? svg.querySelectorAll('text.tick').length : 0,
+                            points: svg ? svg.querySelectorAll('circle.pt').length : 0,
+                            cis: svg ? svg.querySelectorAll('line.ci').length : 0,
+                            gaps: svg ? svg.querySelectorAll('text.gap').length : 0,
+                            rows: d.querySelectorAll('table.trend-table tbody tr').length,
+                            width: rect.width, height: rect.height,
+                        };
+                    });
+                return {shown, trends,
+                        charts: document.querySelectorAll('#measure-trends svg.trend').length,
+                        all: document.querySelectorAll('svg.trend').length};
+            })()""")
+            infos[page.name] = info
+    # The measures a card shows (a trust with data in the window): its rates in order, uptake.
+    every = next(i["shown"] for i in infos.values() if i["shown"])
+    assert len(every) == 8 and every[-1] == "requests_per_100_staff"
+    for name, info in infos.items():
+        shown, trends = info["shown"], info["trends"]
+        if not trends:
+            assert not info["all"], name
+            continue
+        charted_any += 1
+        # one chart per measure shown, in the card's order (uptake last), and no other; a
+        # trust with quarters but no window data (no card) has the chart of every measure
+        assert [t["measure"] for t in trends] == (shown or every), name
+        assert info["charts"] == info["all"] == len(trends), name
+        for t in trends:
+            assert t["svgs"] == 1 and t["name"] and t["desc"], (name, t["measure"])
+            assert t["axes"][0] == "Quarter" and len(t["axes"]) == 2
+            assert t["ticks"] >= 4 and t["width"] > 400 and t["height"] > 150
+            assert t["rows"] == t["points"] + t["gaps"]  # every quarter in the table
+            assert t["cis"] == t["points"]  # each published quarter with its interval
+            withheld_any += t["gaps"] > 0
+    assert charted_any >= 3
+    assert withheld_any  # some chart shows a gap
+
+
 def test_site_works_from_the_file_system(built_site, browser):
     requested = browser.open((built_site / "index.html").as_uri())
     assert all(u.startswith("file://") for u in requested), requested
@@ -277,4 +337,49 @@ def test_trust_page_download_holds_the_numbers_shown(built_site, browser):
         else:  # withheld or too few on the page: nothing in the download either
             assert values[label].startswith("[c]") or "too few" in values[label].lower()
             assert card[column] in ("", "[c]"), (label, card[column])
-    assert charts >= 5
+    assert charts == len(values) + 1  # each rate of the card, and uptake
+
+
+def _an_icb_page(built_site) -> str:
+    """The page of an ICB with the most trusts (one with data in the window)."""
+    pages = sorted((built_site / "areas").glob("icb-*.html"))
+    return max(pages, key=lambda p: p.read_text(encoding="utf-8").count('href="../trusts/')).name
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_an_icb_page(built_site, browser):
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/areas/{_an_icb_page(built_site)}")
+        assert _axe_problems(browser) == []
+
+
+def test_icb_page_download_holds_the_numbers_shown(built_site, browser):
+    import csv
+
+    with serve(built_site) as (base, _served):
+        browser.open(f"{base}/areas/{_an_icb_page(built_site)}")
+        href = browser.js("document.querySelector('a[data-download=\"area.csv\"]').href")
+        shown = browser.js(
+            '[...document.querySelectorAll(\'section[aria-labelledby="area-totals-heading"] '
+            "tbody tr')].map(r => [r.querySelector('th').innerText.trim(), "
+            "r.querySelector('td').innerText.trim()])"
+        )
+        name = browser.js("document.querySelector('h1').innerText.trim()")
+        with urllib.request.urlopen(href) as response:
+            area = next(csv.DictReader(response.read().decode("utf-8").splitlines()))
+    assert name == area["area_name"] and area["area_code"] not in name  # a name, not a code
+    values = dict(shown)
+    for label, column in (
+        ("Requests received", "requests_received"),
+        ("Decided", "decided"),
+        ("Approved", "approved"),
+        ("Declined", "declined"),
+    ):
+        if values[label] == "[c]":
+            assert area[column] == "[c]", label
+        elif values[label] == "–":  # no trust of the area has data
+            assert area[column] == "", label
+        else:
+            assert float(values[label].replace(",", "")) == float(area[column]), label
+    rate = values["Approval rate"].split()[0]
+    if rate.endswith("%"):
+        assert float(rate.rstrip("%")) / 100 == pytest.approx(float(area["approval_rate"]))

@@ -4,6 +4,7 @@ public.trust_measure_quarters (docs/analysts.md, "Public tables"; docs/methodolo
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
@@ -17,22 +18,24 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import warehouse  # noqa: E402
-from flexbench.site import build_site  # noqa: E402
+from flexbench.site.builder import CARD_MEASURES  # noqa: E402
 from flexbench.site.plots import measure_trend_plot  # noqa: E402
-from tests.flexbench.test_site import DECLINE_OUTLIER, make_warehouse  # noqa: E402
+from tests.flexbench.test_site import (  # noqa: E402
+    DECLINE_OUTLIER,
+    tiny_site_once,
+    tiny_warehouse_once,
+)
 from transforms.indicators import INDICATORS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Path:
-    return make_warehouse(tmp_path_factory.mktemp("pages-warehouse"))
+def wh(shared_build) -> Path:
+    return tiny_warehouse_once(shared_build)
 
 
 @pytest.fixture(scope="module")
-def site(wh, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pages") / "site"
-    build_site(wh, out)
-    return out
+def site(shared_build) -> Path:
+    return tiny_site_once(shared_build)
 
 
 def _pub(wh):
@@ -46,9 +49,12 @@ def test_measure_quarters_tell_nothing_the_quarterly_counts_do_not(wh):
         q = con.execute("select * from public.trust_quarters").df()
     finally:
         con.close()
-    assert set(mq["measure"]) >= {"approval_rate", "decline_rate", "timeliness_rate"}
+    # Every rate a trust's page shows (its card's seven and uptake), in the page's order.
+    order = mq[["measure_order", "measure"]].drop_duplicates().sort_values("measure_order")
+    assert list(order["measure"]) == [*(m[1] for m in CARD_MEASURES), "requests_per_100_staff"]
     merged = mq.merge(q, on=["org_code", "quarter_start"])
-    for measure in ("approval_rate", "decline_rate", "timeliness_rate", "escalation_rate"):
+    for measure in ("approval_rate", "decline_rate", "timeliness_rate", "escalation_rate",
+                    "appeal_rate", "appeals_upheld_rate", "requests_per_100_staff"):  # fmt: skip
         m = merged[merged["measure"] == measure]
         # The same value and status as the quarterly table publishes.
         assert (m["status"].to_numpy() == m[f"{measure}_status"].fillna("no_data").to_numpy()).all()
@@ -66,14 +72,11 @@ def test_measure_quarters_tell_nothing_the_quarterly_counts_do_not(wh):
         "decline_rate",
         "escalation_rate",
         "non_statutory_decline_share",
-        pytest.param(
-            "timeliness_rate",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="public.trust_quarters rounds decided_within_2_months apart from "
-                "decided (approved + declined as published), so a quarter can publish 50 of 45",
-            ),
-        ),
+        # decided_within_2_months is rounded apart from decided (approved + declined as
+        # published): a quarter whose rounding gave 50 of 45 withholds it instead.
+        "timeliness_rate",
+        "appeal_rate",
+        "appeals_upheld_rate",
     ],
 )
 def test_published_quarterly_rates_lie_in_their_interval_and_in_0_1(wh, measure):
@@ -89,6 +92,49 @@ def test_published_quarterly_rates_lie_in_their_interval_and_in_0_1(wh, measure)
     assert len(pub)
     assert pub["rate"].between(0, 1).all()
     assert ((pub["rate_lower95"] <= pub["rate"]) & (pub["rate"] <= pub["rate_upper95"])).all()
+
+
+def test_no_published_quarter_has_more_of_a_count_than_the_count_that_bounds_it(wh):
+    # decided within two months <= decided, appeals upheld <= appeals <= declined: as the
+    # marts' counts, so the published ones (the fixture has a quarter whose rounding gave
+    # 50 decided within two months of 45 decided).
+    con = _pub(wh)
+    try:
+        q = con.execute("select * from public.trust_quarters").df()
+    finally:
+        con.close()
+    for small, large in (("decided_within_2_months", "decided"), ("appeals_upheld", "appeals"),
+                         ("appeals", "declined")):  # fmt: skip
+        both = q[q[small].notna() & q[large].notna()]
+        assert len(both), small
+        assert (both[small] <= both[large]).all(), (small, large)
+
+
+def test_quarterly_uptake_is_worked_out_from_the_published_counts_with_a_poisson_interval(wh):
+    con = _pub(wh)
+    try:
+        up = con.execute(
+            "select m.*, q.headcount, q.months_covered, q.requests_received "
+            "from public.trust_measure_quarters m join public.trust_quarters q "
+            "using (org_code, quarter_start) where m.measure = 'requests_per_100_staff'"
+        ).df()
+    finally:
+        con.close()
+    published = up[up["status"] == "published"]
+    assert len(published)
+    again = (
+        published["requests_received"]
+        * 1200
+        / (published["headcount"] * published["months_covered"])
+    )
+    assert (again.round(1) - published["rate"]).abs().max() < 1e-9
+    assert (published["rate_lower95"] <= published["rate"]).all()
+    assert (published["rate"] <= published["rate_upper95"]).all()
+    # The Garwood interval of a count of 0 still has room above it.
+    assert (published["rate_upper95"] > 0).all()
+    # Withheld requests: no uptake, no interval.
+    withheld = up[up["status"] != "published"]
+    assert withheld[["rate", "rate_lower95", "rate_upper95"]].isna().all().all()
 
 
 def test_trend_chart_never_draws_a_line_across_a_withheld_quarter():
@@ -120,7 +166,12 @@ def test_every_trust_page_has_a_trend_per_measure_and_links_its_figures(site, wh
     html = (site / "trusts" / f"{DECLINE_OUTLIER}.html").read_text()
     for m in measures:
         assert f'id="trend-{m}"' in html and f'id="trend-{m.replace("_", "-")}"' in html
-    assert html.count('class="plot trend"') >= len(measures) >= 5
+    # One chart per rate the page shows: the card's rates and uptake, and no other chart.
+    shown = _page_rates(html)
+    assert len(shown) == len(CARD_MEASURES) == 7
+    assert "requests per 100 staff a year" in html
+    assert html.count('class="plot trend"') == len(measures) == len(shown) + 1
+    assert 'id="trend-approval"' not in html  # the approval-only chart is gone
     assert 'href="../indicators/approval-rate.html"' in html
     assert 'id="peer-caterpillar"' in html and 'class="cat this"' in html
 
@@ -145,7 +196,8 @@ def _as_number(shown: str) -> float:
 def _page_rates(html: str) -> dict[str, str]:
     """The card's rates as the page shows them: label -> "91.2%"."""
     rows = re.findall(
-        r'<tr><th scope="row"><a href="[^"]*">([^<]+)</a></th><td class="num rate"[^>]*>([^<]+)',
+        r'<tr data-measure="[a-z_0-9]+"><th scope="row"><a href="[^"]*">([^<]+)</a></th>'
+        r'<td class="num rate"[^>]*>([^<]+)',
         html,
     )
     return {label: value.strip() for label, value in rows}
@@ -295,3 +347,26 @@ def test_extract_names_regions_and_icbs_and_its_notes_match_the_methodology(wh, 
     assert "Garwood" in per100 and "Wilson" not in per100
     assert "escalated / not_agreed_first_stage" in notes
     assert "excluding the trust itself" in notes
+
+
+def test_icb_pages_show_the_icb_name_from_the_workforce_file_not_its_code(site, wh):
+    from flexbench.sample.nation import build_nation
+    from flexbench.site.areas import area_page
+
+    # the names the nation's workforce file gives (ICS_NAME), as make_warehouse loads it
+    workforce = build_nation(n_trusts=25).workforce
+    published = dict(zip(workforce["ics_code"], workforce["ics_name"], strict=True))
+    con = _pub(wh)
+    try:
+        icbs = con.execute(
+            "select area_code, area_name from public.areas where area_kind = 'icb'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(icbs) >= 5
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for code, name in icbs:
+        assert name == published[code] and code not in name, (code, name)
+        page = (site / "areas" / area_page("icb", code)).read_text(encoding="utf-8")
+        assert f"<h1>{html.escape(name)}</h1>" in page
+        assert f'href="areas/{area_page("icb", code)}">{html.escape(name)}<' in index

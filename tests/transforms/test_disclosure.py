@@ -121,3 +121,23 @@ def test_zeros_are_withheld_along_every_relation_they_share():
     assert {("window", "withdrawn"), ("window", "pending")} <= hidden
     assert ("window", "approved_with_changes") in hidden
     assert ("window", "approved_in_full") not in hidden  # only zeros are withheld this way
+
+
+def test_a_zero_that_bounds_a_withheld_count_from_above_is_withheld_too():
+    # The window's appeals upheld (2) is withheld, so is each quarter's (0 to 4, zeros too);
+    # a quarter with no declines then has appeals 0 and appeals upheld 0: were its declined 0
+    # or appeals 0 shown, its withheld appeals upheld would read exactly 0, and the other
+    # quarters' would be narrowed with it. Both zeros are withheld.
+    window = {"window": _counts(declined=12, appeals=6, appeals_upheld=2)}
+    quarters = {
+        "a": _counts(declined=7, appeals=5, appeals_upheld=2),
+        "b": _counts(declined=5, appeals=1, appeals_upheld=0),
+        "c": _counts(declined=0, appeals=0, appeals_upheld=0),
+    }
+    hidden = zeros_to_withhold(window, quarters)
+    assert {("b", "appeals_upheld"), ("c", "appeals_upheld")} <= hidden
+    assert {("c", "appeals"), ("c", "declined")} <= hidden  # appeals 0 and declined 0 bound it
+    # A 0 below a withheld count says nothing of it: shown (declined 3 is withheld, appeals 0
+    # and appeals upheld 0 under it are not).
+    alone = zeros_to_withhold({}, {"q": _counts(declined=3, appeals=0, appeals_upheld=0)})
+    assert alone == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,7 @@ def test_real_staff_in_post_for_one_trust(real_workforce):
     assert got["fte"] == pytest.approx(21053.01846)
     assert (got["benchmark_group"], got["cluster_group"]) == ("Acute - Teaching", "Acute")
     assert (got["region_code"], got["ics_code"]) == ("Y56", "QKK")
+    assert got["ics_name"] == "South East London"
     assert got["period"] == "202510 to 202511"
     assert got["period_end"] == pd.Timestamp("2025-11-30")
 
@@ -95,6 +97,35 @@ def test_period_end_is_last_day_of_last_month(period, end):
     assert period_end_of(period) == pd.Timestamp(end).date()
 
 
+def test_every_real_icb_has_one_name(real_workforce):
+    # `cut -d, -f5,6 | sort -u`: 42 ICS codes, each with one ICS_NAME (QOP: Greater Manchester).
+    names = real_workforce.dropna(subset=["ics_code"]).groupby("ics_code")["ics_name"].nunique()
+    assert len(names) == 42 and (names == 1).all()
+    qop = real_workforce.loc[real_workforce["ics_code"] == "QOP", "ics_name"]
+    assert set(qop) == {"Greater Manchester"}
+
+
+# --- a later edition: columns read by name -------------------------------------------------
+
+
+def test_a_later_edition_with_a_new_column_reordered_columns_and_a_renamed_icb_reads_the_same():
+    # The next edition adds ICS_CODE_2026, moves ICS_NAME to the end and renames QKK: the
+    # columns are read by name, and the row carries the new name as published.
+    columns = HEADER.split(",")
+    later = [c for c in columns if c != "ICS_NAME"] + ["ICS_CODE_2026", "ICS_NAME"]
+    values = dict(zip(columns, next(csv.reader([row()])), strict=True))
+    values.update(ICS_NAME="South East London (renamed)", ICS_CODE_2026="QKK")
+    line = ",".join(f'"{values[c]}"' for c in later)
+    got = parse_workforce(csv_bytes(line, header=",".join(later))).iloc[0]
+    assert (got["org_code"], got["headcount"], got["ics_code"]) == ("RAA", 100, "QKK")
+    assert got["ics_name"] == "South East London (renamed)"
+
+
+def test_a_blank_icb_name_is_read_as_unknown():
+    got = parse_workforce(csv_bytes(row().replace(",South East London,", ",,"))).iloc[0]
+    assert got["ics_code"] == "QKK" and pd.isna(got["ics_name"])
+
+
 # --- schema changes and broken files ---------------------------------------------------------
 
 
@@ -102,6 +133,8 @@ def test_period_end_is_last_day_of_last_month(period, end):
     ("data", "names"),
     [
         # HC renamed to HEADCOUNT upstream
+        # ICS_NAME dropped upstream: the names would be lost
+        (csv_bytes(row(), header=HEADER.replace(",ICS_NAME,", ",ICS_LABEL,")), "ICS_NAME"),
         (csv_bytes(row(), header=HEADER.replace(",HC,", ",HEADCOUNT,")), "HC"),
         # an unknown row type appears
         (csv_bytes(row(kind="Transfers in")), "Transfers in"),

@@ -38,7 +38,7 @@ def _row(code, start, end, group="All staff groups", approved=9, declined=1):
 def build(tmp_path):
     """Load the given publication rows beside two open English trusts and build."""
 
-    def run(rows, survey=None, breakdown=None):
+    def run(rows, survey=None, breakdown=None, workforce=None):
         path = tmp_path / "wh.duckdb"
         con = warehouse.connect(path)
         warehouse.apply_schema(con)
@@ -59,6 +59,7 @@ def build(tmp_path):
             ("raw.publication_rows", pd.DataFrame(rows)),
             ("raw.staff_survey", survey),
             ("raw.publication_breakdown_rows", breakdown),
+            ("raw.workforce", workforce),
         ):
             if frame is not None and len(frame):
                 con.register("f", frame)
@@ -209,7 +210,23 @@ def test_every_measure_has_a_quarterly_trend_and_regions_and_icbs_have_names(bui
     rows = [_row("RAA", "2026-07-01", "2026-09-30", approved=80, declined=20),
             _row("RAA", "2025-07-01", "2025-09-30", approved=95, declined=5),
             _row("RBB", "2026-07-01", "2026-09-30", approved=40, declined=10)]  # fmt: skip
-    _, con = build(rows)
+    # NHS Workforce Statistics names QKK in two editions (renamed in the later one) and does
+    # not name QMJ.
+    workforce = pd.DataFrame(
+        {
+            "sha256": ["wf-aug", "wf-oct"],
+            "loaded_at": pd.Timestamp(datetime(2026, 1, 1, tzinfo=UTC)),
+            "org_code": "RAA",
+            "period": ["202507 to 202508", "202509 to 202510"],
+            "period_end": pd.to_datetime(["2026-08-31", "2026-10-31"]),
+            "staff_group": "All staff groups",
+            "headcount": 1000.0,
+            "region_code": "Y56",
+            "ics_code": "QKK",
+            "ics_name": ["South East London", "South East London Health and Care"],
+        }
+    )
+    _, con = build(rows, workforce=workforce)
     trends = con.execute(
         "select * from marts.trust_measure_trends where level = 'trust' and org_code = 'RAA'"
     ).df()
@@ -231,6 +248,14 @@ def test_every_measure_has_a_quarterly_trend_and_regions_and_icbs_have_names(bui
     assert (region["region_name"], region["decided"]) == ("London", 150)
     assert region["approval_rate"] == pytest.approx(120 / 150)
     icbs = con.execute("select icb_code, icb_name from marts.icb_benchmark order by 1").df()
-    assert icbs.values.tolist() == [["QKK", "QKK (London)"], ["QMJ", "QMJ (London)"]]
+    # the latest name the workforce file gives; QMJ, named by none, keeps its code and region
+    assert icbs.values.tolist() == [
+        ["QKK", "South East London Health and Care"],
+        ["QMJ", "QMJ (London)"],
+    ]
+    names = con.execute(
+        "select area_code, area_name from public.area_names where area_kind = 'icb'"
+    ).fetchall()
+    assert dict(names) == dict(icbs.values.tolist())
     funnels = con.execute("select * from marts.area_trust_funnels where area_kind = 'region'")
     assert set(funnels.df()["area_name"]) == {"London"}

@@ -157,13 +157,58 @@ def test_quarters_on_the_site_and_in_extracts_are_the_marts_with_overlapping_per
 
     site = build_site(path, tmp_path / "site").parent
     html = (site / "trusts" / "RAA.html").read_text()
-    table = re.search(r'<table class="trend-table">.*?</table>', html, re.S)[0]
-    shown = re.findall(r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td>'
-                       r'<td class="num">([^<]+)</td>', table)  # fmt: skip
-    assert [(q, int(r), int(d)) for q, r, d in shown] == [
-        (q, int(r), int(d)) for q, r, d in trends.itertuples(index=False)
-    ]
+
+    def based_on(measure):
+        """(quarter, 'x of y' or 'x requests, y staff') of a measure's trend table."""
+        block = html.split(f'id="trend-{measure}"')[1]
+        table = re.search(r'<table class="trend-table">.*?</table>', block, re.S)[0]
+        return re.findall(r'<th scope="row">([^<]+)</th>.*?<td class="basis">([^<]+)</td>',
+                          table)  # fmt: skip
+
+    decided = [(q, int(b.split(" of ")[1])) for q, b in based_on("approval_rate")]
+    received = [(q, int(b.split(" requests")[0])) for q, b in based_on("requests_per_100_staff")]
+    marts = list(trends.itertuples(index=False))
+    assert decided == [(t.quarter, int(t.decided)) for t in marts]
+    assert received == [(t.quarter, int(t.requests_received)) for t in marts]
     assert pd.notna(quarters["approval_rate"]).all()
+
+
+def test_quarterly_appeals_are_the_marts_under_the_rounding_rule(nation_warehouse):
+    con = warehouse.connect(nation_warehouse, read_only=True)
+    try:
+        pairs = con.execute(
+            "select t.org_code, t.quarter_start, t.appeals as true_appeals, "
+            "t.appeals_upheld as true_upheld, t.declined as true_declined, "
+            "q.appeals, q.appeals_upheld, q.declined, q.withheld, q.appeal_rate, "
+            "q.appeal_rate_status, q.appeals_upheld_rate, q.appeals_upheld_rate_status "
+            "from marts.trust_trends t join public.trust_quarters q using (org_code, quarter_start)"
+        ).df()
+    finally:
+        con.close()
+    assert len(pairs) > 100
+    for true, shown, name in (("true_appeals", "appeals", "appeals"),
+                              ("true_upheld", "appeals_upheld", "appeals_upheld")):  # fmt: skip
+        named = pairs["withheld"].fillna("").str.split(";").map(lambda w, n=name: n in w)
+        small = pairs[true].between(1, MAX_SUPPRESSED_COUNT)
+        assert small.any() and pairs.loc[small, shown].isna().all() and named[small].all()
+        # a 0 is shown, unless withheld with a count it shares a relation with
+        zero = pairs[true] == 0
+        assert ((pairs.loc[zero, shown] == 0) | named[zero]).all()
+        assert (pairs.loc[zero, shown] == 0).any()
+        big = pairs[pairs[true] > MAX_SUPPRESSED_COUNT]
+        assert len(big) and (big[shown] % ROUND_TO == 0).all(), name
+        assert ((big[shown] - big[true]).abs() <= ROUND_TO // 2).all(), name
+        assert pairs.loc[pairs[shown].isna(), "withheld"].str.contains(name).all()
+    # The rates are the ratio of the published counts, published only where both are.
+    for rate, num, den in (("appeal_rate", "appeals", "declined"),
+                           ("appeals_upheld_rate", "appeals_upheld", "appeals")):  # fmt: skip
+        pub = pairs[pairs[f"{rate}_status"] == "published"]
+        assert len(pub), rate
+        assert ((pub[num] / pub[den]).round(3) - pub[rate]).abs().max() < 1e-9
+        assert (pub[den] >= 10).all()
+        assert pairs.loc[pairs[f"{rate}_status"] != "published", rate].isna().all()
+        assert (pairs.loc[pairs[num].isna() & pairs[den].ge(10), f"{rate}_status"]
+                == "withheld").all()  # fmt: skip
 
 
 def test_sql_and_python_define_approved_and_decided_alike():
@@ -200,3 +245,61 @@ def test_sql_and_python_define_approved_and_decided_alike():
     for column in ("approved", "decided"):
         assert np.array_equal(sql[column].astype("Float64").isna(), python[column].isna()), column
         assert (sql[column].dropna().to_numpy() == python[column].dropna().to_numpy()).all()
+
+
+#: Columns of the same name that mean different things: public.aggregates' ``trusts`` counts
+#: the group's trusts with data (public.areas: ``trusts_with_data``; its ``trusts`` counts every
+#: trust of the area).
+SAME_FIGURE = {"aggregates": {"trusts": "trusts_with_data"}}
+
+
+def _area_rows(con, table: str) -> pd.DataFrame | None:
+    """A public table's region and ICB rows of the benchmark window, keyed (kind, code); None
+    for a table that has none."""
+    frame = con.execute(f"select * from public.{table}").df()
+    if {"area_kind", "area_code"} <= set(frame.columns):
+        keys = frame["area_kind"], frame["area_code"]
+    elif {"scope", "group_code"} <= set(frame.columns):
+        frame = frame[frame["scope"].isin(["region", "icb"])]
+        if "period" in frame:
+            frame = frame[frame["period"] == "window"]
+        keys = frame["scope"], frame["group_code"]
+    else:
+        return None
+    frame = frame.rename(columns=SAME_FIGURE.get(table, {}))
+    frame.index = pd.MultiIndex.from_arrays(keys, names=["kind", "code"])
+    return frame.drop(columns=["area_kind", "area_code", "scope", "group_code"], errors="ignore")
+
+
+def test_region_and_icb_figures_agree_in_every_public_table(nation_warehouse):
+    # A region's (or ICB's) figure is one figure wherever it is published: public.areas and
+    # public.aggregates, and public.area_names' names, never disagree (docs/methodology.md,
+    # "Disclosure control").
+    con = warehouse.connect_public(nation_warehouse)
+    try:
+        tables = [t for (t,) in con.execute("show tables").fetchall()]
+        rows = {t: f for t in tables if (f := _area_rows(con, t)) is not None}
+        window = con.execute("select * from public.trust_window where has_data").df()
+    finally:
+        con.close()
+    assert {"areas", "aggregates", "area_names"} <= set(rows)
+    compared = withheld_in_a_trust = 0
+    names = sorted(rows)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = sorted(set(rows[a].columns) & set(rows[b].columns))
+            both = rows[a].index.intersection(rows[b].index)
+            assert len(both), (a, b)
+            for column in common:
+                left, right = rows[a].loc[both, column], rows[b].loc[both, column]
+                same = (left == right) | (left.isna() & right.isna())
+                assert same.all(), (a, b, column, list(both[~same.to_numpy()])[:5])
+                compared += len(both)
+    # every area of the population is in each table that has areas
+    assert set(rows["areas"].index) == set(rows["area_names"].index)
+    assert set(rows["aggregates"].index) <= set(rows["areas"].index)
+    # the case that disagreed before: a region figure with one of its trusts' figures withheld
+    for code, g in window.groupby("region_code"):
+        withheld_in_a_trust += int(g["declined"].isna().any())
+        assert rows["areas"].loc[("region", code), "trusts_with_data"] == len(g)
+    assert compared > 500 and withheld_in_a_trust >= 3

@@ -1,9 +1,9 @@
 -- marts.icb_benchmark: one row per integrated care board (ICB) per benchmark window.
 -- Keys: icb_code, window_start, window_end.
 -- Rule (methodology, "Regions and ICBs"): as marts.region_benchmark, for the ICB of each trust
--- (the ODS etr's high-level health geography). The ODS trust file gives ICB codes, not names:
--- icb_name is the ICB's code with its region's name ("QKK (London)") until a source of ICB
--- names is loaded (methodology, "Regions and ICBs").
+-- (the ODS etr's high-level health geography). icb_name is the ICB's latest name in NHS
+-- Workforce Statistics (intermediate.int_icb_names, e.g. "South East London"); an ICB no loaded
+-- workforce file names keeps its code with its region's name ("QKK (London)").
 with trust_benchmark as (
     select * from marts.trust_benchmark
 ),
@@ -14,6 +14,10 @@ funnels as (
 
 names as (
     select * from (values {{ region_names }}) as t(region_code, region_name)
+),
+
+icb_names as (
+    select * from intermediate.int_icb_names
 ),
 
 icbs as (
@@ -42,7 +46,8 @@ outside as (
 
 final as (
     select i.icb_code,
-        i.icb_code || ' (' || coalesce(n.region_name, i.region_code) || ')' as icb_name,
+        coalesce(k.icb_name, i.icb_code || ' (' || coalesce(n.region_name, i.region_code) || ')')
+            as icb_name,
         i.region_code, coalesce(n.region_name, i.region_code) as region_name,
         i.window_start, i.window_end, i.trusts, i.trusts_with_data, i.requests_received,
         i.approved, i.declined, i.decided, i.escalated, i.decided_within_2_months,
@@ -63,6 +68,7 @@ final as (
         coalesce(o.trusts_below_icb_funnel, 0) as trusts_below_icb_funnel
     from icbs as i
     left join names as n on n.region_code = i.region_code
+    left join icb_names as k on k.icb_code = i.icb_code
     left join outside as o on o.icb_code = i.icb_code
 )
 

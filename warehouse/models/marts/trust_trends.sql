@@ -3,7 +3,8 @@
 -- Rules (methodology, "Trends"): the quarters of intermediate.int_trust_quarters. Rates as in
 -- marts.trust_benchmark, with 95% Wilson intervals; national_approval_rate is the pooled rate
 -- of all trusts with data that quarter; requests_per_100_staff is annualised (x 12 /
--- months_covered) over the trust's current staff in post.
+-- months_covered) over the trust's current staff in post (headcount, as in
+-- marts.trust_benchmark).
 with quarters as (
     select * from intermediate.int_trust_quarters
 ),
@@ -26,8 +27,8 @@ rates as (
 
 final as (
     select org_code, quarter, quarter_start, quarter_end, months_covered, requests_received,
-        approved, declined, decided, escalated, decided_within_2_months, declined_other,
-        approval_rate, approval_rate_lower95, approval_rate_upper95, decline_rate,
+        approved, declined, decided, escalated, appeals, appeals_upheld, decided_within_2_months,
+        declined_other, headcount, approval_rate, approval_rate_lower95, approval_rate_upper95, decline_rate,
         escalation_rate, timeliness_rate, requests_per_100_staff, national_approval_rate
     from rates
 )

@@ -4,7 +4,8 @@ Keys: org_code, period, period_start, count_name.
 
 Secondary suppression of zeros (docs/methodology.md, "Disclosure control"): a true 0 that
 shares a published relation with a withheld count (a total and its parts in one row; a count
-of the window and the same count of its quarters) is withheld too
+of the window and the same count of its quarters; the larger count of an order such as
+appeals_upheld <= appeals) is withheld too
 (transforms.disclosure.zeros_to_withhold), so a withheld value can be 0 and reads "a count from
 0 to 4". period is 'window' or 'quarter'; period_start the window's or the quarter's start.
 public.trust_window and public.trust_quarters withhold these cells. A mart, not a public
@@ -34,17 +35,27 @@ def build(con, params: dict[str, str]) -> None:
     ).df()
     by_trust = {code: g for code, g in quarters.groupby("org_code")}
     out = []
+    seen = set()
     for w in window.to_dict("records"):
         q = by_trust.get(w["org_code"], quarters.iloc[:0])
         inside = q[
             (q["quarter_start"] >= w["window_start"]) & (q["quarter_end"] <= w["window_end"])
         ]
         rows = {pd.Timestamp(r["quarter_start"]): r for r in inside.to_dict("records")}
+        seen |= {(w["org_code"], key) for key in rows}
         for key, column in zeros_to_withhold({"window": w}, rows):
             if key == "window":
                 out.append((w["org_code"], "window", w["window_start"], column))
             else:
                 out.append((w["org_code"], "quarter", key, column))
+    # A quarter outside the window (or of a trust without window data) has its own row's
+    # relations only.
+    for r in quarters.to_dict("records"):
+        key = pd.Timestamp(r["quarter_start"])
+        if (r["org_code"], key) in seen:
+            continue
+        for _, column in zeros_to_withhold({}, {key: r}):
+            out.append((r["org_code"], "quarter", key, column))
     frame = pd.DataFrame(out, columns=["org_code", "period", "period_start", "count_name"])
     frame["period_start"] = pd.to_datetime(frame["period_start"]).astype("datetime64[us]")
     warehouse.write_frame(con, "marts.withheld_zeros", frame)

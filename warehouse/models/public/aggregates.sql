@@ -1,8 +1,9 @@
--- public.aggregates: one row per scope (national | region | peer_group), group and period
--- (the benchmark window, and each quarter of marts.trust_trends).
+-- public.aggregates: one row per scope (national | region | peer_group | icb), group and period
+-- (the benchmark window, and each quarter of marts.trust_trends; an ICB the window only).
 -- Keys: scope, group_code, period_start, period_end.
 -- Sums over the trusts with data of marts.trust_benchmark (the window) and marts.trust_trends
--- (quarters); group_code is 'ENG' for England, the region code, or the peer group. The same
+-- (quarters); group_code is 'ENG' for England, the region code, the peer group or the ICB code.
+-- The one source of every published region and ICB figure: public.areas reads its window rows. The same
 -- disclosure control as public.trust_window (docs/methodology.md, "Disclosure control"): an
 -- aggregate count is rounded from its true sum (never summed from rounded trusts), and its
 -- pooled rates are worked out from its published counts.
@@ -16,7 +17,7 @@ trends as (
 
 window_rows as (
     select 'window' as period, window_start as period_start, window_end as period_end,
-        cast(null as varchar) as quarter, org_code, region_code, peer_group,
+        cast(null as varchar) as quarter, org_code, region_code, icb_code, peer_group,
         requests_received, approved, declined, decided, escalated, decided_within_2_months, declined_other
     from benchmark
     where has_data
@@ -24,7 +25,7 @@ window_rows as (
 
 quarter_rows as (
     select 'quarter' as period, t.quarter_start as period_start, t.quarter_end as period_end,
-        t.quarter, t.org_code, b.region_code, b.peer_group,
+        t.quarter, t.org_code, b.region_code, b.icb_code, b.peer_group,
         t.requests_received, t.approved, t.declined, t.decided, t.escalated, t.decided_within_2_months, t.declined_other
     from trends as t
     inner join benchmark as b on b.org_code = t.org_code
@@ -32,7 +33,7 @@ quarter_rows as (
 
 published_rows as (
     select 'window' as period, w.window_start as period_start, w.window_end as period_end,
-        w.org_code, w.region_code, w.peer_group,
+        w.org_code, w.region_code, w.icb_code, w.peer_group,
         w.requests_received, w.approved, w.declined, w.decided, w.escalated, w.decided_within_2_months, w.declined_other,
         b.requests_received as t_requests_received, b.approved as t_approved, b.declined as t_declined, b.decided as t_decided, b.escalated as t_escalated, b.decided_within_2_months as t_decided_within_2_months, b.declined_other as t_declined_other
     from public.trust_window as w
@@ -40,7 +41,7 @@ published_rows as (
     where w.has_data
     union all
     select 'quarter' as period, q.quarter_start as period_start, q.quarter_end as period_end,
-        q.org_code, q.region_code, q.peer_group,
+        q.org_code, q.region_code, q.icb_code, q.peer_group,
         q.requests_received, q.approved, q.declined, q.decided, q.escalated, q.decided_within_2_months, q.declined_other,
         t.requests_received as t_requests_received, t.approved as t_approved, t.declined as t_declined, t.decided as t_decided, t.escalated as t_escalated, t.decided_within_2_months as t_decided_within_2_months, t.declined_other as t_declined_other
     from public.trust_quarters as q
@@ -55,6 +56,9 @@ published_scoped as (
     union all
     select 'peer_group' as scope, peer_group as group_code, * from published_rows
     where peer_group is not null
+    union all
+    select 'icb' as scope, icb_code as group_code, * from published_rows
+    where icb_code is not null and period = 'window'
 ),
 
 -- The sum of the published figures of the group's trusts, where every one is published.
@@ -113,6 +117,9 @@ scoped as (
     union all
     select 'peer_group' as scope, peer_group as group_code, * from all_rows
     where peer_group is not null
+    union all
+    select 'icb' as scope, icb_code as group_code, * from all_rows
+    where icb_code is not null and period = 'window'
 ),
 
 sums as (

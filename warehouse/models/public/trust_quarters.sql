@@ -7,6 +7,13 @@
 -- "Disclosure control"): counts 0 shown, 1-{{ small_max }} withheld, others rounded to the
 -- nearest {{ round_to }}, decided the sum of approved and declined as published; rates worked out
 -- from the published counts (published from a denominator of {{ min_denominator }}).
+-- Published orders hold as the marts' counts do (docs/methodology.md, "Disclosure control"):
+-- appeals_upheld <= appeals <= declined (each rounded from its own value, rounding keeps the
+-- order) and decided_within_2_months <= decided (decided is a sum of rounded parts: a
+-- decided_within_2_months whose rounding would exceed it is withheld with its rate).
+-- Uptake (requests_per_100_staff) is the published requests_received per 100 of the published
+-- staff in post (headcount, as public.trust_window publishes it), a year (x 12 /
+-- months_covered); withheld where requests_received is.
 with trends as (
     select * from marts.trust_trends
 ),
@@ -37,6 +44,8 @@ rounded as (
         sdc_count_kept(m.declined, list_contains(h.names, 'declined'), {{ small_max }}, {{ round_to }}) as declined,
         sdc_count_kept(m.decided, list_contains(h.names, 'decided'), {{ small_max }}, {{ round_to }}) as decided,
         sdc_count_kept(m.escalated, list_contains(h.names, 'escalated'), {{ small_max }}, {{ round_to }}) as escalated,
+        sdc_count_kept(m.appeals, list_contains(h.names, 'appeals'), {{ small_max }}, {{ round_to }}) as appeals,
+        sdc_count_kept(m.appeals_upheld, list_contains(h.names, 'appeals_upheld'), {{ small_max }}, {{ round_to }}) as appeals_upheld,
         sdc_count_kept(m.decided_within_2_months, list_contains(h.names, 'decided_within_2_months'), {{ small_max }}, {{ round_to }}) as decided_within_2_months,
         sdc_count_kept(m.declined_other, list_contains(h.names, 'declined_other'), {{ small_max }}, {{ round_to }}) as declined_other
     from m
@@ -68,11 +77,16 @@ kept as (
 ),
 
 -- A withheld decided takes decided within two months with it (never more than decided, it
--- would bound it from below).
+-- would bound it from below); so does a published decided that is less than it (decided is
+-- approved + declined as published, and may round below it): decided_within_2_months <=
+-- decided holds in everything published.
 p as (
     select a.* replace (
         case when k.decided_kept then a.decided end as decided,
-        case when k.decided_kept then a.decided_within_2_months end as decided_within_2_months
+        case when k.decided_kept
+                and (a.decided is null or a.decided_within_2_months is null
+                    or a.decided_within_2_months <= a.decided)
+            then a.decided_within_2_months end as decided_within_2_months
     )
     from added as a
     inner join kept as k on k.org_code = a.org_code and k.quarter_start = a.quarter_start
@@ -83,7 +97,13 @@ s as (
         sdc_rate_status(p.approved, p.decided, m.decided, {{ min_denominator }}) as approval_rate_status,
         sdc_rate_status(p.declined, p.decided, m.decided, {{ min_denominator }}) as decline_rate_status,
         sdc_rate_status(p.decided_within_2_months, p.decided, m.decided, {{ min_denominator }}) as timeliness_rate_status,
-        sdc_rate_status(p.escalated, not_agreed_first_stage(p.escalated, p.declined), not_agreed_first_stage(m.escalated, m.declined), {{ min_denominator }}) as escalation_rate_status
+        sdc_rate_status(p.escalated, not_agreed_first_stage(p.escalated, p.declined), not_agreed_first_stage(m.escalated, m.declined), {{ min_denominator }}) as escalation_rate_status,
+        sdc_rate_status(p.appeals, p.declined, m.declined, {{ min_denominator }}) as appeal_rate_status,
+        sdc_rate_status(p.appeals_upheld, p.appeals, m.appeals, {{ min_denominator }}) as appeals_upheld_rate_status,
+        case when m.requests_received is null or not coalesce(m.headcount > 0, false)
+                or not coalesce(m.months_covered > 0, false) then null
+            when p.requests_received is null then 'withheld'
+            else 'published' end as requests_per_100_staff_status
     from m
     inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
 ),
@@ -97,8 +117,11 @@ final as (
         p.declined,
         p.decided,
         p.escalated,
+        p.appeals,
+        p.appeals_upheld,
         p.decided_within_2_months,
         p.declined_other,
+        cast(round(m.headcount) as bigint) as headcount,
         sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
         sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
             as approval_rate_lower95,
@@ -108,6 +131,11 @@ final as (
         sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
         not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
         sdc_rate(p.escalated / nullif(not_agreed_first_stage(p.escalated, p.declined), 0), s.escalation_rate_status, 'nearest') as escalation_rate,
+        sdc_rate(p.appeals / nullif(p.declined, 0), s.appeal_rate_status, 'nearest') as appeal_rate,
+        sdc_rate(p.appeals_upheld / nullif(p.appeals, 0), s.appeals_upheld_rate_status, 'nearest') as appeals_upheld_rate,
+        case when s.requests_per_100_staff_status = 'published' then
+            round(p.requests_received / round(m.headcount) * 100 * 12 / m.months_covered, 1)
+        end as requests_per_100_staff,
         s.* exclude (org_code, quarter_start),
         concat_ws(';',
             case when p.requests_received is null and m.requests_received is not null then 'requests_received' end,
@@ -115,18 +143,25 @@ final as (
             case when p.declined is null and m.declined is not null then 'declined' end,
             case when p.decided is null and m.decided is not null then 'decided' end,
             case when p.escalated is null and m.escalated is not null then 'escalated' end,
+            case when p.appeals is null and m.appeals is not null then 'appeals' end,
+            case when p.appeals_upheld is null and m.appeals_upheld is not null then 'appeals_upheld' end,
             case when p.decided_within_2_months is null and m.decided_within_2_months is not null then 'decided_within_2_months' end,
             case when p.declined_other is null and m.declined_other is not null then 'declined_other' end,
             case when s.approval_rate_status = 'withheld' then 'approval_rate' end,
             case when s.decline_rate_status = 'withheld' then 'decline_rate' end,
             case when s.timeliness_rate_status = 'withheld' then 'timeliness_rate' end,
-            case when s.escalation_rate_status = 'withheld' then 'escalation_rate' end
+            case when s.escalation_rate_status = 'withheld' then 'escalation_rate' end,
+            case when s.appeal_rate_status = 'withheld' then 'appeal_rate' end,
+            case when s.appeals_upheld_rate_status = 'withheld' then 'appeals_upheld_rate' end,
+            case when s.requests_per_100_staff_status = 'withheld' then 'requests_per_100_staff' end
         ) as withheld,
         concat_ws(';',
             case when s.approval_rate_status = 'too_few' then 'approval_rate' end,
             case when s.decline_rate_status = 'too_few' then 'decline_rate' end,
             case when s.timeliness_rate_status = 'too_few' then 'timeliness_rate' end,
-            case when s.escalation_rate_status = 'too_few' then 'escalation_rate' end
+            case when s.escalation_rate_status = 'too_few' then 'escalation_rate' end,
+            case when s.appeal_rate_status = 'too_few' then 'appeal_rate' end,
+            case when s.appeals_upheld_rate_status = 'too_few' then 'appeals_upheld_rate' end
         ) as too_few
 
     from m

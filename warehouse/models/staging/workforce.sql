@@ -11,7 +11,8 @@ latest_load as (
 
 final as (
     select w.org_code, w.period, w.period_end, w.staff_group, w.org_name, w.headcount, w.fte,
-        w.benchmark_group, w.cluster_group, w.region_code, w.ics_code
+        w.benchmark_group, w.cluster_group, w.region_code, w.ics_code,
+        w.ics_name
     from raw_workforce as w
     inner join latest_load using (period, loaded_at)
 )

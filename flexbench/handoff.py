@@ -1,0 +1,162 @@
+"""What the publications DAG's tasks hand each other: files in the data dir, not XComs.
+
+A task's XCom carries a path and a few counts; the per-file records (registry entries, fetch
+results, validation outcomes) go to a JSON Lines file under
+``data/staged/runs/<run id>/`` (:func:`run_dir`). At national scale a per-file XCom was
+thousands of dicts serialised into the metadata DB and read back by the next task; a path is
+a few bytes whatever the number of files.
+
+The tasks (``dags/flexbench_publications.py`` calls them):
+
+- :func:`plan_fetch`: the registry in batches, one file each; the paths are mapped over;
+- :func:`fetch`: one batch fetched (landing zone), its results written to one file;
+- :func:`plan_validation`: the files whose content is new, in groups sized so that each
+  validation task pays its fixed cost (its process, the GX import, one GX run per form) once
+  for as many files as memory allows (at most ``BATCH_SIZE``), and only as many groups as
+  there are files worth a worker (``FILES_PER_WORKER``); a refresh where nothing changed
+  validates nothing and never imports GX. The files not to validate (unchanged, failed) go
+  with the first group, to be recorded;
+- :func:`validate`: one group through ``validate_batch``, its outcomes written to one file;
+- :func:`load`: every outcome file read back, one load.
+
+Standard library only at import: the DAG files import nothing of this at parse time anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+#: Handoff folders of runs older than this are removed when a new run plans its batches.
+KEEP_DAYS = 14
+
+
+def run_dir(settings, run_id: str) -> Path:
+    """``data/staged/runs/<run id>``: the run's handoff files (the run id made safe as a
+    folder name)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id or "manual").strip("._") or "manual"
+    return settings.data_dir / "staged" / "runs" / safe
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> str:
+    """Write ``records`` to ``path`` as JSON Lines, whole or not at all; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, default=str) + "\n")
+    os.replace(tmp, path)
+    return str(path)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        out[r["status"]] = out.get(r["status"], 0) + 1
+    return out
+
+
+def _prune(parent: Path, keep_days: float = KEEP_DAYS) -> None:
+    if not parent.is_dir():
+        return
+    cutoff = time.time() - keep_days * 86400
+    for folder in parent.iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def plan_fetch(settings, run_id: str) -> list[str]:
+    """The registry in batches (``publications.BATCH_SIZE``), one file each; their paths."""
+    from flexbench.pipeline import publications
+
+    folder = run_dir(settings, run_id)
+    _prune(folder.parent)
+    batches = publications.batches(publications.registry(settings), publications.BATCH_SIZE)
+    return [write_records(folder / f"batch-{i:04d}.jsonl", b) for i, b in enumerate(batches)]
+
+
+def fetch(settings, batch_path: str) -> dict[str, Any]:
+    """Fetch one batch; its results go to ``fetched-<n>.jsonl`` beside the batch file.
+    Returns the path and counts (files, and how many have new content)."""
+    from flexbench.pipeline import publications
+
+    entries = read_records(batch_path)
+    fetched = publications.fetch_batch(settings, entries)
+    path = Path(batch_path).with_name(Path(batch_path).name.replace("batch-", "fetched-"))
+    return {
+        "fetched": write_records(path, fetched),
+        "files": len(fetched),
+        "new": sum(f["status"] == "fetched" for f in fetched),
+        "statuses": _counts(fetched),
+    }
+
+
+def validation_groups(todo: list[Any], slots: int) -> list[list[Any]]:
+    """``todo`` in groups of at most ``BATCH_SIZE`` (memory), no more groups than that needs
+    unless there are at least ``FILES_PER_WORKER`` files for each extra worker slot (up to
+    ``slots``): a group pays one task's fixed cost, so small refreshes are one group."""
+    from flexbench.pipeline import publications
+
+    if not todo:
+        return []
+    size_bound = -(-len(todo) // publications.BATCH_SIZE)
+    worth = min(max(1, slots), max(1, len(todo) // publications.FILES_PER_WORKER), len(todo))
+    count = max(size_bound, worth)
+    size, extra = divmod(len(todo), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(todo[start:end])
+        start = end
+    return out
+
+
+def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) -> list[str]:
+    """The groups to validate, one file each; their paths (at least one: the files not to
+    validate are recorded by the first group's task)."""
+    from flexbench.pipeline import publications
+
+    fetched = [r for res in fetch_results for r in read_records(res["fetched"])]
+    todo = [f for f in fetched if f["status"] == "fetched"]
+    rest = [f for f in fetched if f["status"] != "fetched"]
+    groups = validation_groups(todo, publications.validation_workers()) or [[]]
+    groups[0] = [*rest, *groups[0]]
+    folder = run_dir(settings, run_id)
+    return [write_records(folder / f"group-{i:04d}.jsonl", g) for i, g in enumerate(groups)]
+
+
+def validate(settings, group_path: str, today: date) -> dict[str, Any]:
+    """Validate one group (``validate_batch``); its outcomes go to ``outcomes-<n>.jsonl``."""
+    from flexbench.pipeline import publications
+
+    items = read_records(group_path)
+    outcomes = publications.validate_batch(settings, items, today)
+    path = Path(group_path).with_name(Path(group_path).name.replace("group-", "outcomes-"))
+    return {
+        "outcomes": write_records(path, outcomes),
+        "files": len(outcomes),
+        "statuses": _counts(outcomes),
+    }
+
+
+def load(settings, results: list[dict[str, Any]], run_id: str, today: date) -> dict[str, int]:
+    """Read every group's outcomes back and load them in one transaction."""
+    from flexbench.pipeline import publications
+
+    outcomes = [o for res in results for o in read_records(res["outcomes"])]
+    return publications.load(settings, outcomes, run_id, today)
