@@ -116,14 +116,7 @@ def validation_groups(todo: list[Any], slots: int) -> list[list[Any]]:
         return []
     size_bound = -(-len(todo) // publications.BATCH_SIZE)
     worth = min(max(1, slots), max(1, len(todo) // publications.FILES_PER_WORKER), len(todo))
-    count = max(size_bound, worth)
-    size, extra = divmod(len(todo), count)
-    out, start = [], 0
-    for i in range(count):
-        end = start + size + (1 if i < extra else 0)
-        out.append(todo[start:end])
-        start = end
-    return out
+    return publications.even_groups(todo, max(size_bound, worth))
 
 
 def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) -> list[str]:

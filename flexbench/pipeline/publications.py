@@ -533,13 +533,7 @@ class ValidationPool:
         if not todo:
             return []
         count = max(-(-len(todo) // BATCH_SIZE), min(self.workers_for(len(todo)), len(todo)))
-        size, extra = divmod(len(todo), count)
-        out, start = [], 0
-        for i in range(count):
-            end = start + size + (1 if i < extra else 0)
-            out.append(todo[start:end])
-            start = end
-        return out
+        return even_groups(todo, count)
 
     def validate(
         self, settings: Settings, fetched: list[dict[str, Any]], today: date
@@ -568,6 +562,17 @@ class ValidationPool:
                 )
                 outcomes.extend(validate_batch(settings, group, today))
         return outcomes
+
+
+def even_groups(items: list, count: int) -> list[list]:
+    """``items`` in ``count`` consecutive groups whose sizes differ by at most one."""
+    size, extra = divmod(len(items), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
 
 
 def _submit(executor: Any, fn: Any, *args: Any) -> Any:

@@ -419,6 +419,21 @@ def voice_plot(items: Sequence[VoiceItem], *, plot_id: str, title: str, width: i
 GAP_LABELS = {"withheld": "[c]", "too_few": "few", "no_data": "none"}
 
 
+def _polylines(css: str, shown: list[int], ys, sx, sy) -> list[str]:
+    """One polyline per run of consecutive indices in ``shown`` (two points or more): never a
+    line across a gap."""
+    lines, run = [], []
+    for i in [*shown, None]:
+        if i is not None and (not run or i == run[-1] + 1):
+            run.append(i)
+            continue
+        if len(run) > 1:
+            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(ys[j]))}" for j in run)
+            lines.append(f'<polyline class="{css}" points="{xy}"/>')
+        run = [i] if i is not None else []
+    return lines
+
+
 def measure_trend_plot(
     rows: pd.DataFrame,
     *,
@@ -537,25 +552,9 @@ def measure_trend_plot(
         + "[c] withheld, few: too few to publish, none: no data.</text>"
     )
     # The national line, where the quarter has a published national value.
-    run_nat: list[int] = []
-    for i in [*range(len(q)), len(q)]:
-        if i < len(q) and nat[i] is not None:
-            run_nat.append(i)
-            continue
-        if len(run_nat) > 1:
-            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(nat[j]))}" for j in run_nat)
-            parts.append(f'<polyline class="national" points="{xy}"/>')
-        run_nat = []
+    parts += _polylines("national", [i for i in range(len(q)) if nat[i] is not None], nat, sx, sy)
     # Segments only between consecutive published quarters: never a line across a gap.
-    run: list[int] = []
-    for i in [*range(len(q)), len(q)]:
-        if i in published:
-            run.append(i)
-            continue
-        if len(run) > 1:
-            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(values[j]))}" for j in run)
-            parts.append(f'<polyline class="series" points="{xy}"/>')
-        run = []
+    parts += _polylines("series", sorted(published), values, sx, sy)
     for i in published:
         if not pd.isna(lows[i]) and not pd.isna(highs[i]):
             parts.append(
