@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 from flexbench.runner import DAG_ORDER, RunError, airflow_home, configure_airflow_env, prepare
@@ -77,6 +78,11 @@ def ui_env(home: Path, port: int) -> dict[str, str]:
             # On a busy laptop with SQLite a task's first call to the Execution API can wait on
             # the database for longer than Airflow's default 5 s.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            # A DAG serialized less than this long ago is not written again, even if it changed:
+            # with Airflow's 30 s, the first parse after `flexbench demo` would keep the demo
+            # run's parameter defaults. 0: the first parse here writes what it parsed (a DAG is
+            # still written only when it changed), and unpause_project_dags waits for it.
+            "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "0",
         }
     )
     os.environ.update(env)
@@ -131,16 +137,27 @@ def all_healthy(report: dict) -> bool:
     )
 
 
-def unpause_project_dags() -> list[str]:
-    """Unpause the project's DAGs that the metadata DB knows; returns those unpaused."""
+def unpause_project_dags(parsed_since: datetime | None = None) -> list[str]:
+    """Unpause the project's DAGs that the metadata DB knows and, with ``parsed_since``, that
+    the dag-processor has parsed since then; returns the project's DAGs now unpaused.
+
+    A DAG serialized by an earlier process (``flexbench demo``'s runs) carries that process's
+    parameter defaults, the sources file among them: a run the scheduler creates from it would
+    read those sources. So `flexbench ui` unpauses a DAG only once its own dag-processor, in the
+    UI's environment, has parsed it again.
+    """
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         rows = session.query(DagModel).filter(DagModel.dag_id.in_(DAG_ORDER)).all()
         for row in rows:
-            row.is_paused = False
-        return sorted(row.dag_id for row in rows)
+            fresh = parsed_since is None or (
+                row.last_parsed_time is not None and row.last_parsed_time >= parsed_since
+            )
+            if fresh:
+                row.is_paused = False
+        return sorted(row.dag_id for row in rows if not row.is_paused)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -233,6 +250,7 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
     old_int = signal.signal(signal.SIGINT, stop_on_signal)
     old_term = signal.signal(signal.SIGTERM, stop_on_signal)
     try:
+        parsed_since = datetime.now(timezone.utc)
         for name in PROCESSES:
             procs.start(name, _command(name, port))
         echo(f"Starting Airflow ({', '.join(PROCESSES)}) with home {home} …")
@@ -251,7 +269,7 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
             if announced and len(unpaused) < len(DAG_ORDER):
                 # The DB busy, or the DAGs not parsed yet: next round.
                 with contextlib.suppress(Exception):
-                    unpaused = unpause_project_dags()
+                    unpaused = unpause_project_dags(parsed_since)
             if not announced:
                 report = healthy(base_url)
                 if all_healthy(report):
@@ -259,7 +277,7 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
                     # it reports to is up.
                     announced = True
                     with contextlib.suppress(Exception):
-                        unpaused = unpause_project_dags()
+                        unpaused = unpause_project_dags(parsed_since)
                     echo(f"Airflow UI:   {base_url}  ({INSTANCE_NAME})")
                     echo(f"Login:        admin, password in {home / PASSWORDS_FILE}")
                     echo(f"Unpaused:     {', '.join(unpaused) or 'none yet (not parsed yet)'}")
