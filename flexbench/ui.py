@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flexbench.runner import DAG_ORDER, RunError, airflow_home, configure_airflow_env, prepare
@@ -250,7 +250,7 @@ def serve(port: int = DEFAULT_PORT, echo=print, ready_timeout: float = 180) -> i
     old_int = signal.signal(signal.SIGINT, stop_on_signal)
     old_term = signal.signal(signal.SIGTERM, stop_on_signal)
     try:
-        parsed_since = datetime.now(timezone.utc)
+        parsed_since = datetime.now(UTC)
         for name in PROCESSES:
             procs.start(name, _command(name, port))
         echo(f"Starting Airflow ({', '.join(PROCESSES)}) with home {home} …")
