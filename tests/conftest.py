@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = ROOT.parent / "shared" / "data" / "reference"
 
 _home = Path(tempfile.mkdtemp(prefix="flexbench-test-airflow-"))
+# Each test process removes its own home when it ends (they were left behind in /tmp).
+atexit.register(shutil.rmtree, _home, ignore_errors=True)
 # A test process started by pytest-xdist inherits the environment of the process that started
 # it, home included: each gets a home (and metadata DB) of its own, as every session does.
 _OURS = "FLEXBENCH_TEST_AIRFLOW_HOME_SET"
