@@ -60,16 +60,44 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
 def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
     cell the whole range 0 to 4 (interval arithmetic over the other cells' boxes): a reader
-    cannot tell a withheld count from 0, as in the main tables."""
+    cannot tell a withheld count from 0, as in the main tables.
+
+    The other cells' bounds of each withheld cell are the relation's sums less its own term:
+    one pass over the relation, not one per withheld cell (a national figure has thousands of
+    trusts). The bounds are whole numbers (or infinite, counted apart), so the sums are exact.
+    """
+    if not any(w for _, _, w in cells):
+        return True
+    terms = [(min(k * b[0], k * b[1]), max(k * b[0], k * b[1])) for k, b, _ in cells]
+    lo_sum, lo_inf = _finite_sum(t[0] for t in terms)
+    hi_sum, hi_inf = _finite_sum(t[1] for t in terms)
     for j, (c, _, w) in enumerate(cells):
         if not w:
             continue
-        rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
-        rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        own_lo, own_hi = terms[j]
+        if math.isinf(own_lo):
+            rest_lo = -math.inf if lo_inf > 1 else lo_sum
+        else:
+            rest_lo = -math.inf if lo_inf else lo_sum - own_lo
+        if math.isinf(own_hi):
+            rest_hi = math.inf if hi_inf > 1 else hi_sum
+        else:
+            rest_hi = math.inf if hi_inf else hi_sum - own_hi
         lo, hi = sorted((-rest_hi / c, -rest_lo / c))
         if lo > 0 or hi < MAX_SUPPRESSED_COUNT:
             return False
     return True
+
+
+def _finite_sum(values) -> tuple[float, int]:
+    """The sum of the finite values and how many are infinite."""
+    total, infinite = 0.0, 0
+    for v in values:
+        if math.isinf(v):
+            infinite += 1
+        else:
+            total += v
+    return total, infinite
 
 
 def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:

@@ -80,3 +80,44 @@ def test_bound_propagation_never_changes_the_linear_programs_answer(monkeypatch)
         assert real(boxes, withheld, rows) == solved
     # the random breakdowns exercise both ways: proofs without solving, and solved cases
     assert 0 < proved < len(problems)
+
+
+def _relation_safe_cell_by_cell(cells):
+    """relation_safe as the rule reads: each withheld cell against the sum of the others."""
+    for j, (c, _, w) in enumerate(cells):
+        if not w:
+            continue
+        rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        lo, hi = sorted((-rest_hi / c, -rest_lo / c))
+        if lo > 0 or hi < bd.MAX_SUPPRESSED_COUNT:
+            return False
+    return True
+
+
+def test_a_peer_group_or_national_figure_is_checked_against_each_withheld_trust_figure():
+    """A group's known total less its trusts' figures must leave each withheld trust figure
+    0 to 4; a trust whose dimension is withheld as a whole (no value) bounds nothing. Random
+    relations of up to 300 trusts, with withheld, rounded, zero and unknown figures."""
+    rng = random.Random(7)
+    answers = set()
+    for _ in range(600):
+        n = rng.choice([1, 2, 3, 5, 20, 300])
+        figures = []
+        for _ in range(n):
+            kind = rng.random()
+            if kind < 0.3:
+                figures.append((None, True))  # withheld
+            elif kind < 0.4:
+                figures.append((float("nan"), False))  # the trust's dimension withheld
+            elif kind < 0.5:
+                figures.append((0.0, False))
+            else:
+                figures.append((float(rng.choice([5, 10, 15, 40])), False))
+        total = float(rng.randint(0, 20 * n))
+        cells = [(1.0, (total, total), False)]
+        cells += [(-1.0, bd.box(v, w), w) for v, w in figures]
+        answer = bd.relation_safe(cells)
+        assert answer == _relation_safe_cell_by_cell(cells)
+        answers.add(answer)
+    assert answers == {True, False}
