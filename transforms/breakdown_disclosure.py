@@ -47,7 +47,8 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
     """What a published breakdown count says about its true value."""
     if withheld:
         return 0.0, float(MAX_SUPPRESSED_COUNT)
-    if value is None or pd.isna(value):
+    # (a float is checked for NaN without pandas: this runs for every cell of every check)
+    if value is None or (value != value if isinstance(value, float) else pd.isna(value)):
         return 0.0, math.inf
     v = float(value)
     if v == 0:

@@ -179,8 +179,10 @@ def build(con, params: dict[str, str]) -> None:
     out["gap_severity"] = None
     out["gap_evidence"] = None
     candidates = out.index[(out["level"] == "trust") & out["relative_likelihood"].notna()]
-    for i in candidates:
-        r = out.loc[i]
+    evidence = ["level", "org_code", "dimension", "group_value", "approved", "decided",
+                "reference_group", "relative_likelihood", "relative_likelihood_lower95",
+                "relative_likelihood_upper95"]  # fmt: skip
+    for i, r in zip(candidates, out.loc[candidates, evidence].to_dict("records"), strict=True):
         k = (r["org_code"], r["dimension"], r["group_value"])
         if k not in flagged:
             continue
