@@ -496,13 +496,17 @@ def _leave_one_out_median(value: pd.Series, groups: np.ndarray) -> pd.Series:
     its group with a value [A11]. Missing when it has no peer with a value."""
     result = pd.Series(np.nan, index=value.index)
     frame = pd.DataFrame({"value": value.to_numpy(), "group": groups}, index=value.index)
+    labels, medians = [], []
     for _, members in frame.dropna(subset=["group"]).groupby("group"):
         values = members["value"].to_numpy(dtype=float)
         for position, label in enumerate(members.index):
             others = np.delete(values, position)
             others = others[np.isfinite(others)]
             if others.size:
-                result.loc[label] = float(np.median(others))
+                labels.append(label)
+                medians.append(float(np.median(others)))
+    # one assignment, not one per trust (each trust's label is its own)
+    result.loc[labels] = medians
     return result
 
 

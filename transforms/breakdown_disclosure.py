@@ -47,7 +47,8 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
     """What a published breakdown count says about its true value."""
     if withheld:
         return 0.0, float(MAX_SUPPRESSED_COUNT)
-    if value is None or pd.isna(value):
+    # (a float is checked for NaN without pandas: this runs for every cell of every check)
+    if value is None or (value != value if isinstance(value, float) else pd.isna(value)):
         return 0.0, math.inf
     v = float(value)
     if v == 0:
@@ -60,22 +61,63 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
 def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
     cell the whole range 0 to 4 (interval arithmetic over the other cells' boxes): a reader
-    cannot tell a withheld count from 0, as in the main tables."""
+    cannot tell a withheld count from 0, as in the main tables.
+
+    The other cells' bounds of each withheld cell are the relation's sums less its own term:
+    one pass over the relation, not one per withheld cell (a national figure has thousands of
+    trusts). The bounds are whole numbers (or infinite, counted apart), so the sums are exact.
+    """
+    if not any(w for _, _, w in cells):
+        return True
+    terms = [(min(k * b[0], k * b[1]), max(k * b[0], k * b[1])) for k, b, _ in cells]
+    lo_sum, lo_inf = _finite_sum(t[0] for t in terms)
+    hi_sum, hi_inf = _finite_sum(t[1] for t in terms)
     for j, (c, _, w) in enumerate(cells):
         if not w:
             continue
-        rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
-        rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        own_lo, own_hi = terms[j]
+        if math.isinf(own_lo):
+            rest_lo = -math.inf if lo_inf > 1 else lo_sum
+        else:
+            rest_lo = -math.inf if lo_inf else lo_sum - own_lo
+        if math.isinf(own_hi):
+            rest_hi = math.inf if hi_inf > 1 else hi_sum
+        else:
+            rest_hi = math.inf if hi_inf else hi_sum - own_hi
         lo, hi = sorted((-rest_hi / c, -rest_lo / c))
         if lo > 0 or hi < MAX_SUPPRESSED_COUNT:
             return False
     return True
 
 
+def _finite_sum(values) -> tuple[float, int]:
+    """The sum of the finite values and how many are infinite."""
+    total, infinite = 0.0, 0
+    for v in values:
+        if math.isinf(v):
+            infinite += 1
+        else:
+            total += v
+    return total, infinite
+
+
 def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
     """Whether every withheld cell keeps the whole range 0 to 4 under linear programming over
     ``rows`` (lower, upper, {cell: coef}) with the cells in ``boxes``: the strongest bounds a
-    reader can work out from these relations (HiGHS, as scipy.optimize.linprog uses)."""
+    reader can work out from these relations (HiGHS, as scipy.optimize.linprog uses).
+
+    Where bound propagation (:func:`narrowed_by_bounds`) already proves a withheld cell
+    narrowed, or the relations infeasible, the answer is no without solving: the linear
+    programs would find the same, as the bounds it works out hold for every solution.
+    """
+    if any(withheld) and narrowed_by_bounds(boxes, withheld, rows):
+        return False
+    return lp_solved_safe(boxes, withheld, rows)
+
+
+def lp_solved_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
+    """:func:`lp_safe` by the linear programs alone: the least and greatest value of each
+    withheld cell (HiGHS)."""
     import highspy
 
     h = highspy.Highs()
@@ -101,6 +143,79 @@ def lp_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) 
         if bounds[0] > 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
             return False
     return True
+
+
+#: Slack on the bounds :func:`narrowed_by_bounds` proves, far above rounding error and the
+#: linear programs' tolerances (the counts and boxes are whole numbers), so that it says "no"
+#: only where the linear programs of :func:`lp_safe` say it too.
+_PROOF_MARGIN = 1e-3
+#: Rounds of propagation over every relation: a proof needs one to three on the breakdowns.
+_PROPAGATION_ROUNDS = 10
+
+
+def narrowed_by_bounds(boxes: list[tuple[float, float]], withheld: list[bool], rows: list) -> bool:
+    """Whether bound propagation over ``rows`` (lower, upper, {cell: coef}) from the cells'
+    ``boxes`` proves a withheld cell narrowed below 0 to 4, or the relations infeasible.
+
+    Each round bounds every cell of every relation by the other cells' bounds (interval
+    arithmetic, as :func:`relation_safe` does for one relation) and keeps the tighter bound.
+    Every bound it works out holds for every solution of the relations, so "yes" (by more
+    than :data:`_PROOF_MARGIN`) means the linear programs of :func:`lp_safe` find the cell
+    narrowed (or no solution) too; "no" proves nothing, and :func:`lp_safe` solves them.
+    """
+    lo = [float(b[0]) for b in boxes]
+    hi = [float(b[1]) for b in boxes]
+    inf = math.inf
+    for _ in range(_PROPAGATION_ROUNDS):
+        changed = False
+        for row_lo, row_hi, coefs in rows:
+            terms = []
+            min_sum = max_sum = 0.0
+            min_inf = max_inf = 0  # terms without a finite lower / upper bound
+            for k, a in coefs.items():
+                if a == 0:
+                    continue
+                t_min, t_max = (a * lo[k], a * hi[k]) if a > 0 else (a * hi[k], a * lo[k])
+                if t_min == -inf:
+                    min_inf += 1
+                else:
+                    min_sum += t_min
+                if t_max == inf:
+                    max_inf += 1
+                else:
+                    max_sum += t_max
+                terms.append((k, a, t_min, t_max))
+            if (not min_inf and min_sum > row_hi + _PROOF_MARGIN) or (
+                not max_inf and max_sum < row_lo - _PROOF_MARGIN
+            ):
+                return True  # no solution at all
+            for k, a, t_min, t_max in terms:
+                # a * x_k = row - (the other terms): bounded by the others' bounds
+                if t_min == -inf:
+                    others_min = -inf if min_inf > 1 else min_sum
+                else:
+                    others_min = -inf if min_inf else min_sum - t_min
+                if t_max == inf:
+                    others_max = inf if max_inf > 1 else max_sum
+                else:
+                    others_max = inf if max_inf else max_sum - t_max
+                upper = row_hi - others_min  # bound on a * x_k
+                lower = row_lo - others_max
+                new_lo, new_hi = (lower / a, upper / a) if a > 0 else (upper / a, lower / a)
+                if new_lo > lo[k] + 1e-9:
+                    lo[k], changed = new_lo, True
+                if new_hi < hi[k] - 1e-9:
+                    hi[k], changed = new_hi, True
+                if lo[k] > hi[k] + _PROOF_MARGIN:
+                    return True  # no solution at all
+                if withheld[k] and (
+                    lo[k] > 1e-6 + _PROOF_MARGIN
+                    or hi[k] < MAX_SUPPRESSED_COUNT - 1e-6 - _PROOF_MARGIN
+                ):
+                    return True
+        if not changed:
+            break
+    return False
 
 
 def control_trust_dimension(groups: pd.DataFrame, totals: dict) -> tuple[pd.DataFrame, str]:

@@ -33,15 +33,21 @@ def build(con, params: dict[str, str]) -> None:
         + ", ".join(QUARTER_COUNTS)
         + " from marts.trust_trends"
     ).df()
-    by_trust = {code: g for code, g in quarters.groupby("org_code")}
+    # Plain records grouped by trust, not a pandas selection per trust: the same rows at a
+    # fraction of the cost (a nation has thousands of trusts).
+    quarter_rows = quarters.to_dict("records")
+    by_trust: dict[str, list[dict]] = {}
+    for r in quarter_rows:
+        by_trust.setdefault(r["org_code"], []).append(r)
     out = []
     seen = set()
     for w in window.to_dict("records"):
-        q = by_trust.get(w["org_code"], quarters.iloc[:0])
-        inside = q[
-            (q["quarter_start"] >= w["window_start"]) & (q["quarter_end"] <= w["window_end"])
+        inside = [
+            r
+            for r in by_trust.get(w["org_code"], [])
+            if r["quarter_start"] >= w["window_start"] and r["quarter_end"] <= w["window_end"]
         ]
-        rows = {pd.Timestamp(r["quarter_start"]): r for r in inside.to_dict("records")}
+        rows = {pd.Timestamp(r["quarter_start"]): r for r in inside}
         seen |= {(w["org_code"], key) for key in rows}
         for key, column in zeros_to_withhold({"window": w}, rows):
             if key == "window":
@@ -50,7 +56,7 @@ def build(con, params: dict[str, str]) -> None:
                 out.append((w["org_code"], "quarter", key, column))
     # A quarter outside the window (or of a trust without window data) has its own row's
     # relations only.
-    for r in quarters.to_dict("records"):
+    for r in quarter_rows:
         key = pd.Timestamp(r["quarter_start"])
         if (r["org_code"], key) in seen:
             continue

@@ -57,9 +57,16 @@ def build(con, params: dict[str, str]) -> None:
     from transforms import breakdown_disclosure as bd
 
     z95 = float(params["z95"])
-    marts = con.execute("select * from marts.equity_benchmark").df()
+    # Only the columns this model reads (the marts have many more; the records below cost by
+    # the cell).
+    columns = ", ".join(dict.fromkeys(["level", *_IDENT, "group_value", *bd.COUNTS]))
+    marts = con.execute(f"select {columns} from marts.equity_benchmark").df()
     gaps = con.execute("select * from marts.equity_gaps").df()
-    window = con.execute("select * from public.trust_window").df().set_index("org_code")
+    window = (
+        con.execute(f"select org_code, withheld, {', '.join(bd.COUNTS)} from public.trust_window")
+        .df()
+        .set_index("org_code")
+    )
     trust = marts[marts["level"] == "trust"]
     if trust.empty:  # no trust publishes a breakdown: an empty table of the same columns
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
@@ -179,8 +186,10 @@ def build(con, params: dict[str, str]) -> None:
     out["gap_severity"] = None
     out["gap_evidence"] = None
     candidates = out.index[(out["level"] == "trust") & out["relative_likelihood"].notna()]
-    for i in candidates:
-        r = out.loc[i]
+    evidence = ["level", "org_code", "dimension", "group_value", "approved", "decided",
+                "reference_group", "relative_likelihood", "relative_likelihood_lower95",
+                "relative_likelihood_upper95"]  # fmt: skip
+    for i, r in zip(candidates, out.loc[candidates, evidence].to_dict("records"), strict=True):
         k = (r["org_code"], r["dimension"], r["group_value"])
         if k not in flagged:
             continue

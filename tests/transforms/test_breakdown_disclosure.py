@@ -1,0 +1,123 @@
+"""Tests of transforms/breakdown_disclosure.py: the linear programming check of a trust's
+breakdown (docs/methodology.md, "Disclosure control", "Breakdowns", rule 3) and the bound
+propagation that answers it without solving where it can."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from transforms import breakdown_disclosure as bd
+
+
+def _breakdown(requests, approved, declined):
+    """A trust's true counts of one dimension (decided = approved + declined) and its published
+    totals, as public.trust_window publishes them (rounded, 1 to 4 withheld)."""
+    true = {
+        "requests_received": list(requests),
+        "approved": list(approved),
+        "declined": list(declined),
+        "decided": [a + d for a, d in zip(approved, declined, strict=True)],
+    }
+    totals = {}
+    for c, values in true.items():
+        v = bd.round_count(sum(values))
+        totals[c] = (v, v is None)
+    return true, totals
+
+
+@pytest.mark.parametrize(
+    ("total", "safe"),
+    [
+        # A withheld count (0 to 4) and a count published as 10 (8 to 12) adding up to the
+        # trust's 12: 12 - (8 to 12) is 0 to 4, the whole range.
+        (12, True),
+        # ... to 11: the withheld count is at most 3.
+        (11, False),
+        # ... to 9: at most 1.
+        (9, False),
+        # ... to 16: exactly 4.
+        (16, False),
+        # ... to 30: no true counts give it.
+        (30, False),
+    ],
+)
+def test_a_withheld_count_must_keep_the_whole_range_under_the_relations(total, safe):
+    boxes = [bd.box(None, True), bd.box(10, False)]
+    rows = [(float(total), float(total), {0: 1.0, 1: 1.0})]
+    assert bd.lp_safe(boxes, [True, False], rows) is safe
+    assert bd.lp_solved_safe(boxes, [True, False], rows) is safe
+    # the propagated bounds prove every unsafe case here without solving
+    assert bd.narrowed_by_bounds(boxes, [True, False], rows) is not safe
+
+
+def test_bound_propagation_never_changes_the_linear_programs_answer(monkeypatch):
+    """Over many random breakdowns, whenever the propagated bounds say a withheld count is
+    narrowed (and the linear programs are skipped), the linear programs say so too; and the
+    check gives the linear programs' answer in every case."""
+    problems = []
+    real = bd.lp_safe
+
+    def recording(boxes, withheld, rows):
+        problems.append((boxes, withheld, rows))
+        return real(boxes, withheld, rows)
+
+    monkeypatch.setattr(bd, "lp_safe", recording)
+    rng = random.Random(20)
+    for _ in range(400):
+        n = rng.randint(2, 9)
+        requests = [rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12, 20, 37]) for _ in range(n)]
+        approved = [rng.randint(0, r) for r in requests]
+        declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
+        bd.control_counts(*_breakdown(requests, approved, declined))
+    proved = 0
+    for boxes, withheld, rows in problems:
+        solved = bd.lp_solved_safe(boxes, withheld, rows)
+        if bd.narrowed_by_bounds(boxes, withheld, rows):
+            proved += 1
+            assert not solved
+        assert real(boxes, withheld, rows) == solved
+    # the random breakdowns exercise both ways: proofs without solving, and solved cases
+    assert 0 < proved < len(problems)
+
+
+def _relation_safe_cell_by_cell(cells):
+    """relation_safe as the rule reads: each withheld cell against the sum of the others."""
+    for j, (c, _, w) in enumerate(cells):
+        if not w:
+            continue
+        rest_lo = sum(min(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        rest_hi = sum(max(k * b[0], k * b[1]) for i, (k, b, _) in enumerate(cells) if i != j)
+        lo, hi = sorted((-rest_hi / c, -rest_lo / c))
+        if lo > 0 or hi < bd.MAX_SUPPRESSED_COUNT:
+            return False
+    return True
+
+
+def test_a_peer_group_or_national_figure_is_checked_against_each_withheld_trust_figure():
+    """A group's known total less its trusts' figures must leave each withheld trust figure
+    0 to 4; a trust whose dimension is withheld as a whole (no value) bounds nothing. Random
+    relations of up to 300 trusts, with withheld, rounded, zero and unknown figures."""
+    rng = random.Random(7)
+    answers = set()
+    for _ in range(600):
+        n = rng.choice([1, 2, 3, 5, 20, 300])
+        figures = []
+        for _ in range(n):
+            kind = rng.random()
+            if kind < 0.3:
+                figures.append((None, True))  # withheld
+            elif kind < 0.4:
+                figures.append((float("nan"), False))  # the trust's dimension withheld
+            elif kind < 0.5:
+                figures.append((0.0, False))
+            else:
+                figures.append((float(rng.choice([5, 10, 15, 40])), False))
+        total = float(rng.randint(0, 20 * n))
+        cells = [(1.0, (total, total), False)]
+        cells += [(-1.0, bd.box(v, w), w) for v, w in figures]
+        answer = bd.relation_safe(cells)
+        assert answer == _relation_safe_cell_by_cell(cells)
+        answers.add(answer)
+    assert answers == {True, False}
