@@ -8,7 +8,7 @@ everything published together:
 
 1. a request count of 1 to :data:`MAX_SUPPRESSED_COUNT` is withheld (the ONS marker
    :data:`SUPPRESSION_MARKER`); a 0 is shown unless it shares a published relation with a
-   withheld count (:func:`zeros_to_withhold`, secondary suppression of zeros), so a withheld
+   withheld count (:func:`cells_to_withhold`, secondary suppression of zeros), so a withheld
    count reads 0 to :data:`MAX_SUPPRESSED_COUNT`; every other count is rounded to the nearest
    :data:`ROUND_TO`, each from its own true value (totals, quarters and aggregates are never
    summed from rounded parts);
@@ -16,7 +16,10 @@ everything published together:
    (controlled totals: windows from their quarters, declined from its reasons, decided from
    approved and declined, aggregates from their trusts ...);
    a total whose rounding would narrow a withheld part below 0 to
-   :data:`MAX_SUPPRESSED_COUNT` is withheld with it (macro ``sdc_total_keeps``);
+   :data:`MAX_SUPPRESSED_COUNT` is withheld with it (macro ``sdc_total_keeps``); the counts of
+   :data:`QUARTERS_TOGETHER` are published for all the quarters of a trust's window or for none
+   (:func:`cells_to_withhold`), so a window's appeals are rounded from their own value where
+   the quarters' are withheld;
 3. a rate is worked out from the published counts (so it tells nothing they do not), published
    where the published denominator is at least :data:`MIN_RATE_DENOMINATOR` ("too few to
    publish" otherwise) and not where the numerator is withheld ("withheld to protect
@@ -80,6 +83,10 @@ RULES = (
     f"part is not 0, or not {MAX_SUPPRESSED_COUNT} (a window of 15 from four withheld quarters "
     f"says each is at least 3), the total is withheld too and also reads {SUPPRESSION_MARKER}, "
     "with the rates it is the denominator of (withheld to protect confidentiality).",
+    "A trust's appeals and appeals upheld are shown for every quarter of its window or for "
+    f"none: where one quarter's is withheld, every quarter's reads {SUPPRESSION_MARKER}, "
+    "whatever its value (appeals upheld with appeals), and the window's count is rounded from "
+    "its own value.",
     "Rates are worked out from the published counts, so they tell nothing the counts do not. A "
     f"rate is published where its published denominator is at least {MIN_RATE_DENOMINATOR} "
     "(otherwise: too few to publish), and not where its numerator or denominator is withheld "
