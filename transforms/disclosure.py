@@ -8,7 +8,7 @@ everything published together:
 
 1. a request count of 1 to :data:`MAX_SUPPRESSED_COUNT` is withheld (the ONS marker
    :data:`SUPPRESSION_MARKER`); a 0 is shown unless it shares a published relation with a
-   withheld count (:func:`zeros_to_withhold`, secondary suppression of zeros), so a withheld
+   withheld count (:func:`cells_to_withhold`, secondary suppression of zeros), so a withheld
    count reads 0 to :data:`MAX_SUPPRESSED_COUNT`; every other count is rounded to the nearest
    :data:`ROUND_TO`, each from its own true value (totals, quarters and aggregates are never
    summed from rounded parts);
@@ -16,7 +16,10 @@ everything published together:
    (controlled totals: windows from their quarters, declined from its reasons, decided from
    approved and declined, aggregates from their trusts ...);
    a total whose rounding would narrow a withheld part below 0 to
-   :data:`MAX_SUPPRESSED_COUNT` is withheld with it (macro ``sdc_total_keeps``);
+   :data:`MAX_SUPPRESSED_COUNT` is withheld with it (macro ``sdc_total_keeps``); the counts of
+   :data:`QUARTERS_TOGETHER` are published for all the quarters of a trust's window or for none
+   (:func:`cells_to_withhold`), so a window's appeals are rounded from their own value where
+   the quarters' are withheld;
 3. a rate is worked out from the published counts (so it tells nothing they do not), published
    where the published denominator is at least :data:`MIN_RATE_DENOMINATOR` ("too few to
    publish" otherwise) and not where the numerator is withheld ("withheld to protect
@@ -80,6 +83,10 @@ RULES = (
     f"part is not 0, or not {MAX_SUPPRESSED_COUNT} (a window of 15 from four withheld quarters "
     f"says each is at least 3), the total is withheld too and also reads {SUPPRESSION_MARKER}, "
     "with the rates it is the denominator of (withheld to protect confidentiality).",
+    "A trust's appeals and appeals upheld are shown for every quarter of its window or for "
+    f"none: where one quarter's is withheld, every quarter's reads {SUPPRESSION_MARKER}, "
+    "whatever its value (appeals upheld with appeals), and the window's count is rounded from "
+    "its own value.",
     "Rates are worked out from the published counts, so they tell nothing the counts do not. A "
     f"rate is published where its published denominator is at least {MIN_RATE_DENOMINATOR} "
     "(otherwise: too few to publish), and not where its numerator or denominator is withheld "
@@ -163,6 +170,13 @@ ORDERS = (
 )
 
 
+#: Quarterly counts published all or none over the quarters of a trust's window: where any
+#: quarter's count is withheld, every quarter's is (:func:`cells_to_withhold`). Small and
+#: common in quarters, these would otherwise leave the window's total to be differenced against
+#: the published quarters; withheld together, the window is rounded from its own value.
+QUARTERS_TOGETHER = ("appeals", "appeals_upheld")
+
+
 def _is_small(value) -> bool:
     return value is not None and not _missing(value) and 1 <= value <= MAX_SUPPRESSED_COUNT
 
@@ -174,20 +188,27 @@ def _missing(value) -> bool:
         return True
 
 
-def zeros_to_withhold(
+def cells_to_withhold(
     window: dict[str, dict[str, float]], quarters: dict[str, dict[str, float]]
-) -> set[tuple[str, str]]:
-    """The zeros of one trust that are withheld with its small counts (secondary suppression,
-    docs/methodology.md, "Disclosure control").
+) -> dict[tuple[str, str], str]:
+    """The counts of one trust withheld beyond the small-number rule (secondary suppression,
+    docs/methodology.md, "Disclosure control"), each with why: ``"zero"`` or ``"quarters"``.
 
     ``window`` maps ``"window"`` to the trust's true window counts (or is empty), ``quarters``
-    maps each quarter of the window (any key) to its true counts. A 0 is withheld when it
-    shares a published relation (a total and its parts in one row, or a count of the window
-    and the same count of its quarters) with a withheld count, a count of 1 to
-    :data:`MAX_SUPPRESSED_COUNT` or a zero withheld by this rule, so that a withheld value
-    can be 0 and no reader can take it to be at least 1. A 0 that bounds a withheld count from
-    above (the large count of :data:`ORDERS`: appeals of 0 would say a withheld appeals upheld
-    is 0) is withheld with it. Returns ``(row key, column)`` pairs.
+    maps each quarter of the window (any key) to its true counts.
+
+    - ``"zero"``: a 0 is withheld when it shares a published relation (a total and its parts
+      in one row, or a count of the window and the same count of its quarters) with a withheld
+      count, so that a withheld value can be 0 and no reader can take it to be at least 1. A 0
+      that bounds a withheld count from above (the large count of :data:`ORDERS`: appeals of 0
+      would say a withheld appeals upheld is 0) is withheld with it.
+    - ``"quarters"``: a count of :data:`QUARTERS_TOGETHER` is withheld in every quarter of the
+      window where it is withheld in any (whatever its value), so no published quarter can be
+      differenced against the window's total; and where a trust's quarterly appeals are
+      withheld, so are its quarterly appeals upheld (a published appeals upheld would bound a
+      withheld appeals from below, and through the window the others from above).
+
+    The two feed each other until nothing changes. Returns ``{(row key, column): reason}``.
     """
     rows = {**window, **quarters}
     groups: list[list[tuple[str, str]]] = []
@@ -199,6 +220,11 @@ def zeros_to_withhold(
         (wkey,) = window
         for c in QUARTER_COUNTS:
             groups.append([(wkey, c), *((q, c) for q in quarters)])
+    # The quarters of each count published together (only against a window).
+    together = {c: [(q, c) for q in quarters] for c in QUARTERS_TOGETHER} if window else {}
+    # (small, large) of QUARTERS_TOGETHER: where the large count's quarters are withheld, so
+    # are the small one's.
+    together_orders = [(a, b) for a, b in ORDERS if a in together and b in together]
 
     def value(cell):
         return rows[cell[0]].get(cell[1])
@@ -207,23 +233,37 @@ def zeros_to_withhold(
     orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
     withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
     withheld |= {cell for pair in orders for cell in pair if _is_small(value(cell))}
-    hidden: set[tuple[str, str]] = set()
+    withheld |= {cell for cells in together.values() for cell in cells if _is_small(value(cell))}
+    out: dict[tuple[str, str], str] = {}
 
-    def hide(cell) -> bool:
+    def hide(cell, reason) -> bool:
         v = value(cell)
-        if cell not in hidden and not _missing(v) and v == 0:
-            hidden.add(cell)
-            return True
-        return False
+        if cell in out or cell in withheld or _missing(v):
+            return False
+        if reason == "zero" and v != 0:
+            return False
+        out[cell] = reason
+        return True
+
+    def held(cell) -> bool:
+        return cell in withheld or cell in out
 
     changed = True
     while changed:
         changed = False
         for g in groups:
-            if any(cell in withheld or cell in hidden for cell in g):
+            if any(held(cell) for cell in g):
                 for cell in g:
-                    changed |= hide(cell)
+                    changed |= hide(cell, "zero")
         for small, large in orders:
-            if small in withheld or small in hidden:
-                changed |= hide(large)
-    return hidden
+            if held(small):
+                changed |= hide(large, "zero")
+        for cells in together.values():
+            if any(held(cell) for cell in cells):
+                for cell in cells:
+                    changed |= hide(cell, "quarters")
+        for small, large in together_orders:
+            if any(held(cell) for cell in together[large]):
+                for cell in together[small]:
+                    changed |= hide(cell, "quarters")
+    return out

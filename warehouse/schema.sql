@@ -114,7 +114,7 @@ create or replace macro sdc_count(x, small_max, round_to) as
         when x <= small_max then null
         else cast(round(x / round_to) * round_to as bigint) end;
 -- A count as sdc_count, or withheld (null) where hidden: a zero withheld with the small counts
--- it shares a relation with (marts.withheld_zeros).
+-- it shares a relation with (marts.withheld_cells).
 create or replace macro sdc_count_kept(x, hidden, small_max, round_to) as
     case when coalesce(hidden, false) then null else sdc_count(x, small_max, round_to) end;
 -- Whether a count is withheld as small (1 to small_max).

@@ -12,7 +12,9 @@ at least 5); then every relation is added:
   non-clinical = all staff (approved and decided); in both kinds of row decided within two
   months <= decided, appeals upheld <= appeals <= declined;
 - in a quarter: decided = approved + declined; the quarters of the window sum to the window
-  (every quarterly count, appeals and appeals upheld too);
+  (every quarterly count, appeals and appeals upheld too; where the quarters' appeals are
+  withheld all together, each reads as any [c]: 0-4, or, above 4, a secondary [c] the attacker
+  is told of and bounds by the relations alone);
 - aggregates: each national, regional, ICB and peer-group figure is the sum of its trusts';
 - rates: a published rate that is not the ratio of its published counts would bound the true
   counts (its band times the denominator, narrowed by the order of ranks; "too few" saying the

@@ -11,8 +11,8 @@ from transforms.disclosure import (
     MAX_SUPPRESSED_COUNT,
     MIN_RATE_DENOMINATOR,
     ROUND_TO,
+    cells_to_withhold,
     count_bounds,
-    zeros_to_withhold,
 )
 
 
@@ -98,13 +98,13 @@ def test_a_zero_sharing_a_total_with_a_withheld_count_is_withheld_too():
     quarters = {
         q: _counts(escalated=e, declined=5) for q, e in zip("abcd", (1, 1, 1, 0), strict=True)
     }
-    assert ("d", "escalated") in zeros_to_withhold(window, quarters)
+    assert cells_to_withhold(window, quarters) == {("d", "escalated"): "zero"}
     # A 0 that shares no relation with a withheld count is shown.
     quarters["d"]["escalated"] = 0
     window["window"]["escalated"] = 10
     for q, e in zip("abc", (5, 5, 0), strict=True):
         quarters[q]["escalated"] = e
-    assert zeros_to_withhold(window, quarters) == set()
+    assert cells_to_withhold(window, quarters) == {}
 
 
 def test_zeros_are_withheld_along_every_relation_they_share():
@@ -115,10 +115,10 @@ def test_zeros_are_withheld_along_every_relation_they_share():
                           "declined_structural_changes", "declined_other")}  # fmt: skip
     row.update(declined=2, declined_costs=2, approved_in_full=40, approved_with_changes=0,
                approved=40, decided=42, withdrawn=0, pending=0, requests_received=42)  # fmt: skip
-    hidden = zeros_to_withhold({"window": row}, {})
+    hidden = cells_to_withhold({"window": row}, {})
     assert ("window", "declined_other") in hidden and ("window", "declined_demand") in hidden
     # requests = outcomes holds declined (withheld): withdrawn, pending and with-changes 0 go
-    assert {("window", "withdrawn"), ("window", "pending")} <= hidden
+    assert {("window", "withdrawn"), ("window", "pending")} <= hidden.keys()
     assert ("window", "approved_with_changes") in hidden
     assert ("window", "approved_in_full") not in hidden  # only zeros are withheld this way
 
@@ -134,10 +134,40 @@ def test_a_zero_that_bounds_a_withheld_count_from_above_is_withheld_too():
         "b": _counts(declined=5, appeals=1, appeals_upheld=0),
         "c": _counts(declined=0, appeals=0, appeals_upheld=0),
     }
-    hidden = zeros_to_withhold(window, quarters)
-    assert {("b", "appeals_upheld"), ("c", "appeals_upheld")} <= hidden
-    assert {("c", "appeals"), ("c", "declined")} <= hidden  # appeals 0 and declined 0 bound it
+    hidden = cells_to_withhold(window, quarters)
+    assert {("b", "appeals_upheld"), ("c", "appeals_upheld")} <= hidden.keys()
+    assert hidden[("c", "declined")] == "zero"  # declined 0 bounds the withheld appeals
+    assert ("c", "appeals") in hidden  # appeals 0 bounds it too
     # A 0 below a withheld count says nothing of it: shown (declined 3 is withheld, appeals 0
     # and appeals upheld 0 under it are not).
-    alone = zeros_to_withhold({}, {"q": _counts(declined=3, appeals=0, appeals_upheld=0)})
-    assert alone == set()
+    alone = cells_to_withhold({}, {"q": _counts(declined=3, appeals=0, appeals_upheld=0)})
+    assert alone == {}
+
+
+def test_quarterly_appeals_are_withheld_all_or_none_over_the_window():
+    # One quarter's appeals of 2 is withheld: the others (7, 0, 6) go with it, whatever their
+    # value, so the window's 15 cannot be differenced against published quarters; appeals
+    # upheld goes with appeals (a published 5 would bound a withheld appeals from below).
+    window = {"window": _counts(declined=40, appeals=15, appeals_upheld=5)}
+    quarters = {
+        q: _counts(declined=10, appeals=a, appeals_upheld=u)
+        for q, a, u in zip("abcd", (2, 7, 0, 6), (0, 5, 0, 0), strict=True)
+    }
+    withheld = cells_to_withhold(window, quarters)
+    assert {(q, "appeals") for q in "bcd"} <= withheld.keys()
+    assert withheld[("b", "appeals")] == withheld[("d", "appeals")] == "quarters"
+    assert {(q, "appeals_upheld") for q in "abcd"} <= withheld.keys()
+    assert ("window", "appeals") not in withheld  # the window keeps its own rounding
+    # Quarters whose appeals are all publishable are published (the window is their sum).
+    for q, a in zip("abcd", (5, 7, 0, 6), strict=True):
+        quarters[q]["appeals"] = a
+    withheld = cells_to_withhold({"window": _counts(declined=40, appeals=18, appeals_upheld=5)},
+                                 quarters)  # fmt: skip
+    assert not any(c == "appeals" for _, c in withheld)
+    # Quarters without a window (outside it) stand alone: nothing is published over them.
+    outside = {
+        "q": _counts(declined=10, appeals=2, appeals_upheld=0),
+        "r": _counts(declined=10, appeals=7, appeals_upheld=0),
+    }
+    alone = cells_to_withhold({}, outside)
+    assert alone == {}

@@ -195,7 +195,8 @@ def test_quarterly_appeals_are_the_marts_under_the_rounding_rule(nation_warehous
         zero = pairs[true] == 0
         assert ((pairs.loc[zero, shown] == 0) | named[zero]).all()
         assert (pairs.loc[zero, shown] == 0).any()
-        big = pairs[pairs[true] > MAX_SUPPRESSED_COUNT]
+        # a larger count is rounded, unless withheld with its window's other quarters
+        big = pairs[(pairs[true] > MAX_SUPPRESSED_COUNT) & pairs[shown].notna()]
         assert len(big) and (big[shown] % ROUND_TO == 0).all(), name
         assert ((big[shown] - big[true]).abs() <= ROUND_TO // 2).all(), name
         assert pairs.loc[pairs[shown].isna(), "withheld"].str.contains(name).all()
@@ -209,6 +210,39 @@ def test_quarterly_appeals_are_the_marts_under_the_rounding_rule(nation_warehous
         assert pairs.loc[pairs[f"{rate}_status"] != "published", rate].isna().all()
         assert (pairs.loc[pairs[num].isna() & pairs[den].ge(10), f"{rate}_status"]
                 == "withheld").all()  # fmt: skip
+
+
+def test_quarterly_appeals_are_published_all_or_none_over_the_window(nation_warehouse):
+    """Where one quarter's appeals (or appeals upheld) of a trust's window is withheld, every
+    quarter's is, and appeals upheld with appeals: no published quarter can be taken from the
+    window's total. The window is then rounded from its own value; where every quarter is
+    published, it is their sum (docs/methodology.md, "Disclosure control")."""
+    con = warehouse.connect(nation_warehouse, read_only=True)
+    try:
+        rows = con.execute(
+            "select w.org_code, w.appeals as window_appeals, "
+            "w.appeals_upheld as window_upheld, m.appeals as true_appeals, "
+            "count(q.appeals) as appeals_shown, count(q.appeals_upheld) as upheld_shown, "
+            "count(*) as quarters, sum(q.appeals) as appeals_sum "
+            "from public.trust_window w join marts.trust_benchmark m using (org_code) "
+            "join public.trust_quarters q on q.org_code = w.org_code "
+            "and q.quarter_start >= w.window_start and q.quarter_end <= w.window_end "
+            "where w.has_data group by all"
+        ).df()
+    finally:
+        con.close()
+    assert len(rows) > 30
+    for shown in ("appeals_shown", "upheld_shown"):
+        none, every = rows[shown] == 0, rows[shown] == rows["quarters"]
+        assert none.any() and (none | every).all(), shown
+    assert (rows.loc[rows["appeals_shown"] == 0, "upheld_shown"] == 0).all()
+    together = rows[rows["appeals_shown"] == rows["quarters"]]
+    assert len(together) and (together["window_appeals"] == together["appeals_sum"]).all()
+    # withheld quarters leave the window's count rounded from its own value
+    alone = rows[(rows["appeals_shown"] == 0) & rows["window_appeals"].notna()]
+    assert len(alone) > len(rows) / 3
+    assert (alone["window_appeals"] % ROUND_TO == 0).all()
+    assert ((alone["window_appeals"] - alone["true_appeals"]).abs() <= ROUND_TO // 2).all()
 
 
 def test_sql_and_python_define_approved_and_decided_alike():

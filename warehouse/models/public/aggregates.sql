@@ -154,7 +154,7 @@ rounded as (
 
 -- Controlled totals: a figure is the sum of its trusts' published figures where every one is
 -- published; else decided is approved + declined as published where both are; else rounded.
--- A 0 with a withheld trust figure is withheld: that trust's 0 is withheld (marts.withheld_zeros).
+-- A 0 with a withheld trust figure is withheld: that trust's 0 is withheld (marts.withheld_cells).
 -- A figure whose rounding would narrow its trusts' withheld figures (or its own withheld
 -- approved or declined) is withheld with them (sdc_total_keeps: secondary suppression); a trust
 -- figure withheld as secondary (above {{ small_max }}) leaves the sum free.

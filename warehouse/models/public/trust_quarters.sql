@@ -29,10 +29,12 @@ m as (
     inner join trusts as b on b.org_code = t.org_code
 ),
 
--- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
+-- Counts withheld beyond the small-number rule (marts.withheld_cells): zeros withheld with the
+-- small counts they share a relation with; appeals and appeals upheld of every quarter of the
+-- window where any quarter's is withheld (published all or none over the window's quarters).
 hidden as (
     select org_code, period_start, list(count_name) as names
-    from marts.withheld_zeros
+    from marts.withheld_cells
     where period = 'quarter'
     group by org_code, period_start
 ),

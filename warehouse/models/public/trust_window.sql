@@ -27,6 +27,14 @@ m as (
 
 -- The window as the sum of its published quarters (public.trust_quarters) where the quarters
 -- tile it and all are published: the window then tells nothing its quarters do not.
+-- Appeals and appeals upheld are published all or none over the window's quarters
+-- (marts.withheld_cells, reason 'quarters'): where they are withheld, none is published to
+-- difference against the window, whose count is rounded from its own value; it is withheld
+-- with them only where its range would narrow a withheld quarter's 0 to {{ small_max }}
+-- (sdc_total_keeps), the quarters' range taken from 0 (nothing published bounds them from
+-- below) up to, for each quarter above {{ small_max }}, the true count it is never more than
+-- (appeals: declined; appeals upheld: appeals): it can reach that with everything else as it
+-- is, so no reader can bound it lower.
 quarters_published as (
     select * from public.trust_quarters
 ),
@@ -47,10 +55,10 @@ window_quarters as (
         case when count(*) filter (where q.decided is null and t.decided > {{ small_max }}) = 0 then count(*) filter (where q.decided is null) else 0 end as decided_withheld,
         sum(q.escalated) as escalated, count(q.escalated) as n_escalated, sum(t.escalated) as true_escalated, sum(coalesce(sdc_low(q.escalated, {{ small_max }}, {{ round_to }}), 0)) as escalated_low, sum(coalesce(sdc_high(q.escalated, {{ round_to }}), 0)) as escalated_high,
         case when count(*) filter (where q.escalated is null and t.escalated > {{ small_max }}) = 0 then count(*) filter (where q.escalated is null) else 0 end as escalated_withheld,
-        sum(q.appeals) as appeals, count(q.appeals) as n_appeals, sum(t.appeals) as true_appeals, sum(coalesce(sdc_low(q.appeals, {{ small_max }}, {{ round_to }}), 0)) as appeals_low, sum(coalesce(sdc_high(q.appeals, {{ round_to }}), 0)) as appeals_high,
-        case when count(*) filter (where q.appeals is null and t.appeals > {{ small_max }}) = 0 then count(*) filter (where q.appeals is null) else 0 end as appeals_withheld,
-        sum(q.appeals_upheld) as appeals_upheld, count(q.appeals_upheld) as n_appeals_upheld, sum(t.appeals_upheld) as true_appeals_upheld, sum(coalesce(sdc_low(q.appeals_upheld, {{ small_max }}, {{ round_to }}), 0)) as appeals_upheld_low, sum(coalesce(sdc_high(q.appeals_upheld, {{ round_to }}), 0)) as appeals_upheld_high,
-        case when count(*) filter (where q.appeals_upheld is null and t.appeals_upheld > {{ small_max }}) = 0 then count(*) filter (where q.appeals_upheld is null) else 0 end as appeals_upheld_withheld,
+        sum(q.appeals) as appeals, count(q.appeals) as n_appeals, sum(t.appeals) as true_appeals, 0 as appeals_low, sum(case when q.appeals is null and t.appeals > {{ small_max }} then t.declined else 0 end) as appeals_high,
+        count(*) filter (where q.appeals is null and t.appeals <= {{ small_max }}) as appeals_withheld,
+        sum(q.appeals_upheld) as appeals_upheld, count(q.appeals_upheld) as n_appeals_upheld, sum(t.appeals_upheld) as true_appeals_upheld, 0 as appeals_upheld_low, sum(case when q.appeals_upheld is null and t.appeals_upheld > {{ small_max }} then t.appeals else 0 end) as appeals_upheld_high,
+        count(*) filter (where q.appeals_upheld is null and t.appeals_upheld <= {{ small_max }}) as appeals_upheld_withheld,
         sum(q.decided_within_2_months) as decided_within_2_months, count(q.decided_within_2_months) as n_decided_within_2_months, sum(t.decided_within_2_months) as true_decided_within_2_months, sum(coalesce(sdc_low(q.decided_within_2_months, {{ small_max }}, {{ round_to }}), 0)) as decided_within_2_months_low, sum(coalesce(sdc_high(q.decided_within_2_months, {{ round_to }}), 0)) as decided_within_2_months_high,
         case when count(*) filter (where q.decided_within_2_months is null and t.decided_within_2_months > {{ small_max }}) = 0 then count(*) filter (where q.decided_within_2_months is null) else 0 end as decided_within_2_months_withheld,
         sum(q.declined_other) as declined_other, count(q.declined_other) as n_declined_other, sum(t.declined_other) as true_declined_other, sum(coalesce(sdc_low(q.declined_other, {{ small_max }}, {{ round_to }}), 0)) as declined_other_low, sum(coalesce(sdc_high(q.declined_other, {{ round_to }}), 0)) as declined_other_high,
@@ -77,10 +85,11 @@ by_quarters as (
     left join window_quarters as w on w.org_code = m.org_code
 ),
 
--- Zeros withheld with the small counts they share a relation with (marts.withheld_zeros).
+-- Counts withheld beyond the small-number rule (marts.withheld_cells): zeros withheld with the
+-- small counts they share a relation with, and appeals and appeals upheld of the quarters.
 hidden as (
     select org_code, period_start, list(count_name) as names
-    from marts.withheld_zeros
+    from marts.withheld_cells
     where period = 'window'
     group by org_code, period_start
 ),

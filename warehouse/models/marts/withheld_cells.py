@@ -1,13 +1,19 @@
-"""marts.withheld_zeros: one row per zero count of a trust's window or quarter that is withheld.
+"""marts.withheld_cells: one row per count of a trust's window or quarter withheld beyond the
+small-number rule.
 
 Keys: org_code, period, period_start, count_name.
 
-Secondary suppression of zeros (docs/methodology.md, "Disclosure control"): a true 0 that
-shares a published relation with a withheld count (a total and its parts in one row; a count
-of the window and the same count of its quarters; the larger count of an order such as
-appeals_upheld <= appeals) is withheld too
-(transforms.disclosure.zeros_to_withhold), so a withheld value can be 0 and reads "a count from
-0 to 4". period is 'window' or 'quarter'; period_start the window's or the quarter's start.
+Secondary suppression (docs/methodology.md, "Disclosure control";
+transforms.disclosure.cells_to_withhold), reason:
+
+- 'zero': a true 0 that shares a published relation with a withheld count (a total and its
+  parts in one row; a count of the window and the same count of its quarters; the larger count
+  of an order such as appeals_upheld <= appeals), so a withheld value can be 0 and reads "a
+  count from 0 to 4";
+- 'quarters': a quarter's appeals or appeals upheld, withheld with the other quarters of the
+  window because one of them is withheld (published all or none over the window's quarters).
+
+period is 'window' or 'quarter'; period_start the window's or the quarter's start.
 public.trust_window and public.trust_quarters withhold these cells. A mart, not a public
 table: it says which withheld cells are 0, so no public output may see it.
 """
@@ -21,7 +27,7 @@ def build(con, params: dict[str, str]) -> None:
     import pandas as pd
 
     import warehouse
-    from transforms.disclosure import QUARTER_COUNTS, WINDOW_COUNTS, zeros_to_withhold
+    from transforms.disclosure import QUARTER_COUNTS, WINDOW_COUNTS, cells_to_withhold
 
     window = con.execute(
         "select org_code, window_start, window_end, "
@@ -49,19 +55,21 @@ def build(con, params: dict[str, str]) -> None:
         ]
         rows = {pd.Timestamp(r["quarter_start"]): r for r in inside}
         seen |= {(w["org_code"], key) for key in rows}
-        for key, column in zeros_to_withhold({"window": w}, rows):
+        for (key, column), reason in cells_to_withhold({"window": w}, rows).items():
             if key == "window":
-                out.append((w["org_code"], "window", w["window_start"], column))
+                out.append((w["org_code"], "window", w["window_start"], column, reason))
             else:
-                out.append((w["org_code"], "quarter", key, column))
+                out.append((w["org_code"], "quarter", key, column, reason))
     # A quarter outside the window (or of a trust without window data) has its own row's
-    # relations only.
+    # relations only: no total is published over it, so its counts stand alone.
     for r in quarter_rows:
         key = pd.Timestamp(r["quarter_start"])
         if (r["org_code"], key) in seen:
             continue
-        for _, column in zeros_to_withhold({}, {key: r}):
-            out.append((r["org_code"], "quarter", key, column))
-    frame = pd.DataFrame(out, columns=["org_code", "period", "period_start", "count_name"])
+        for (_, column), reason in cells_to_withhold({}, {key: r}).items():
+            out.append((r["org_code"], "quarter", key, column, reason))
+    frame = pd.DataFrame(
+        out, columns=["org_code", "period", "period_start", "count_name", "reason"]
+    )
     frame["period_start"] = pd.to_datetime(frame["period_start"]).astype("datetime64[us]")
-    warehouse.write_frame(con, "marts.withheld_zeros", frame)
+    warehouse.write_frame(con, "marts.withheld_cells", frame)
