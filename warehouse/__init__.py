@@ -236,11 +236,34 @@ def build_layers(con, layers: Iterable[str], params: dict[str, str] | None = Non
 
     Returns the tables built, as ``schema.name``.
     """
+    layers = list(layers)
     built = []
     for table, path in ordered_models(layers):
         build_model(con, table, path, params)
         built.append(table)
+    drop_stale_tables(con, layers, set(built))
     return built
+
+
+def drop_stale_tables(con, layers: Iterable[str], models: set[str]) -> list[str]:
+    """Drop the tables of ``layers`` that no model builds any more (a model removed or
+    renamed, e.g. ``marts.withheld_zeros`` → ``marts.withheld_cells``): an analyst reading the
+    warehouse never meets a table the build stopped refreshing. Returns those dropped."""
+    layers = list(layers)
+    if not layers:
+        return []
+    found = con.execute(
+        "select table_schema, table_name, table_type from information_schema.tables "
+        f"where table_schema in ({', '.join('?' * len(layers))})",
+        layers,
+    ).fetchall()
+    dropped = []
+    for schema, name, kind in found:
+        table = f"{schema}.{name}"
+        if table not in models:
+            con.execute(f'drop {"view" if kind == "VIEW" else "table"} {schema}."{name}"')
+            dropped.append(table)
+    return sorted(dropped)
 
 
 def build_model(con, table: str, path: Path, params: dict[str, str] | None = None) -> None:

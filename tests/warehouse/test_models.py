@@ -87,6 +87,29 @@ def test_an_empty_warehouse_builds_every_table_with_no_flags(build):
     assert con.execute("select count(*) from marts.trust_trends").fetchone()[0] == 0
 
 
+def test_a_table_no_model_builds_any_more_is_dropped_by_the_next_build(build, tmp_path):
+    # A warehouse built before a model was renamed (marts.withheld_zeros is now
+    # marts.withheld_cells) or removed: its table would stay, stale, beside the new ones.
+    path = tmp_path / "wh.duckdb"
+    con = warehouse.connect(path)
+    warehouse.apply_schema(con)
+    con.execute("create table marts.withheld_zeros as select 'RAA' as org_code")
+    con.execute("create view public.old_view as select 1 as x")
+    con.execute("create table raw.kept_by_the_loader as select 1 as x")  # not a model layer
+    con.close()
+    _, con = build([])
+    tables = {
+        f"{s}.{n}"
+        for s, n in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    assert "marts.withheld_zeros" not in tables and "public.old_view" not in tables
+    assert "marts.withheld_cells" in tables and "raw.kept_by_the_loader" in tables
+    models = {t for t, _ in warehouse.ordered_models(warehouse.LAYERS)}
+    assert {t for t in tables if t.split(".")[0] in warehouse.LAYERS} == models
+
+
 def test_trends_prefer_a_quarter_and_sum_months_otherwise(build):
     rows = [
         # RAA: Q3 as three months; Q2 as a quarter AND as months (the quarter wins).
