@@ -511,10 +511,14 @@ def _unambiguous(frame: pd.DataFrame, columns: tuple[str, ...], files: pd.Series
 def _max_requests(headcount, index: pd.Index) -> pd.Series:
     """Most requests_received a row may hold given the trust's headcount (Int64, missing
     where the headcount is not known): rule "requests-within-headcount"."""
-    heads = _per_row(headcount, index).to_numpy(dtype=object)
+    # Numbers of any type: a batch whose files' headcounts are partly unknown gives them as
+    # floats with NaN for the unknown (they were then all taken as unknown).
+    heads = pd.to_numeric(
+        pd.Series(_per_row(headcount, index).to_numpy(dtype=object)), errors="coerce"
+    ).to_numpy(dtype="float64")
+    known = np.isfinite(heads) & (heads > 0)
     out = np.zeros(len(index), dtype="int64")
-    known = np.array([isinstance(h, int | np.integer) and h > 0 for h in heads], dtype=bool)
-    out[known] = [REQUESTS_PER_HEAD * int(h) for h in heads[known]]
+    out[known] = REQUESTS_PER_HEAD * np.floor(heads[known]).astype("int64")
     return pd.Series(pd.arrays.IntegerArray(out, ~known), index=index)
 
 

@@ -32,6 +32,7 @@ from flexbench.fetch import (
     landed_state,
     now_utc,
 )
+from flexbench.pipeline import reference
 from flexbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,9 @@ def validate_batch(
             if out.get("staged_key") in paths:
                 out["breakdown_path"] = paths[out["staged_key"]]
     if todo:
-        verdicts = _verdicts(todo, today)
+        # The trusts' headcounts from the last reference load (rule
+        # "requests-within-headcount"; a trust without one is held to the absolute bound).
+        verdicts = _verdicts(todo, today, reference.read_headcounts(settings))
         reports = settings.reports_dir / "validation"
         reports.mkdir(parents=True, exist_ok=True)
         accepted: dict[str, Any] = {}  # staged key -> accepted rows
@@ -593,9 +596,12 @@ def _file_name(item: dict[str, Any]) -> str:
     return Path(urlparse(item["url"]).path).name or Path(item["path"]).name
 
 
-def _verdicts(todo: list[dict[str, Any]], today: date) -> dict:
+def _verdicts(
+    todo: list[dict[str, Any]], today: date, headcounts: dict[str, int] | None = None
+) -> dict:
     """Verdicts for the files of a batch: one GX run per form; should that run break on one
-    odd file, each file is checked on its own so the others still get their verdict."""
+    odd file, each file is checked on its own so the others still get their verdict.
+    ``headcounts``: ODS code -> headcount, where known."""
     from expectations.core import RuleFailure
     from flexbench.validate import Verdict, validate_many
 
@@ -605,13 +611,13 @@ def _verdicts(todo: list[dict[str, Any]], today: date) -> dict:
     ]
     paths = {i: item["path"] for i, item in enumerate(todo)}
     try:
-        return validate_many(items, today=today, paths=paths)
+        return validate_many(items, today=today, paths=paths, headcounts=headcounts)
     except Exception:  # noqa: BLE001 - one trust's failure never stops the others
         log.exception("validating the batch together failed; checking files one by one")
     verdicts = {}
     for item in items:
         try:
-            verdicts[item[0]] = validate_many([item], today=today)[item[0]]
+            verdicts[item[0]] = validate_many([item], today=today, headcounts=headcounts)[item[0]]
         except Exception as exc:  # noqa: BLE001
             log.exception("validating %s failed unexpectedly", item[2])
             failure = RuleFailure(

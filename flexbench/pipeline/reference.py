@@ -11,6 +11,7 @@ the others are loaded, naming the source and the problem.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -245,6 +246,7 @@ def load(
                 "create or replace table audit.reference_coverage as select * from coverage_df"
             )
         log.info("reference coverage: %s", coverage_text(coverage))
+        write_headcounts(settings, con)
         for a in audit:
             summary.append(
                 {
@@ -259,6 +261,51 @@ def load(
     if problems:
         raise ReferenceLoadError("; ".join(problems))
     return {"sources": summary, "coverage_issues": int(len(coverage))}
+
+
+#: Where the reference load leaves each trust's headcount for the publications' validation
+#: (rule "requests-within-headcount"), under the data folder: validation never opens the
+#: warehouse, which another task may be writing.
+HEADCOUNTS_FILE = Path("staged") / "reference" / "headcounts.json"
+
+
+def headcounts_path(settings: Settings) -> Path:
+    return settings.data_dir / HEADCOUNTS_FILE
+
+
+def write_headcounts(settings: Settings, con) -> dict[str, int]:
+    """Each trust's headcount (all staff groups) as NHS Workforce Statistics gives it, the
+    largest of the loaded periods (a bound on requests must not reject a trust that has
+    shrunk), written to :func:`headcounts_path` for the publications' validation. Written
+    whole or not at all (a temporary file renamed). Returns the mapping."""
+    rows = con.execute(
+        "select org_code, max(headcount) from staging.workforce "
+        "where staff_group = 'All staff groups' and headcount > 0 group by org_code"
+    ).fetchall()
+    counts = {str(org).upper(): int(n) for org, n in sorted(rows)}
+    periods = [p for (p,) in con.execute(
+        "select distinct period from staging.workforce order by period"
+    ).fetchall()]  # fmt: skip
+    path = headcounts_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"periods": periods, "headcounts": counts}, indent=1))
+    tmp.replace(path)
+    return counts
+
+
+def read_headcounts(settings: Settings) -> dict[str, int]:
+    """The headcounts the last reference load wrote ({} before any: the rule then cannot be
+    checked, and only the absolute bound on a count holds)."""
+    path = headcounts_path(settings)
+    try:
+        return {k: int(v) for k, v in json.loads(path.read_text())["headcounts"].items()}
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReferenceLoadError(
+            f"{path} cannot be read ({exc}); the next reference load writes it again"
+        ) from None
 
 
 def _last_edition_rows(con) -> dict[str, int]:

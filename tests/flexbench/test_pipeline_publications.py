@@ -7,6 +7,7 @@ called directly (no Airflow): registry → batches → fetch_batch → validate_
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ if "warehouse" in sys.modules and getattr(sys.modules["warehouse"], "__file__", 
 
 import warehouse  # noqa: E402
 from flexbench import settings as settings_mod  # noqa: E402
-from flexbench.pipeline import publications  # noqa: E402
+from flexbench.pipeline import publications, reference  # noqa: E402
 
 TODAY = date(2025, 1, 15)
 Q1 = ("2024-04-01", "2024-06-30")
@@ -213,6 +214,29 @@ def test_first_run_loads_accepted_files_and_audits_every_other_with_its_reason(s
     assert Path(reports["report_path"][0]).exists()
 
 
+def test_a_trust_claiming_more_requests_than_its_headcount_allows_is_rejected(server, tmp_path):
+    # RAA has 20 staff (NHS Workforce Statistics, as the reference load leaves it): 250 requests
+    # in a quarter is more than ten per head. RBB's headcount is not known: only the absolute
+    # bound on a count holds for it.
+    big = {Q1: (250, 200, 10)}
+    server.expect_request("/a.csv").respond_with_data(publication("RAA", big))
+    server.expect_request("/b.csv").respond_with_data(publication("RBB", big))
+    settings = make_settings(
+        tmp_path, {"RAA": server.url_for("/a.csv"), "RBB": server.url_for("/b.csv")}
+    )
+    path = reference.headcounts_path(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"periods": ["202608 to 202609"], "headcounts": {"RAA": 20}}))
+
+    run(settings, "run-1")
+
+    audit = audit_of(settings, "run-1")
+    assert audit["RAA"][0] == "rejected"
+    assert "headcount" in audit["RAA"][1] and "requests_received" in audit["RAA"][1]
+    assert audit["RBB"][0] == "accepted"
+    assert staged(settings, "RAA") == {} and staged(settings, "RBB") == as_quarters(big)
+
+
 def test_a_second_run_with_nothing_changed_adds_nothing_and_marks_files_unchanged(server, nation):
     run(nation, "run-1")
     raw_before = query(nation, "select * from raw.publication_rows order by all")
@@ -349,10 +373,10 @@ def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation
     parent = os.getpid()
     real = publications._verdicts
 
-    def dies_in_a_worker(todo, today):
+    def dies_in_a_worker(todo, today, headcounts=None):
         if os.getpid() != parent:
             os._exit(3)  # the worker process is killed mid-batch
-        return real(todo, today)
+        return real(todo, today, headcounts)
 
     # Patched before the pool forks its workers, so they inherit it; the calling process
     # validates normally.

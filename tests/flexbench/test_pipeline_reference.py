@@ -263,6 +263,21 @@ TABLES = [
 ]
 
 
+def test_the_load_leaves_each_trusts_headcount_for_the_publications_validation(loaded):
+    settings, files = loaded
+    # All staff groups only (RAA's 384 is one staff group); what the publications' rule
+    # "requests-within-headcount" reads (validation never opens the warehouse).
+    assert reference.read_headcounts(settings) == {"RAA": 2263, "RBB": 410, "RDD": 990}
+    # A later edition where RAA has shrunk: the bound keeps the largest headcount given.
+    later = WORKFORCE.assign(period="202511 to 202512", headcount=[2000, 300, 450, 990])
+    write_workforce(later, files["workforce"])
+    run(settings)
+    assert reference.read_headcounts(settings) == {"RAA": 2263, "RBB": 450, "RDD": 990}
+    reference.headcounts_path(settings).write_text("{not json")
+    with pytest.raises(reference.ReferenceLoadError, match="next reference load writes it"):
+        reference.read_headcounts(settings)
+
+
 def test_loading_the_same_files_twice_changes_nothing(first_load, loaded):
     _, first = first_load
     settings, _ = loaded

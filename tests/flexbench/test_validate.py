@@ -1007,6 +1007,20 @@ def test_headcount_bound_refuses_more_requests_than_ten_per_head(tmp_path, capsy
     assert main([*argv, "3"]) == 0  # 3 staff may make up to 30
 
 
+def test_in_a_batch_the_headcount_bound_holds_for_each_trust_whose_headcount_is_known():
+    # Files of trusts with and without a known headcount validated together (as the pipeline
+    # does): the known ones are held to it (they were all let through).
+    data = summary_csv(row2={"requests_received": 25, "approved_in_full": 21})
+    items = [
+        (org, data.replace(b"RJ1", org.encode()), f"{org}.csv", org)
+        for org in ("RAA", "RBB", "RCC")
+    ]
+    verdicts = validate_many(items, today=date(2025, 1, 15), headcounts={"RAA": 2, "RCC": 3})
+    assert not verdicts["RAA"].accepted
+    assert any("requests-within-headcount" in line for line in verdicts["RAA"].lines())
+    assert verdicts["RBB"].accepted and verdicts["RCC"].accepted
+
+
 def test_internal_error_is_exit_3_with_one_line_naming_the_log(tmp_path, capsys, monkeypatch):
     log = tmp_path / "errors.log"
     monkeypatch.setenv("FLEXBENCH_VALIDATE_LOG", str(log))
