@@ -26,7 +26,7 @@ import math
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -123,6 +123,20 @@ class SiteData:
     funnel_limits: pd.DataFrame  # public.funnel_limits
     funnel_positions: pd.DataFrame  # public.funnel_positions
     warehouse_dir: Path
+    _by_trust: dict = field(default_factory=dict, init=False, repr=False)
+
+    def rows_of(self, table: str, code: str) -> pd.DataFrame:
+        """The trust's rows of ``table`` (``"flags"``, ``"pledge"``, ``"status"``), in the
+        table's order; the table is grouped by org_code once per build, not masked per page."""
+        frame = getattr(self, table)
+        if table not in self._by_trust:
+            self._by_trust[table] = (
+                {c: rows for c, rows in frame.groupby("org_code", sort=False)}
+                if "org_code" in frame
+                else {}
+            )
+        rows = self._by_trust[table].get(code)
+        return frame.iloc[0:0] if rows is None else rows
 
 
 def read_site_data(con, warehouse_dir: Path) -> SiteData:
@@ -489,20 +503,18 @@ def trust_context(
         "suppressed": bool(isinstance(pub.get("withheld"), str) and pub.get("withheld")),
         "too_few": bool(isinstance(pub.get("too_few"), str) and pub.get("too_few")),
         "funnel": funnel,
-        "flags": _flags(data.flags, code),
+        "flags": _flags(data.rows_of("flags", code)),
         "flags_available": len(data.flags.columns) > 0,
         "voice": _voice(data, pub),
-        "pledge": _pledge(data.pledge, code),
+        "pledge": _pledge(data.rows_of("pledge", code)),
         "publication": _publication(data, code),
     }
 
 
-def _flags(flags: pd.DataFrame, code: str) -> list[dict]:
+def _flags(mine: pd.DataFrame) -> list[dict]:
     """The trust's rows of public.flags (evidence as the public layer wrote it)."""
-    if "org_code" not in flags or not len(flags):
-        return []
     out = []
-    for _, r in flags[flags["org_code"] == code].iterrows():
+    for _, r in mine.iterrows():
         out.append(
             {
                 "label": _plain_text(r.get("flag")).replace("_", " "),
@@ -574,10 +586,8 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
     }
 
 
-def _pledge(pledge: pd.DataFrame, code: str) -> dict | None:
-    if "org_code" not in pledge or not len(pledge):
-        return None
-    mine = pledge[pledge["org_code"] == code]
+def _pledge(mine: pd.DataFrame) -> dict | None:
+    """The trust's row of public.pledge (None without one)."""
     if mine.empty:
         return None
     r = mine.iloc[0]
@@ -610,10 +620,10 @@ def _pledge(pledge: pd.DataFrame, code: str) -> dict | None:
 
 
 def _publication(data: SiteData, code: str) -> dict:
-    st = data.status
-    if "org_code" not in st or st[st["org_code"] == code].empty:
+    mine = data.rows_of("status", code)
+    if mine.empty:
         return {"known": False}
-    r = st[st["org_code"] == code].iloc[0]
+    r = mine.iloc[0]
     status = None if _missing(r.get("last_attempt_status")) else str(r["last_attempt_status"])
     out = {
         "known": True,
@@ -757,7 +767,9 @@ def build_site(
     con = extract.open_public(warehouse_path)
     try:
         data = read_site_data(con, warehouse_path.parent)
-        breakdowns = {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
+        breakdowns = site_equity.Breakdowns(
+            {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
+        )
         measure_quarters = extract.read_public(con, "trust_measure_quarters")
     finally:
         con.close()
@@ -806,21 +818,13 @@ def build_site(
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
         template = env.get_template("trust.html")
-        quarters = trust_charts.all_quarters(measure_quarters)
+        tables = trust_charts.TrustTables(
+            data.public, measure_quarters, national=national["national_quarters"]
+        )
         for code in codes:
             ctx = trust_context(data, code, models, national)
             folder = tmp / "trusts" / page_name(code).removesuffix(".html")
-            ctx.update(
-                trust_charts.trust_extras(
-                    data.public,
-                    measure_quarters,
-                    quarters,
-                    code,
-                    folder,
-                    data.as_of,
-                    national=national["national_quarters"],
-                )
-            )
+            ctx.update(trust_charts.trust_extras(tables, code, folder, data.as_of))
             (tmp / "trusts" / page_name(code)).write_text(
                 template.render(
                     root="../",

@@ -50,10 +50,10 @@ def all_quarters(measure_quarters: pd.DataFrame) -> pd.DataFrame:
     return q.sort_values("quarter_start").reset_index(drop=True)
 
 
-def trend_frame(measure_quarters: pd.DataFrame, code: str, quarters: pd.DataFrame) -> pd.DataFrame:
-    """The trust's rows of public.trust_measure_quarters, one per measure and quarter of
-    ``quarters`` (a quarter without a row: status no_data), the columns the page shows."""
-    mine = measure_quarters[measure_quarters["org_code"] == code]
+def trend_frame(mine: pd.DataFrame, quarters: pd.DataFrame) -> pd.DataFrame:
+    """The trust's rows of public.trust_measure_quarters (``mine``), one per measure and
+    quarter of ``quarters`` (a quarter without a row: status no_data), the columns the page
+    shows."""
     if mine.empty or quarters.empty:
         return pd.DataFrame(columns=list(TREND_COLUMNS))
     measures = mine[["measure_order", "measure"]].drop_duplicates().sort_values("measure_order")
@@ -109,12 +109,12 @@ def measure_trends(
     frame: pd.DataFrame,
     trust_label: str,
     root: str = "../",
-    national: pd.DataFrame | None = None,
-    quarter_starts=None,
+    national: dict[str, list] | None = None,
 ) -> list[dict]:
     """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
-    ``national`` (public.aggregates' national quarters, indexed by period_start) adds the
-    national line where it publishes the measure."""
+    ``national`` (each measure's published national value for each quarter of the frame, from
+    :meth:`TrustTables.national_values`) adds the national line where it publishes the
+    measure."""
     out = []
     for measure, rows in frame.groupby("measure", sort=False):
         indicator = BY_COLUMN.get(measure)
@@ -124,9 +124,7 @@ def measure_trends(
         def show(v, digits: int = 1, proportion=proportion) -> str:
             return plots.pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
-        nat = _national_values(
-            national, measure, quarter_starts if quarter_starts is not None else []
-        )
+        nat = (national or {}).get(measure, [])
         table = [
             {
                 "quarter": r.quarter,
@@ -170,12 +168,13 @@ def _column_words(rows: pd.DataFrame, column: str) -> str:
     return str(names.iloc[0]).replace("_", " ") if len(names) else "–"
 
 
-def peer_frame(public: pd.DataFrame, code: str) -> pd.DataFrame:
-    """The published approval rates of the trust's peer group (public.trust_window)."""
-    peer = public.loc[code].get("peer_group")
-    if peer is None or pd.isna(peer):
+def peer_frame(public: pd.DataFrame, peer_group) -> pd.DataFrame:
+    """The published approval rates of a peer group (public.trust_window)."""
+    if peer_group is None or pd.isna(peer_group):
         return pd.DataFrame(columns=list(PEER_COLUMNS))
-    rows = public[(public["peer_group"] == peer) & (public["approval_rate_status"] == "published")]
+    rows = public[
+        (public["peer_group"] == peer_group) & (public["approval_rate_status"] == "published")
+    ]
     return rows[list(PEER_COLUMNS)].sort_values("approval_rate").reset_index(drop=True)
 
 
@@ -212,32 +211,71 @@ def peer_caterpillar(frame: pd.DataFrame, code: str, peer_group: str | None) -> 
     }
 
 
-def trust_extras(
-    public: pd.DataFrame,
-    measure_quarters: pd.DataFrame,
-    quarters: pd.DataFrame,
-    code: str,
-    folder,
-    as_of,
-    national: pd.DataFrame | None = None,
-) -> dict:
-    """What the trust page adds to its card: a trend per measure (with the national value,
-    ``national``, where published), the peer caterpillar and the downloads of every number on
-    the page (written into ``folder``)."""
+class TrustTables:
+    """The whole tables every trust page reads, prepared once per build: public.trust_window,
+    public.trust_measure_quarters grouped by trust, every quarter, and, worked out at the first
+    page that needs them, each measure's national values by quarter and each peer group's
+    published approval rates (the same for every trust: masking the whole tables again for
+    each page made the site's cost grow with the square of the trusts)."""
+
+    def __init__(
+        self,
+        public: pd.DataFrame,
+        measure_quarters: pd.DataFrame,
+        national: pd.DataFrame | None = None,
+    ):
+        self.public = public
+        self.measure_quarters = measure_quarters
+        self.quarters = all_quarters(measure_quarters)
+        self.national = national
+        self._trends = (
+            {code: rows for code, rows in measure_quarters.groupby("org_code", sort=False)}
+            if "org_code" in measure_quarters
+            else {}
+        )
+        self._national: dict[str, list] | None = None
+        self._peers: dict = {}
+
+    def trend_rows(self, code: str) -> pd.DataFrame:
+        """The trust's rows of public.trust_measure_quarters."""
+        rows = self._trends.get(code)
+        return self.measure_quarters.iloc[0:0] if rows is None else rows
+
+    def national_values(self) -> dict[str, list]:
+        """Each measure's published national value for each quarter (:func:`_national_values`)."""
+        if self._national is None:
+            starts = list(self.quarters["quarter_start"])
+            mq = self.measure_quarters
+            measures = mq["measure"].unique() if "measure" in mq else []
+            self._national = {m: _national_values(self.national, m, starts) for m in measures}
+        return self._national
+
+    def peers(self, peer_group) -> pd.DataFrame:
+        """:func:`peer_frame` of a peer group."""
+        if peer_group not in self._peers:
+            self._peers[peer_group] = peer_frame(self.public, peer_group)
+        return self._peers[peer_group]
+
+
+def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
+    """What the trust page adds to its card: a trend per measure (with the national value
+    where published), the peer caterpillar and the downloads of every number on the page
+    (written into ``folder``)."""
     from flexbench.site import downloads
 
+    public = tables.public
     pub = public.loc[code]
     label = trust_name(pub.get("name"))
-    trends = trend_frame(measure_quarters, code, quarters)
-    peers = peer_frame(public, code)
+    trends = trend_frame(tables.trend_rows(code), tables.quarters)
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
+    peers = tables.peers(peer_group)
     resources = [
         downloads.Resource(
             "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
         ),
         downloads.Resource(
-            "trends", f"Measures by quarter, {label}", trends, types_from=measure_quarters
+            "trends", f"Measures by quarter, {label}", trends, types_from=tables.measure_quarters
         ),
     ]
     if not peers.empty:
@@ -251,9 +289,7 @@ def trust_extras(
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
-        "trends": measure_trends(
-            trends, label, national=national, quarter_starts=list(quarters["quarter_start"])
-        ),
+        "trends": measure_trends(trends, label, national=tables.national_values()),
         "caterpillar": peer_caterpillar(peers, code, peer_group),
         "downloads": download_links(files, f"{folder.name}/"),
     }
