@@ -11,6 +11,7 @@ suppression marker), so a download tells nothing the page does not. Read and for
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,11 @@ class Resource:
     types_from: pd.DataFrame | None = None
 
 
-_TYPES: dict[tuple[int, str], str] = {}
+#: Column types of the tables downloads are cut from (Resource.types_from), by the table's id:
+#: (a weak reference to the table, its types by column). An id is only the table's while the
+#: table lives, and a table cut for one page (an area's trusts) dies with the page: the weak
+#: reference drops its entry then, so a later table given the same id never reads its types.
+_TYPES: dict[int, tuple[weakref.ref, dict[str, str]]] = {}
 
 
 def _unit(column: str, given: dict[str, str]) -> str | None:
@@ -135,10 +140,15 @@ def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
         return _type(r.frame[column])
-    key = (id(source), column)
-    if key not in _TYPES:
-        _TYPES[key] = _type(source[column])
-    return _TYPES[key]
+    key = id(source)
+    entry = _TYPES.get(key)
+    if entry is None or entry[0]() is not source:
+        entry = (weakref.ref(source, lambda _ref, key=key: _TYPES.pop(key, None)), {})
+        _TYPES[key] = entry
+    types = entry[1]
+    if column not in types:
+        types[column] = _type(source[column])
+    return types[column]
 
 
 def _field(column: str, kind: str, units: dict[str, str]) -> dict:
