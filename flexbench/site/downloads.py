@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from flexbench import extract
+from flexbench.site import workbook
 from transforms import disclosure
 from transforms.disclosure import SUPPRESSION_MARKER
 from transforms.indicators import BY_COLUMN
@@ -173,21 +174,18 @@ def write_downloads(
 ) -> dict[str, str]:
     """Write a page's CSV files, one XLSX and ``datapackage.json`` into ``folder``; return the
     file names by kind (``csv:<name>``, ``xlsx``, ``datapackage``) for the page's links."""
-    from openpyxl import Workbook
-
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
-    wb = Workbook(write_only=True)
+    sheets = []
     package_resources = []
     for r in resources:
         frame = shown(r.frame)
         path = folder / f"{r.name}.csv"
         frame.to_csv(path, index=False, encoding="utf-8")
         files[f"csv:{r.name}"] = path.name
-        ws = wb.create_sheet(r.name[:31])
-        ws.append(list(frame.columns))
-        for values in frame.itertuples(index=False):
-            ws.append([extract._cell(v) for v in values])
+        rows = [list(frame.columns)]
+        rows.extend([extract._cell(v) for v in values] for values in frame.itertuples(index=False))
+        sheets.append((r.name[:31], rows))
         package_resources.append(
             {
                 "name": r.name.replace("_", "-").lower(),
@@ -203,7 +201,7 @@ def write_downloads(
             }
         )
     xlsx = folder / "data.xlsx"
-    wb.save(xlsx)
+    workbook.write_workbook(xlsx, sheets)
     files["xlsx"] = xlsx.name
     descriptor = {
         "name": "flexbench-" + folder.name.lower(),
