@@ -404,14 +404,18 @@ def for_display(df: pd.DataFrame, marker: str = SUPPRESSION_MARKER) -> pd.DataFr
     out = df.copy()
     if WITHHELD not in out:
         return out
-    lists = out[WITHHELD].fillna("").astype(str).str.split(";")
-    named = set().union(*lists) if len(lists) else set()
-    for column in [c for c in out.columns if c in named]:
-        hide = lists.map(lambda names, c=column: c in names).to_numpy(dtype=bool)
+    # plain Python over the rows' lists (pandas' string and map methods cost more than the
+    # work on the one-row frames the site writes by the hundred)
+    lists = [set(("" if pd.isna(v) else str(v)).split(";")) for v in out[WITHHELD].tolist()]
+    named = set().union(*lists)
+    for i, column in enumerate(out.columns):
+        if column not in named:
+            continue
+        hide = np.fromiter((column in names for names in lists), dtype=bool, count=len(lists))
         if hide.any():
-            values = out[column].astype(object)
+            values = out.iloc[:, i].to_numpy(dtype=object, copy=True)
             values[hide] = marker
-            out[column] = values
+            out.isetitem(i, pd.Series(values, index=out.index, dtype=object))
     return out
 
 
