@@ -95,11 +95,22 @@ class Resource:
     types_from: pd.DataFrame | None = None
 
 
-#: Column types of the tables downloads are cut from (Resource.types_from), by the table's id:
-#: (a weak reference to the table, its types by column). An id is only the table's while the
-#: table lives, and a table cut for one page (an area's trusts) dies with the page: the weak
-#: reference drops its entry then, so a later table given the same id never reads its types.
-_TYPES: dict[int, tuple[weakref.ref, dict[str, str]]] = {}
+#: What is worked out once from a table while it lives, by the table's id: (a weak reference
+#: to the table, its values by name). An id is only the table's while the table lives, and a
+#: table cut for one page (an area's trusts) dies with the page: the weak reference drops its
+#: entry then, so a later table given the same id never reads them.
+_BY_TABLE: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def _of_table(table: pd.DataFrame) -> dict:
+    """The values kept for ``table`` (column types of a Resource.types_from, the written form
+    of a frame that several pages download, such as a peer group's rates)."""
+    key = id(table)
+    entry = _BY_TABLE.get(key)
+    if entry is None or entry[0]() is not table:
+        entry = (weakref.ref(table, lambda _ref, key=key: _BY_TABLE.pop(key, None)), {})
+        _BY_TABLE[key] = entry
+    return entry[1]
 
 
 def _unit(column: str, given: dict[str, str]) -> str | None:
@@ -141,12 +152,7 @@ def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
         return _type(r.frame[column])
-    key = id(source)
-    entry = _TYPES.get(key)
-    if entry is None or entry[0]() is not source:
-        entry = (weakref.ref(source, lambda _ref, key=key: _TYPES.pop(key, None)), {})
-        _TYPES[key] = entry
-    types = entry[1]
+    types = _of_table(source).setdefault("types", {})
     if column not in types:
         types[column] = _type(source[column])
     return types[column]
@@ -169,6 +175,20 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     return extract.neutralised(extract.for_display(frame))
 
 
+def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
+    """The frame as written: its CSV file and its sheet's rows (the header first); worked out
+    once for a frame several pages download (a peer group's rates, on each of its trusts'
+    pages)."""
+    kept = _of_table(frame)
+    if "written" not in kept:
+        out = shown(frame)
+        rows = [list(out.columns)]
+        # the values as objects, a row at a time (itertuples costs a column lookup per column)
+        rows.extend([extract._cell(v) for v in values] for values in out.to_numpy(object))
+        kept["written"] = (out.to_csv(index=False).encode("utf-8"), rows)
+    return kept["written"]
+
+
 def write_downloads(
     folder: Path, page_title: str, resources: list[Resource], as_of: extract.DataAsOf
 ) -> dict[str, str]:
@@ -179,13 +199,10 @@ def write_downloads(
     sheets = []
     package_resources = []
     for r in resources:
-        frame = shown(r.frame)
+        csv, rows = _written(r.frame)
         path = folder / f"{r.name}.csv"
-        frame.to_csv(path, index=False, encoding="utf-8")
+        path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name
-        rows = [list(frame.columns)]
-        # the values as objects, a row at a time (itertuples costs a column lookup per column)
-        rows.extend([extract._cell(v) for v in values] for values in frame.to_numpy(object))
         sheets.append((r.name[:31], rows))
         package_resources.append(
             {
