@@ -12,6 +12,8 @@ Labels and links come from the indicator registry (transforms.indicators).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pandas as pd
 
 from flexbench.display import trust_name
@@ -137,7 +139,7 @@ def measure_trends(
                 "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
                 "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
             }
-            for i, r in enumerate(rows.itertuples())
+            for i, r in enumerate(_records(rows))
         ]
         out.append(
             {
@@ -163,9 +165,18 @@ def measure_trends(
     return out
 
 
+#: A row of :func:`trend_frame` (one class for every page: itertuples makes a class a call).
+_TrendRow = namedtuple("_TrendRow", TREND_COLUMNS)
+
+
+def _records(rows: pd.DataFrame) -> list[_TrendRow]:
+    """The rows of a :func:`trend_frame` as records, their values as itertuples gives them."""
+    return [_TrendRow(*values) for values in zip(*(rows[c] for c in TREND_COLUMNS), strict=True)]
+
+
 def _column_words(rows: pd.DataFrame, column: str) -> str:
-    names = rows[column].dropna()
-    return str(names.iloc[0]).replace("_", " ") if len(names) else "–"
+    names = [v for v in rows[column] if not pd.isna(v)]
+    return str(names[0]).replace("_", " ") if names else "–"
 
 
 def peer_frame(public: pd.DataFrame, peer_group) -> pd.DataFrame:
