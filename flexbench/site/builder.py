@@ -739,8 +739,113 @@ def _swap(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
+@dataclass
+class TrustPages:
+    """What every trust page is made from, read and prepared once per build."""
+
+    data: SiteData
+    models: dict[str, plots.FunnelModel]
+    national: dict
+    tables: trust_charts.TrustTables
+    breakdowns: site_equity.Breakdowns
+    template: object  # the trust.html template
+    common: dict
+    out: Path  # the folder the site is built in
+
+    def write(self, code: str) -> None:
+        """Write the page of trust ``code`` and its downloads."""
+        ctx = trust_context(self.data, code, self.models, self.national)
+        folder = self.out / "trusts" / page_name(code).removesuffix(".html")
+        ctx.update(trust_charts.trust_extras(self.tables, code, folder, self.data.as_of))
+        (self.out / "trusts" / page_name(code)).write_text(
+            self.template.render(
+                root="../",
+                page="trust",
+                trust=ctx,
+                downloads=ctx["downloads"],
+                **self.common,
+                **site_equity.sections(
+                    self.breakdowns,
+                    "trust",
+                    code,
+                    folder=folder / "equity",
+                    base=f"{folder.name}/equity/",
+                    as_of=self.data.as_of,
+                    title=f"{ctx['name']} ({code})",
+                ),
+            ),
+            encoding="utf-8",
+        )
+
+
+#: Trust pages per worker process: a second process is forked only for at least this many
+#: trusts each (forking and warming up a process costs about as much as a few pages).
+TRUSTS_PER_WORKER = 50
+#: Trust pages a worker is given at a time (the workers that finish first take the rest).
+PAGES_PER_TASK = 25
+#: The most worker processes the trust pages are written by (the machines we run on have 2
+#: cores; a page's work is all CPU).
+MAX_WORKERS = 2
+
+_FORKED_PAGES: TrustPages | None = None  # the pages a forked worker writes
+
+
+def site_workers() -> int:
+    """Worker processes for the trust pages: ``FLEXBENCH_SITE_WORKERS``, else one per core up
+    to :data:`MAX_WORKERS`."""
+    import os
+
+    text = os.environ.get("FLEXBENCH_SITE_WORKERS", "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise ValueError(
+                f"FLEXBENCH_SITE_WORKERS must be a whole number, not {text!r}"
+            ) from None
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _write_forked(codes: list[str]) -> int:
+    for code in codes:
+        _FORKED_PAGES.write(code)
+    return len(codes)
+
+
+def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> None:
+    """Write every trust's page, in this process or, for enough trusts
+    (:data:`TRUSTS_PER_WORKER` each), shared between up to ``workers`` forked processes. A
+    page depends on its trust and the tables read once, never on which process writes it or
+    when, so the site is the same either way."""
+    import multiprocessing
+
+    use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))
+    if use <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for code in codes:
+            pages.write(code)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED_PAGES
+    _FORKED_PAGES = pages
+    pool = ProcessPoolExecutor(use, mp_context=multiprocessing.get_context("fork"))
+    try:
+        tasks = [
+            pool.submit(_write_forked, codes[i : i + PAGES_PER_TASK])
+            for i in range(0, len(codes), PAGES_PER_TASK)
+        ]
+        for task in tasks:
+            task.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED_PAGES = None
+
+
 def build_site(
-    warehouse_path: str | Path, out_dir: str | Path, echo: Callable[[str], None] | None = None
+    warehouse_path: str | Path,
+    out_dir: str | Path,
+    echo: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Build the static site from the warehouse; return the path of its national page.
 
@@ -753,6 +858,9 @@ def build_site(
         that is not a flexbench site is refused).
     echo : callable, optional
         Progress lines (``print``); None for quiet.
+    workers : int, optional
+        Processes writing the trust pages (:func:`write_trust_pages`); by default
+        :func:`site_workers`.
 
     Returns
     -------
@@ -817,33 +925,19 @@ def build_site(
         )
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
-        template = env.get_template("trust.html")
-        tables = trust_charts.TrustTables(
-            data.public, measure_quarters, national=national["national_quarters"]
+        pages = TrustPages(
+            data=data,
+            models=models,
+            national=national,
+            tables=trust_charts.TrustTables(
+                data.public, measure_quarters, national=national["national_quarters"]
+            ),
+            breakdowns=breakdowns,
+            template=env.get_template("trust.html"),
+            common=common,
+            out=tmp,
         )
-        for code in codes:
-            ctx = trust_context(data, code, models, national)
-            folder = tmp / "trusts" / page_name(code).removesuffix(".html")
-            ctx.update(trust_charts.trust_extras(tables, code, folder, data.as_of))
-            (tmp / "trusts" / page_name(code)).write_text(
-                template.render(
-                    root="../",
-                    page="trust",
-                    trust=ctx,
-                    downloads=ctx["downloads"],
-                    **common,
-                    **site_equity.sections(
-                        breakdowns,
-                        "trust",
-                        code,
-                        folder=folder / "equity",
-                        base=f"{folder.name}/equity/",
-                        as_of=data.as_of,
-                        title=f"{ctx['name']} ({code})",
-                    ),
-                ),
-                encoding="utf-8",
-            )
+        write_trust_pages(pages, codes, site_workers() if workers is None else workers)
         say("Writing the region and ICB pages …")
         site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
         say("Writing the indicator pages …")
