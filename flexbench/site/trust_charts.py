@@ -189,37 +189,50 @@ def peer_frame(public: pd.DataFrame, peer_group) -> pd.DataFrame:
     return rows[list(PEER_COLUMNS)].sort_values("approval_rate").reset_index(drop=True)
 
 
-def peer_caterpillar(frame: pd.DataFrame, code: str, peer_group: str | None) -> dict | None:
-    """The caterpillar plot and its table for :func:`peer_frame`."""
-    if not peer_group or frame.empty:
-        return None
-    rows = pd.DataFrame(
-        {
-            "org_code": frame["org_code"],
-            "label": [trust_name(n) for n in frame["name"]],
-            "rate": frame["approval_rate"].astype(float),
-            "lower": frame["approval_rate_lower95"].astype(float),
-            "upper": frame["approval_rate_upper95"].astype(float),
-        }
-    )
-    return {
-        "chart": plots.caterpillar_plot(
-            rows,
-            plot_id="peer-caterpillar",
-            title=f"Approval rates of the {peer_group} peer group with 95% intervals",
-            highlight=code,
-        ),
-        "rows": [
+class PeerCaterpillar:
+    """The caterpillar plot and table of a peer group (:func:`peer_frame`), drawn once and
+    shown on each of its trusts' pages with that trust marked."""
+
+    def __init__(self, frame: pd.DataFrame, peer_group: str | None):
+        self.peer_group = peer_group
+        self.empty = not peer_group or frame.empty
+        if self.empty:
+            return
+        rows = pd.DataFrame(
+            {
+                "org_code": frame["org_code"],
+                "label": [trust_name(n) for n in frame["name"]],
+                "rate": frame["approval_rate"].astype(float),
+                "lower": frame["approval_rate_lower95"].astype(float),
+                "upper": frame["approval_rate_upper95"].astype(float),
+            }
+        )
+        self.plot = plots.CaterpillarPlot(rows, plot_id="peer-caterpillar")
+        self.rows = [
             {
                 "code": r.org_code,
                 "name": r.label,
                 "rate": plots.pct(r.rate),
                 "interval": f"{plots.pct(r.lower, 0)} to {plots.pct(r.upper, 0)}",
-                "this": r.org_code == code,
             }
             for r in rows.itertuples()
-        ],
-    }
+        ]
+
+    def for_trust(self, code: str) -> dict | None:
+        """The plot and table of the trust's page (None without a peer group or peers)."""
+        if self.empty:
+            return None
+        return {
+            "chart": self.plot.render(
+                f"Approval rates of the {self.peer_group} peer group with 95% intervals", code
+            ),
+            "rows": [{**row, "this": row["code"] == code} for row in self.rows],
+        }
+
+
+def peer_caterpillar(frame: pd.DataFrame, code: str, peer_group: str | None) -> dict | None:
+    """The caterpillar plot and its table for :func:`peer_frame`."""
+    return PeerCaterpillar(frame, peer_group).for_trust(code)
 
 
 class TrustTables:
@@ -261,10 +274,11 @@ class TrustTables:
             self._national = {m: _national_values(self.national, m, starts) for m in measures}
         return self._national
 
-    def peers(self, peer_group) -> pd.DataFrame:
-        """:func:`peer_frame` of a peer group."""
+    def peers(self, peer_group) -> tuple[pd.DataFrame, PeerCaterpillar]:
+        """:func:`peer_frame` of a peer group, and its :class:`PeerCaterpillar`."""
         if peer_group not in self._peers:
-            self._peers[peer_group] = peer_frame(self.public, peer_group)
+            frame = peer_frame(self.public, peer_group)
+            self._peers[peer_group] = (frame, PeerCaterpillar(frame, peer_group))
         return self._peers[peer_group]
 
 
@@ -280,7 +294,7 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
     trends = trend_frame(tables.trend_rows(code), tables.quarters)
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
-    peers = tables.peers(peer_group)
+    peers, caterpillar = tables.peers(peer_group)
     resources = [
         downloads.Resource(
             "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
@@ -301,7 +315,7 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
         "trends": measure_trends(trends, label, national=tables.national_values()),
-        "caterpillar": peer_caterpillar(peers, code, peer_group),
+        "caterpillar": caterpillar.for_trust(code),
         "downloads": download_links(files, f"{folder.name}/"),
     }
 
