@@ -165,6 +165,13 @@ class Breakdowns:
         return table.iloc[0:0] if rows is None else rows
 
 
+def _records(rows: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of their values as iterrows gives them (the frame's values as objects),
+    without a Series a row."""
+    columns = list(rows.columns)
+    return [dict(zip(columns, values, strict=True)) for values in rows.to_numpy(object)]
+
+
 def equity_context(mine: pd.DataFrame) -> dict | None:
     """The equity section of a unit's page from its rows of public.equity (None where the
     unit has none)."""
@@ -177,7 +184,7 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
             continue
         withheld = (g["dimension_status"] == "withheld").all()
         rows, points = [], []
-        for _, r in g.iterrows():
+        for r in _records(g):
             rate, interval = _rate(r)
             rl, rl_interval = _rl(r)
             rows.append(
@@ -215,9 +222,7 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
                 "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
             }
         )
-    flags = [
-        r["gap_evidence"] for _, r in mine.iterrows() if r["gap_flagged"] and r["gap_evidence"]
-    ]
+    flags = [r["gap_evidence"] for r in _records(mine) if r["gap_flagged"] and r["gap_evidence"]]
     return {"dimensions": dims, "flags": flags}
 
 
@@ -229,7 +234,7 @@ def flex_context(mine: pd.DataFrame) -> dict | None:
     mine = mine.sort_values("flex_type")
     withheld = bool((mine["dimension_status"] == "withheld").all())
     rows = []
-    for _, r in mine.iterrows():
+    for r in _records(mine):
         rate, interval = _rate(r)
         rows.append(
             {
@@ -243,7 +248,7 @@ def flex_context(mine: pd.DataFrame) -> dict | None:
             }
         )
     bars = [(str(r["flex_type"]).replace("_", " "), r["share_requested"])
-            for _, r in mine.iterrows()]  # fmt: skip
+            for r in _records(mine)]  # fmt: skip
     svg = bar_svg(bars, "Share of requests by type of flexible working")
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
