@@ -26,7 +26,7 @@ import math
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -123,6 +123,20 @@ class SiteData:
     funnel_limits: pd.DataFrame  # public.funnel_limits
     funnel_positions: pd.DataFrame  # public.funnel_positions
     warehouse_dir: Path
+    _by_trust: dict = field(default_factory=dict, init=False, repr=False)
+
+    def rows_of(self, table: str, code: str) -> pd.DataFrame:
+        """The trust's rows of ``table`` (``"flags"``, ``"pledge"``, ``"status"``), in the
+        table's order; the table is grouped by org_code once per build, not masked per page."""
+        frame = getattr(self, table)
+        if table not in self._by_trust:
+            self._by_trust[table] = (
+                {c: rows for c, rows in frame.groupby("org_code", sort=False)}
+                if "org_code" in frame
+                else {}
+            )
+        rows = self._by_trust[table].get(code)
+        return frame.iloc[0:0] if rows is None else rows
 
 
 def read_site_data(con, warehouse_dir: Path) -> SiteData:
@@ -489,20 +503,18 @@ def trust_context(
         "suppressed": bool(isinstance(pub.get("withheld"), str) and pub.get("withheld")),
         "too_few": bool(isinstance(pub.get("too_few"), str) and pub.get("too_few")),
         "funnel": funnel,
-        "flags": _flags(data.flags, code),
+        "flags": _flags(data.rows_of("flags", code)),
         "flags_available": len(data.flags.columns) > 0,
         "voice": _voice(data, pub),
-        "pledge": _pledge(data.pledge, code),
+        "pledge": _pledge(data.rows_of("pledge", code)),
         "publication": _publication(data, code),
     }
 
 
-def _flags(flags: pd.DataFrame, code: str) -> list[dict]:
+def _flags(mine: pd.DataFrame) -> list[dict]:
     """The trust's rows of public.flags (evidence as the public layer wrote it)."""
-    if "org_code" not in flags or not len(flags):
-        return []
     out = []
-    for _, r in flags[flags["org_code"] == code].iterrows():
+    for _, r in mine.iterrows():
         out.append(
             {
                 "label": _plain_text(r.get("flag")).replace("_", " "),
@@ -574,10 +586,8 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
     }
 
 
-def _pledge(pledge: pd.DataFrame, code: str) -> dict | None:
-    if "org_code" not in pledge or not len(pledge):
-        return None
-    mine = pledge[pledge["org_code"] == code]
+def _pledge(mine: pd.DataFrame) -> dict | None:
+    """The trust's row of public.pledge (None without one)."""
     if mine.empty:
         return None
     r = mine.iloc[0]
@@ -610,10 +620,10 @@ def _pledge(pledge: pd.DataFrame, code: str) -> dict | None:
 
 
 def _publication(data: SiteData, code: str) -> dict:
-    st = data.status
-    if "org_code" not in st or st[st["org_code"] == code].empty:
+    mine = data.rows_of("status", code)
+    if mine.empty:
         return {"known": False}
-    r = st[st["org_code"] == code].iloc[0]
+    r = mine.iloc[0]
     status = None if _missing(r.get("last_attempt_status")) else str(r["last_attempt_status"])
     out = {
         "known": True,
@@ -729,8 +739,113 @@ def _swap(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
+@dataclass
+class TrustPages:
+    """What every trust page is made from, read and prepared once per build."""
+
+    data: SiteData
+    models: dict[str, plots.FunnelModel]
+    national: dict
+    tables: trust_charts.TrustTables
+    breakdowns: site_equity.Breakdowns
+    template: object  # the trust.html template
+    common: dict
+    out: Path  # the folder the site is built in
+
+    def write(self, code: str) -> None:
+        """Write the page of trust ``code`` and its downloads."""
+        ctx = trust_context(self.data, code, self.models, self.national)
+        folder = self.out / "trusts" / page_name(code).removesuffix(".html")
+        ctx.update(trust_charts.trust_extras(self.tables, code, folder, self.data.as_of))
+        (self.out / "trusts" / page_name(code)).write_text(
+            self.template.render(
+                root="../",
+                page="trust",
+                trust=ctx,
+                downloads=ctx["downloads"],
+                **self.common,
+                **site_equity.sections(
+                    self.breakdowns,
+                    "trust",
+                    code,
+                    folder=folder / "equity",
+                    base=f"{folder.name}/equity/",
+                    as_of=self.data.as_of,
+                    title=f"{ctx['name']} ({code})",
+                ),
+            ),
+            encoding="utf-8",
+        )
+
+
+#: Trust pages per worker process: a second process is forked only for at least this many
+#: trusts each (forking and warming up a process costs about as much as a few pages).
+TRUSTS_PER_WORKER = 50
+#: Trust pages a worker is given at a time (the workers that finish first take the rest).
+PAGES_PER_TASK = 25
+#: The most worker processes the trust pages are written by (the machines we run on have 2
+#: cores; a page's work is all CPU).
+MAX_WORKERS = 2
+
+_FORKED_PAGES: TrustPages | None = None  # the pages a forked worker writes
+
+
+def site_workers() -> int:
+    """Worker processes for the trust pages: ``FLEXBENCH_SITE_WORKERS``, else one per core up
+    to :data:`MAX_WORKERS`."""
+    import os
+
+    text = os.environ.get("FLEXBENCH_SITE_WORKERS", "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise ValueError(
+                f"FLEXBENCH_SITE_WORKERS must be a whole number, not {text!r}"
+            ) from None
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _write_forked(codes: list[str]) -> int:
+    for code in codes:
+        _FORKED_PAGES.write(code)
+    return len(codes)
+
+
+def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> None:
+    """Write every trust's page, in this process or, for enough trusts
+    (:data:`TRUSTS_PER_WORKER` each), shared between up to ``workers`` forked processes. A
+    page depends on its trust and the tables read once, never on which process writes it or
+    when, so the site is the same either way."""
+    import multiprocessing
+
+    use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))
+    if use <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for code in codes:
+            pages.write(code)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED_PAGES
+    _FORKED_PAGES = pages
+    pool = ProcessPoolExecutor(use, mp_context=multiprocessing.get_context("fork"))
+    try:
+        tasks = [
+            pool.submit(_write_forked, codes[i : i + PAGES_PER_TASK])
+            for i in range(0, len(codes), PAGES_PER_TASK)
+        ]
+        for task in tasks:
+            task.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED_PAGES = None
+
+
 def build_site(
-    warehouse_path: str | Path, out_dir: str | Path, echo: Callable[[str], None] | None = None
+    warehouse_path: str | Path,
+    out_dir: str | Path,
+    echo: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Build the static site from the warehouse; return the path of its national page.
 
@@ -743,6 +858,9 @@ def build_site(
         that is not a flexbench site is refused).
     echo : callable, optional
         Progress lines (``print``); None for quiet.
+    workers : int, optional
+        Processes writing the trust pages (:func:`write_trust_pages`); by default
+        :func:`site_workers`.
 
     Returns
     -------
@@ -757,7 +875,9 @@ def build_site(
     con = extract.open_public(warehouse_path)
     try:
         data = read_site_data(con, warehouse_path.parent)
-        breakdowns = {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
+        breakdowns = site_equity.Breakdowns(
+            {t: extract.read_public(con, t) for t in ("equity", "flex_type_mix", "areas")}
+        )
         measure_quarters = extract.read_public(con, "trust_measure_quarters")
     finally:
         con.close()
@@ -805,41 +925,19 @@ def build_site(
         )
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
-        template = env.get_template("trust.html")
-        quarters = trust_charts.all_quarters(measure_quarters)
-        for code in codes:
-            ctx = trust_context(data, code, models, national)
-            folder = tmp / "trusts" / page_name(code).removesuffix(".html")
-            ctx.update(
-                trust_charts.trust_extras(
-                    data.public,
-                    measure_quarters,
-                    quarters,
-                    code,
-                    folder,
-                    data.as_of,
-                    national=national["national_quarters"],
-                )
-            )
-            (tmp / "trusts" / page_name(code)).write_text(
-                template.render(
-                    root="../",
-                    page="trust",
-                    trust=ctx,
-                    downloads=ctx["downloads"],
-                    **common,
-                    **site_equity.sections(
-                        breakdowns,
-                        "trust",
-                        code,
-                        folder=folder / "equity",
-                        base=f"{folder.name}/equity/",
-                        as_of=data.as_of,
-                        title=f"{ctx['name']} ({code})",
-                    ),
-                ),
-                encoding="utf-8",
-            )
+        pages = TrustPages(
+            data=data,
+            models=models,
+            national=national,
+            tables=trust_charts.TrustTables(
+                data.public, measure_quarters, national=national["national_quarters"]
+            ),
+            breakdowns=breakdowns,
+            template=env.get_template("trust.html"),
+            common=common,
+            out=tmp,
+        )
+        write_trust_pages(pages, codes, site_workers() if workers is None else workers)
         say("Writing the region and ICB pages …")
         site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
         say("Writing the indicator pages …")

@@ -11,12 +11,14 @@ suppression marker), so a download tells nothing the page does not. Read and for
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from flexbench import extract
+from flexbench.site import workbook
 from transforms import disclosure
 from transforms.disclosure import SUPPRESSION_MARKER
 from transforms.indicators import BY_COLUMN
@@ -93,7 +95,22 @@ class Resource:
     types_from: pd.DataFrame | None = None
 
 
-_TYPES: dict[tuple[int, str], str] = {}
+#: What is worked out once from a table while it lives, by the table's id: (a weak reference
+#: to the table, its values by name). An id is only the table's while the table lives, and a
+#: table cut for one page (an area's trusts) dies with the page: the weak reference drops its
+#: entry then, so a later table given the same id never reads them.
+_BY_TABLE: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def _of_table(table: pd.DataFrame) -> dict:
+    """The values kept for ``table`` (column types of a Resource.types_from, the written form
+    of a frame that several pages download, such as a peer group's rates)."""
+    key = id(table)
+    entry = _BY_TABLE.get(key)
+    if entry is None or entry[0]() is not table:
+        entry = (weakref.ref(table, lambda _ref, key=key: _BY_TABLE.pop(key, None)), {})
+        _BY_TABLE[key] = entry
+    return entry[1]
 
 
 def _unit(column: str, given: dict[str, str]) -> str | None:
@@ -135,10 +152,10 @@ def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
         return _type(r.frame[column])
-    key = (id(source), column)
-    if key not in _TYPES:
-        _TYPES[key] = _type(source[column])
-    return _TYPES[key]
+    types = _of_table(source).setdefault("types", {})
+    if column not in types:
+        types[column] = _type(source[column])
+    return types[column]
 
 
 def _field(column: str, kind: str, units: dict[str, str]) -> dict:
@@ -158,26 +175,35 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     return extract.neutralised(extract.for_display(frame))
 
 
+def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
+    """The frame as written: its CSV file and its sheet's rows (the header first); worked out
+    once for a frame several pages download (a peer group's rates, on each of its trusts'
+    pages)."""
+    kept = _of_table(frame)
+    if "written" not in kept:
+        out = shown(frame)
+        rows = [list(out.columns)]
+        # the values as objects, a row at a time (itertuples costs a column lookup per column)
+        rows.extend([extract._cell(v) for v in values] for values in out.to_numpy(object))
+        kept["written"] = (out.to_csv(index=False).encode("utf-8"), rows)
+    return kept["written"]
+
+
 def write_downloads(
     folder: Path, page_title: str, resources: list[Resource], as_of: extract.DataAsOf
 ) -> dict[str, str]:
     """Write a page's CSV files, one XLSX and ``datapackage.json`` into ``folder``; return the
     file names by kind (``csv:<name>``, ``xlsx``, ``datapackage``) for the page's links."""
-    from openpyxl import Workbook
-
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
-    wb = Workbook(write_only=True)
+    sheets = []
     package_resources = []
     for r in resources:
-        frame = shown(r.frame)
+        csv, rows = _written(r.frame)
         path = folder / f"{r.name}.csv"
-        frame.to_csv(path, index=False, encoding="utf-8")
+        path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name
-        ws = wb.create_sheet(r.name[:31])
-        ws.append(list(frame.columns))
-        for values in frame.itertuples(index=False):
-            ws.append([extract._cell(v) for v in values])
+        sheets.append((r.name[:31], rows))
         package_resources.append(
             {
                 "name": r.name.replace("_", "-").lower(),
@@ -193,7 +219,7 @@ def write_downloads(
             }
         )
     xlsx = folder / "data.xlsx"
-    wb.save(xlsx)
+    workbook.write_workbook(xlsx, sheets)
     files["xlsx"] = xlsx.name
     descriptor = {
         "name": "flexbench-" + folder.name.lower(),

@@ -137,9 +137,44 @@ def _with_id(svg: Markup, ident: str) -> Markup:
     return Markup(str(svg).replace("{id}", ident))
 
 
-def equity_context(equity: pd.DataFrame, level: str, org_code: str) -> dict | None:
-    """The equity section of a unit's page (None where the unit has no breakdowns)."""
-    mine = equity[(equity["level"] == level) & (equity["org_code"] == org_code)]
+class Breakdowns:
+    """The tables of the pages' breakdowns (public.equity, public.flex_type_mix, public.areas)
+    by name, with each unit's rows of a table grouped once per build: a mask of the whole
+    table for each of thousands of pages made the site's cost grow with the square of the
+    trusts."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]):
+        self.tables = tables
+        self._units: dict[str, dict] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        return self.tables.get(name)
+
+    def unit_rows(self, name: str, level: str, org_code: str) -> pd.DataFrame:
+        """The rows of table ``name`` of one unit (``level``, ``org_code``), in the table's
+        order and with its index."""
+        table = self.tables[name]
+        if name not in self._units:
+            self._units[name] = {
+                key: rows for key, rows in table.groupby(["level", "org_code"], sort=False)
+            }
+        rows = self._units[name].get((level, org_code))
+        return table.iloc[0:0] if rows is None else rows
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of their values as iterrows gives them (the frame's values as objects),
+    without a Series a row."""
+    columns = list(rows.columns)
+    return [dict(zip(columns, values, strict=True)) for values in rows.to_numpy(object)]
+
+
+def equity_context(mine: pd.DataFrame) -> dict | None:
+    """The equity section of a unit's page from its rows of public.equity (None where the
+    unit has none)."""
     if mine.empty:
         return None
     dims = []
@@ -149,7 +184,7 @@ def equity_context(equity: pd.DataFrame, level: str, org_code: str) -> dict | No
             continue
         withheld = (g["dimension_status"] == "withheld").all()
         rows, points = [], []
-        for _, r in g.iterrows():
+        for r in _records(g):
             rate, interval = _rate(r)
             rl, rl_interval = _rl(r)
             rows.append(
@@ -187,21 +222,19 @@ def equity_context(equity: pd.DataFrame, level: str, org_code: str) -> dict | No
                 "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
             }
         )
-    flags = [
-        r["gap_evidence"] for _, r in mine.iterrows() if r["gap_flagged"] and r["gap_evidence"]
-    ]
+    flags = [r["gap_evidence"] for r in _records(mine) if r["gap_flagged"] and r["gap_evidence"]]
     return {"dimensions": dims, "flags": flags}
 
 
-def flex_context(flex: pd.DataFrame, level: str, org_code: str) -> dict | None:
-    """The flex-type mix of a unit's page (None where the unit has none)."""
-    mine = flex[(flex["level"] == level) & (flex["org_code"] == org_code)]
+def flex_context(mine: pd.DataFrame) -> dict | None:
+    """The flex-type mix of a unit's page from its rows of public.flex_type_mix (None where
+    the unit has none)."""
     if mine.empty:
         return None
     mine = mine.sort_values("flex_type")
     withheld = bool((mine["dimension_status"] == "withheld").all())
     rows = []
-    for _, r in mine.iterrows():
+    for r in _records(mine):
         rate, interval = _rate(r)
         rows.append(
             {
@@ -215,19 +248,20 @@ def flex_context(flex: pd.DataFrame, level: str, org_code: str) -> dict | None:
             }
         )
     bars = [(str(r["flex_type"]).replace("_", " "), r["share_requested"])
-            for _, r in mine.iterrows()]  # fmt: skip
+            for r in _records(mine)]  # fmt: skip
     svg = bar_svg(bars, "Share of requests by type of flexible working")
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
 
-def _unit_rows(table: pd.DataFrame | None, level: str, org_code: str) -> pd.DataFrame:
+def _unit_rows(tables: Breakdowns, name: str, level: str, org_code: str) -> pd.DataFrame:
+    table = tables.get(name)
     if table is None or table.empty:
         return pd.DataFrame()
-    return table[(table["level"] == level) & (table["org_code"] == org_code)].reset_index(drop=True)
+    return tables.unit_rows(name, level, org_code).reset_index(drop=True)
 
 
 def write_section_downloads(
-    tables: dict[str, pd.DataFrame], level: str, org_code: str, folder, base: str, as_of, title
+    tables: Breakdowns, level: str, org_code: str, folder, base: str, as_of, title
 ) -> dict | None:
     """The downloads of a page's equity section and flex-type mix: the unit's rows of
     public.equity and public.flex_type_mix as shown (CSV, one XLSX, datapackage.json) in
@@ -238,7 +272,7 @@ def write_section_downloads(
     resources = []
     for name, heading in (("equity", "Equity: approvals by group"),
                           ("flex_type_mix", "Kinds of flexible working requested")):  # fmt: skip
-        rows = _unit_rows(tables.get(name), level, org_code)
+        rows = _unit_rows(tables, name, level, org_code)
         if not rows.empty:
             resources.append(
                 downloads.Resource(name, f"{heading}, {title}", rows, types_from=tables[name])
@@ -253,7 +287,7 @@ def write_section_downloads(
 
 
 def sections(
-    tables: dict[str, pd.DataFrame],
+    tables: Breakdowns | dict[str, pd.DataFrame],
     level: str,
     org_code: str,
     folder=None,
@@ -263,11 +297,14 @@ def sections(
 ) -> dict:
     """The ``equity``, ``flex`` and ``equity_downloads`` template variables of a page (None
     where there are none); the downloads are written into ``folder`` where one is given."""
+    if not isinstance(tables, Breakdowns):
+        tables = Breakdowns(tables)
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            equity, level, org_code),
-        "flex": None if flex is None or flex.empty else flex_context(flex, level, org_code),
+            tables.unit_rows("equity", level, org_code)),
+        "flex": None if flex is None or flex.empty else flex_context(
+            tables.unit_rows("flex_type_mix", level, org_code)),
         "equity_downloads": None,
     }  # fmt: skip
     if folder is not None and (out["equity"] or out["flex"]):

@@ -569,6 +569,90 @@ def measure_trend_plot(
     return Markup("".join(parts))
 
 
+class CaterpillarPlot:
+    """A peer group's caterpillar plot, drawn once and rendered for each of its trusts with that
+    trust marked (:func:`caterpillar_plot`): the rows and axes do not depend on the trust."""
+
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        *,
+        plot_id: str,
+        x_title: str = "Approval rate (95% interval)",
+        width: int = 720,
+    ):
+        r = rows.sort_values(["rate", "label"]).reset_index(drop=True)
+        row_h, left, right, top, bottom = 16, 250, 20, 10, 44
+        self.plot_id, self.width = plot_id, width
+        self.height = top + bottom + row_h * max(len(r), 1)
+        self.codes = list(r["org_code"])
+        self.rows: list[str] = []  # each trust's group, after its class
+        self.axes = ""
+        if r.empty:
+            return
+        pw = width - left - right
+        lo = max(0.0, float(r["lower"].min()) - 0.02)
+        hi = min(1.0, float(r["upper"].max()) + 0.02)
+        if hi <= lo:
+            lo, hi = 0.0, 1.0
+
+        def sx(v):
+            return left + pw * (float(v) - lo) / (hi - lo)
+
+        ph = row_h * len(r)
+        parts = [f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>']
+        for t in _ticks(lo, hi, 6):
+            x = _fmt(sx(t))
+            parts.append(
+                f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + ph}"/>'
+                f'<text class="tick" x="{x}" y="{top + ph + 14}" text-anchor="middle">'
+                f"{escape(pct(t, 0))}</text>"
+            )
+        parts.append(
+            f'<text class="axis-title" x="{left + pw / 2}" y="{self.height - 8}" '
+            f'text-anchor="middle">{escape(x_title)}</text>'
+        )
+        self.axes = "".join(parts)
+        for i, p in r.iterrows():
+            y = top + row_h * (i + 0.5)
+            label = str(p["label"])
+            short = label if len(label) <= 38 else label[:37] + "…"
+            tip = f"{label}: {pct(p['rate'])} (95% CI {pct(p['lower'])} to {pct(p['upper'])})"
+            self.rows.append(
+                f'"><text class="tick" x="{left - 6}" y="{_fmt(y)}" '
+                f'text-anchor="end" dominant-baseline="middle">{escape(short)}</text>'
+                f'<line class="ci" x1="{_fmt(sx(p["lower"]))}" x2="{_fmt(sx(p["upper"]))}" '
+                f'y1="{_fmt(y)}" y2="{_fmt(y)}"/>'
+                f'<circle class="pt" cx="{_fmt(sx(p["rate"]))}" cy="{_fmt(y)}" r="4">'
+                f"<title>{escape(tip)}</title></circle></g>"
+            )
+
+    def render(self, title: str, highlight: str) -> Markup:
+        """The plot with trust ``highlight`` (an org_code) marked."""
+        plot_id, n = self.plot_id, len(self.codes)
+        title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
+        mine = next((i for i, code in enumerate(self.codes) if code == highlight), None)
+        place = f"; this trust is {mine + 1} of {n} from the lowest" if mine is not None else ""
+        desc = f"{n} trusts ordered by rate{place}."
+        parts = [
+            f'<svg class="plot caterpillar" id="{escape(plot_id)}" '
+            f'viewBox="0 0 {self.width} {self.height}" '
+            f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+            f'xmlns="http://www.w3.org/2000/svg">',
+            f'<title id="{escape(title_id)}">{escape(title)}</title>',
+            f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
+        ]
+        if not n:
+            parts.append('<text x="10" y="30">No peer has a published rate.</text></svg>')
+            return Markup("".join(parts))
+        parts.append(self.axes)
+        for code, row in zip(self.codes, self.rows, strict=True):
+            parts.append('<g class="cat this' if code == highlight else '<g class="cat')
+            parts.append(row)
+        parts.append("</svg>")
+        return Markup("".join(parts))
+
+
 def caterpillar_plot(
     rows: pd.DataFrame,
     *,
@@ -581,61 +665,8 @@ def caterpillar_plot(
     """The peer group's published rates with their 95% intervals, ordered lowest to highest,
     one row per trust, ``highlight`` (an org_code) marked. ``rows``: org_code, label, rate,
     lower, upper (published values only)."""
-    r = rows.sort_values(["rate", "label"]).reset_index(drop=True)
-    row_h, left, right, top, bottom = 16, 250, 20, 10, 44
-    height = top + bottom + row_h * max(len(r), 1)
-    pw = width - left - right
-    title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
-    mine = r.index[r["org_code"] == highlight]
-    place = f"; this trust is {mine[0] + 1} of {len(r)} from the lowest" if len(mine) else ""
-    desc = f"{len(r)} trusts ordered by rate{place}."
-    parts = [
-        f'<svg class="plot caterpillar" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
-        f'xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{escape(title_id)}">{escape(title)}</title>',
-        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
-    ]
-    if r.empty:
-        parts.append('<text x="10" y="30">No peer has a published rate.</text></svg>')
-        return Markup("".join(parts))
-    lo = max(0.0, float(r["lower"].min()) - 0.02)
-    hi = min(1.0, float(r["upper"].max()) + 0.02)
-    if hi <= lo:
-        lo, hi = 0.0, 1.0
-
-    def sx(v):
-        return left + pw * (float(v) - lo) / (hi - lo)
-
-    ph = row_h * len(r)
-    parts.append(f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>')
-    for t in _ticks(lo, hi, 6):
-        x = _fmt(sx(t))
-        parts.append(
-            f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + ph}"/>'
-            f'<text class="tick" x="{x}" y="{top + ph + 14}" text-anchor="middle">'
-            f"{escape(pct(t, 0))}</text>"
-        )
-    parts.append(
-        f'<text class="axis-title" x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">'
-        f"{escape(x_title)}</text>"
-    )
-    for i, p in r.iterrows():
-        y = top + row_h * (i + 0.5)
-        cls = "cat this" if p["org_code"] == highlight else "cat"
-        label = str(p["label"])
-        short = label if len(label) <= 38 else label[:37] + "…"
-        tip = f"{label}: {pct(p['rate'])} (95% CI {pct(p['lower'])} to {pct(p['upper'])})"
-        parts.append(
-            f'<g class="{cls}"><text class="tick" x="{left - 6}" y="{_fmt(y)}" '
-            f'text-anchor="end" dominant-baseline="middle">{escape(short)}</text>'
-            f'<line class="ci" x1="{_fmt(sx(p["lower"]))}" x2="{_fmt(sx(p["upper"]))}" '
-            f'y1="{_fmt(y)}" y2="{_fmt(y)}"/>'
-            f'<circle class="pt" cx="{_fmt(sx(p["rate"]))}" cy="{_fmt(y)}" r="4">'
-            f"<title>{escape(tip)}</title></circle></g>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    plot = CaterpillarPlot(rows, plot_id=plot_id, x_title=x_title, width=width)
+    return plot.render(title, highlight)
 
 
 def strip_plot(

@@ -12,6 +12,8 @@ Labels and links come from the indicator registry (transforms.indicators).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pandas as pd
 
 from flexbench.display import trust_name
@@ -50,10 +52,10 @@ def all_quarters(measure_quarters: pd.DataFrame) -> pd.DataFrame:
     return q.sort_values("quarter_start").reset_index(drop=True)
 
 
-def trend_frame(measure_quarters: pd.DataFrame, code: str, quarters: pd.DataFrame) -> pd.DataFrame:
-    """The trust's rows of public.trust_measure_quarters, one per measure and quarter of
-    ``quarters`` (a quarter without a row: status no_data), the columns the page shows."""
-    mine = measure_quarters[measure_quarters["org_code"] == code]
+def trend_frame(mine: pd.DataFrame, quarters: pd.DataFrame) -> pd.DataFrame:
+    """The trust's rows of public.trust_measure_quarters (``mine``), one per measure and
+    quarter of ``quarters`` (a quarter without a row: status no_data), the columns the page
+    shows."""
     if mine.empty or quarters.empty:
         return pd.DataFrame(columns=list(TREND_COLUMNS))
     measures = mine[["measure_order", "measure"]].drop_duplicates().sort_values("measure_order")
@@ -109,12 +111,12 @@ def measure_trends(
     frame: pd.DataFrame,
     trust_label: str,
     root: str = "../",
-    national: pd.DataFrame | None = None,
-    quarter_starts=None,
+    national: dict[str, list] | None = None,
 ) -> list[dict]:
     """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
-    ``national`` (public.aggregates' national quarters, indexed by period_start) adds the
-    national line where it publishes the measure."""
+    ``national`` (each measure's published national value for each quarter of the frame, from
+    :meth:`TrustTables.national_values`) adds the national line where it publishes the
+    measure."""
     out = []
     for measure, rows in frame.groupby("measure", sort=False):
         indicator = BY_COLUMN.get(measure)
@@ -124,9 +126,7 @@ def measure_trends(
         def show(v, digits: int = 1, proportion=proportion) -> str:
             return plots.pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
-        nat = _national_values(
-            national, measure, quarter_starts if quarter_starts is not None else []
-        )
+        nat = (national or {}).get(measure, [])
         table = [
             {
                 "quarter": r.quarter,
@@ -139,7 +139,7 @@ def measure_trends(
                 "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
                 "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
             }
-            for i, r in enumerate(rows.itertuples())
+            for i, r in enumerate(_records(rows))
         ]
         out.append(
             {
@@ -165,79 +165,142 @@ def measure_trends(
     return out
 
 
+#: A row of :func:`trend_frame` (one class for every page: itertuples makes a class a call).
+_TrendRow = namedtuple("_TrendRow", TREND_COLUMNS)
+
+
+def _records(rows: pd.DataFrame) -> list[_TrendRow]:
+    """The rows of a :func:`trend_frame` as records, their values as itertuples gives them."""
+    return [_TrendRow(*values) for values in zip(*(rows[c] for c in TREND_COLUMNS), strict=True)]
+
+
 def _column_words(rows: pd.DataFrame, column: str) -> str:
-    names = rows[column].dropna()
-    return str(names.iloc[0]).replace("_", " ") if len(names) else "–"
+    names = [v for v in rows[column] if not pd.isna(v)]
+    return str(names[0]).replace("_", " ") if names else "–"
 
 
-def peer_frame(public: pd.DataFrame, code: str) -> pd.DataFrame:
-    """The published approval rates of the trust's peer group (public.trust_window)."""
-    peer = public.loc[code].get("peer_group")
-    if peer is None or pd.isna(peer):
+def peer_frame(public: pd.DataFrame, peer_group) -> pd.DataFrame:
+    """The published approval rates of a peer group (public.trust_window)."""
+    if peer_group is None or pd.isna(peer_group):
         return pd.DataFrame(columns=list(PEER_COLUMNS))
-    rows = public[(public["peer_group"] == peer) & (public["approval_rate_status"] == "published")]
+    rows = public[
+        (public["peer_group"] == peer_group) & (public["approval_rate_status"] == "published")
+    ]
     return rows[list(PEER_COLUMNS)].sort_values("approval_rate").reset_index(drop=True)
 
 
-def peer_caterpillar(frame: pd.DataFrame, code: str, peer_group: str | None) -> dict | None:
-    """The caterpillar plot and its table for :func:`peer_frame`."""
-    if not peer_group or frame.empty:
-        return None
-    rows = pd.DataFrame(
-        {
-            "org_code": frame["org_code"],
-            "label": [trust_name(n) for n in frame["name"]],
-            "rate": frame["approval_rate"].astype(float),
-            "lower": frame["approval_rate_lower95"].astype(float),
-            "upper": frame["approval_rate_upper95"].astype(float),
-        }
-    )
-    return {
-        "chart": plots.caterpillar_plot(
-            rows,
-            plot_id="peer-caterpillar",
-            title=f"Approval rates of the {peer_group} peer group with 95% intervals",
-            highlight=code,
-        ),
-        "rows": [
+class PeerCaterpillar:
+    """The caterpillar plot and table of a peer group (:func:`peer_frame`), drawn once and
+    shown on each of its trusts' pages with that trust marked."""
+
+    def __init__(self, frame: pd.DataFrame, peer_group: str | None):
+        self.peer_group = peer_group
+        self.empty = not peer_group or frame.empty
+        if self.empty:
+            return
+        rows = pd.DataFrame(
+            {
+                "org_code": frame["org_code"],
+                "label": [trust_name(n) for n in frame["name"]],
+                "rate": frame["approval_rate"].astype(float),
+                "lower": frame["approval_rate_lower95"].astype(float),
+                "upper": frame["approval_rate_upper95"].astype(float),
+            }
+        )
+        self.plot = plots.CaterpillarPlot(rows, plot_id="peer-caterpillar")
+        self.rows = [
             {
                 "code": r.org_code,
                 "name": r.label,
                 "rate": plots.pct(r.rate),
                 "interval": f"{plots.pct(r.lower, 0)} to {plots.pct(r.upper, 0)}",
-                "this": r.org_code == code,
             }
             for r in rows.itertuples()
-        ],
-    }
+        ]
+
+    def for_trust(self, code: str) -> dict | None:
+        """The plot and table of the trust's page (None without a peer group or peers)."""
+        if self.empty:
+            return None
+        return {
+            "chart": self.plot.render(
+                f"Approval rates of the {self.peer_group} peer group with 95% intervals", code
+            ),
+            "rows": [{**row, "this": row["code"] == code} for row in self.rows],
+        }
 
 
-def trust_extras(
-    public: pd.DataFrame,
-    measure_quarters: pd.DataFrame,
-    quarters: pd.DataFrame,
-    code: str,
-    folder,
-    as_of,
-    national: pd.DataFrame | None = None,
-) -> dict:
-    """What the trust page adds to its card: a trend per measure (with the national value,
-    ``national``, where published), the peer caterpillar and the downloads of every number on
-    the page (written into ``folder``)."""
+def peer_caterpillar(frame: pd.DataFrame, code: str, peer_group: str | None) -> dict | None:
+    """The caterpillar plot and its table for :func:`peer_frame`."""
+    return PeerCaterpillar(frame, peer_group).for_trust(code)
+
+
+class TrustTables:
+    """The whole tables every trust page reads, prepared once per build: public.trust_window,
+    public.trust_measure_quarters grouped by trust, every quarter, and, worked out at the first
+    page that needs them, each measure's national values by quarter and each peer group's
+    published approval rates (the same for every trust: masking the whole tables again for
+    each page made the site's cost grow with the square of the trusts)."""
+
+    def __init__(
+        self,
+        public: pd.DataFrame,
+        measure_quarters: pd.DataFrame,
+        national: pd.DataFrame | None = None,
+    ):
+        self.public = public
+        self.measure_quarters = measure_quarters
+        self.quarters = all_quarters(measure_quarters)
+        self.national = national
+        self._trends = (
+            {code: rows for code, rows in measure_quarters.groupby("org_code", sort=False)}
+            if "org_code" in measure_quarters
+            else {}
+        )
+        self._national: dict[str, list] | None = None
+        self._peers: dict = {}
+
+    def trend_rows(self, code: str) -> pd.DataFrame:
+        """The trust's rows of public.trust_measure_quarters."""
+        rows = self._trends.get(code)
+        return self.measure_quarters.iloc[0:0] if rows is None else rows
+
+    def national_values(self) -> dict[str, list]:
+        """Each measure's published national value for each quarter (:func:`_national_values`)."""
+        if self._national is None:
+            starts = list(self.quarters["quarter_start"])
+            mq = self.measure_quarters
+            measures = mq["measure"].unique() if "measure" in mq else []
+            self._national = {m: _national_values(self.national, m, starts) for m in measures}
+        return self._national
+
+    def peers(self, peer_group) -> tuple[pd.DataFrame, PeerCaterpillar]:
+        """:func:`peer_frame` of a peer group, and its :class:`PeerCaterpillar`."""
+        if peer_group not in self._peers:
+            frame = peer_frame(self.public, peer_group)
+            self._peers[peer_group] = (frame, PeerCaterpillar(frame, peer_group))
+        return self._peers[peer_group]
+
+
+def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
+    """What the trust page adds to its card: a trend per measure (with the national value
+    where published), the peer caterpillar and the downloads of every number on the page
+    (written into ``folder``)."""
     from flexbench.site import downloads
 
+    public = tables.public
     pub = public.loc[code]
     label = trust_name(pub.get("name"))
-    trends = trend_frame(measure_quarters, code, quarters)
-    peers = peer_frame(public, code)
+    trends = trend_frame(tables.trend_rows(code), tables.quarters)
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
+    peers, caterpillar = tables.peers(peer_group)
     resources = [
         downloads.Resource(
             "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
         ),
         downloads.Resource(
-            "trends", f"Measures by quarter, {label}", trends, types_from=measure_quarters
+            "trends", f"Measures by quarter, {label}", trends, types_from=tables.measure_quarters
         ),
     ]
     if not peers.empty:
@@ -251,10 +314,8 @@ def trust_extras(
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
-        "trends": measure_trends(
-            trends, label, national=national, quarter_starts=list(quarters["quarter_start"])
-        ),
-        "caterpillar": peer_caterpillar(peers, code, peer_group),
+        "trends": measure_trends(trends, label, national=tables.national_values()),
+        "caterpillar": caterpillar.for_trust(code),
         "downloads": download_links(files, f"{folder.name}/"),
     }
 

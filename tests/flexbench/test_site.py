@@ -339,6 +339,40 @@ def test_rebuilding_replaces_the_site(tiny_warehouse, tmp_path):
     assert (out / "index.html").is_file()
 
 
+def _site_files(root: Path) -> dict[str, bytes | list]:
+    """Every file of a site, less the time of the build: the "Site built" line of a page and
+    the save time in a workbook's properties."""
+    import zipfile
+
+    saved_at = re.compile(rb"<dcterms:(created|modified)[^>]*>[^<]*</dcterms:\1>")
+    files = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                data = [(n, saved_at.sub(b"", z.read(n))) for n in z.namelist()]
+        else:
+            data = re.sub(rb"Site built [^<]*\.", b"", data)
+        files[path.relative_to(root).as_posix()] = data
+    return files
+
+
+def test_trust_pages_written_by_two_processes_are_those_one_writes(
+    tiny_warehouse, tmp_path, monkeypatch
+):
+    from flexbench.site import builder
+
+    # every trust counts as enough for a process, and the processes take 3 pages at a time
+    monkeypatch.setattr(builder, "TRUSTS_PER_WORKER", 1)
+    monkeypatch.setattr(builder, "PAGES_PER_TASK", 3)
+    build_site(tiny_warehouse, tmp_path / "one", workers=1)
+    build_site(tiny_warehouse, tmp_path / "two", workers=2)
+    one, two = _site_files(tmp_path / "one"), _site_files(tmp_path / "two")
+    assert len([f for f in one if f.startswith("trusts/") and f.endswith(".html")]) > 20
+    assert one.keys() == two.keys()
+    assert [f for f in one if one[f] != two[f]] == []
+
+
 @pytest.mark.parametrize(
     ("ods_name", "shown"),
     [

@@ -273,6 +273,24 @@ def test_national_indicator_and_methodology_pages_offer_downloads(site):
         ).exists()
 
 
+def test_each_page_download_is_typed_from_its_own_table(tmp_path):
+    """An area's table of trusts is cut for its page and dropped after it, so Python may give
+    the next page's table the same id: its datapackage.json must still type its own columns
+    (a number column is "number", a text column "string"), whatever came before."""
+    from flexbench import extract
+    from flexbench.site import downloads
+
+    as_of = extract.DataAsOf(None, None, None)
+    for i in range(40):
+        table = pd.DataFrame({"x": [1.5] if i % 2 else ["text"]})
+        resource = downloads.Resource("r", "r", table, types_from=table)
+        downloads.write_downloads(tmp_path / str(i), "page", [resource], as_of)
+        del table, resource
+        package = json.loads((tmp_path / str(i) / "datapackage.json").read_text())
+        fields = package["resources"][0]["schema"]["fields"]
+        assert [f["type"] for f in fields] == ["number" if i % 2 else "string"], i
+
+
 def test_trust_card_json_has_peer_rank_flags_pledge_and_latest_file(wh, capsys):
     from flexbench.cli import main
 
