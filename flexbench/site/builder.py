@@ -22,6 +22,7 @@ data-as-of line is on every page.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -94,6 +95,8 @@ COUNT_LABELS = (
 REGIONS = vocabulary.REGIONS
 
 display_name = trust_name  # ODS upper-case names in the case people write them
+
+log = logging.getLogger(__name__)
 
 
 def page_name(org_code: str) -> str:
@@ -825,17 +828,27 @@ def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> 
             pages.write(code)
         return
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED_PAGES
     _FORKED_PAGES = pages
+    chunks = [codes[i : i + PAGES_PER_TASK] for i in range(0, len(codes), PAGES_PER_TASK)]
+    done = [False] * len(chunks)
     pool = ProcessPoolExecutor(use, mp_context=multiprocessing.get_context("fork"))
     try:
-        tasks = [
-            pool.submit(_write_forked, codes[i : i + PAGES_PER_TASK])
-            for i in range(0, len(codes), PAGES_PER_TASK)
-        ]
-        for task in tasks:
+        tasks = [pool.submit(_write_forked, chunk) for chunk in chunks]
+        for i, task in enumerate(tasks):
             task.result()
+            done[i] = True
+    except (BrokenProcessPool, AssertionError, OSError) as exc:
+        # No worker process to be had (a daemonic process, as a Celery pool's, may not have
+        # children; no memory to fork) or one lost: the pages not known written are written
+        # here (a page is the same whoever writes it). An error of a page itself is raised.
+        log.warning("site: writing the trust pages in one process (%s)", exc or type(exc).__name__)
+        for chunk, written in zip(chunks, done, strict=True):
+            if not written:
+                for code in chunk:
+                    pages.write(code)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         _FORKED_PAGES = None

@@ -373,6 +373,30 @@ def test_trust_pages_written_by_two_processes_are_those_one_writes(
     assert [f for f in one if one[f] != two[f]] == []
 
 
+def test_where_no_process_can_be_forked_the_trust_pages_are_written_in_one(
+    tiny_warehouse, tmp_path, monkeypatch
+):
+    # A daemonic process (a Celery pool's) may not have children: the pages are still written,
+    # all of them, and the same as ever.
+    import multiprocessing
+
+    from flexbench.site import builder
+
+    monkeypatch.setattr(builder, "TRUSTS_PER_WORKER", 1)
+    build_site(tiny_warehouse, tmp_path / "one", workers=1)
+
+    def build_in_a_daemon():
+        build_site(tiny_warehouse, tmp_path / "daemon", workers=2)
+
+    worker = multiprocessing.get_context("fork").Process(target=build_in_a_daemon, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == 0
+    one, daemon = _site_files(tmp_path / "one"), _site_files(tmp_path / "daemon")
+    assert one.keys() == daemon.keys()
+    assert [f for f in one if one[f] != daemon[f]] == []
+
+
 @pytest.mark.parametrize(
     ("ods_name", "shown"),
     [
