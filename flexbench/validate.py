@@ -286,7 +286,16 @@ def read_declared(
                 out.update(_read_shape(con, delimiter, fields, numbers, plans, files))
         finally:
             con.close()
+    _release_arrow_memory()
     return out
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory Arrow's pool keeps after the read (the text DuckDB handed over,
+    freed by now) back to the system, rather than hold it while the batch is checked."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _read_shape(con, delimiter, fields, numbers, plans, files) -> dict[int, ParsedPublication]:
@@ -316,10 +325,9 @@ def _read_shape(con, delimiter, fields, numbers, plans, files) -> dict[int, Pars
             **_read_shape(con, delimiter, fields, numbers[:half], plans, files),
             **_read_shape(con, delimiter, fields, numbers[half:], plans, files),
         }
-    filenames, blank, *values = (
-        table.column(c).combine_chunks().to_numpy(zero_copy_only=False)
-        for c in ("filename", "_blank", *(f"c{i}" for i in wanted))
-    )
+    blank = table.column("_blank").combine_chunks().to_numpy(zero_copy_only=False)
+    filenames, *values = (_cells(table.column(c)) for c in ("filename", *(f"c{i}" for i in wanted)))
+    del table
     cells = dict(zip(wanted, values, strict=True))
     # Rows come file by file, in the order of the list, each file's in its order
     # (DuckDB keeps insertion order): a file is the run of rows carrying its name.
@@ -339,6 +347,23 @@ def _read_shape(con, delimiter, fields, numbers, plans, files) -> dict[int, Pars
         if publication is not None:
             out[n] = publication
     return out
+
+
+def _cells(column) -> np.ndarray:
+    """A text column read by DuckDB (Arrow) -> its cells as a numpy object array (str, or
+    None where null), one Python string per distinct value, shared by every row holding it.
+
+    The cells are the ones ``to_numpy`` gives, but a string per cell would cost about 55
+    bytes per cell where a shared one costs a pointer: most columns of a publication repeat
+    a few values (trust, staff group, outcome, dates, small counts).
+    """
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last one: null
+    distinct[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return distinct[indices]
 
 
 def duckdb_error() -> type[Exception]:
