@@ -1056,9 +1056,13 @@ LEFT_TO_READ_PUBLICATION = {
 }
 
 
-def test_duckdb_reads_a_batch_as_read_publication_reads_each_file():
+@pytest.mark.parametrize("read_batch_rows", [50_000, 3])  # 3: each file over several batches
+def test_duckdb_reads_a_batch_as_read_publication_reads_each_file(read_batch_rows, monkeypatch):
+    from flexbench import validate
     from flexbench.validate import read_declared
     from transforms.publications import read_publication
+
+    monkeypatch.setattr(validate, "READ_BATCH_ROWS", read_batch_rows)
 
     files = {**READ_BY_DUCKDB, **LEFT_TO_READ_PUBLICATION}
     items = [(name, data, f"{i}.csv", "RJ1") for i, (name, data) in enumerate(files.items())]
