@@ -613,25 +613,16 @@ def _validate_group(
     settings: Settings, group: list[dict[str, Any]], today: date
 ) -> list[dict[str, Any]]:
     """:func:`validate_batch` in a worker of :class:`ValidationPool`, which then gives back
-    the memory the group freed (:func:`give_back_memory`) before its next group."""
+    the memory the group freed (:func:`flexbench.validate.release_freed_memory`: Arrow's
+    pool, glibc's heap) before its next group: without it each group starts on top of the
+    memory the last one freed (about 170 MB after a group of 193 files at N=10). No
+    garbage collection: it cost about 0.1 s of CPU a group and gave back nothing more."""
+    from flexbench.validate import release_freed_memory
+
     try:
         return validate_batch(settings, group, today)
     finally:
-        give_back_memory()
-
-
-def give_back_memory() -> None:
-    """Return to the system the memory this process has freed but keeps: Python's cyclic
-    garbage collected, then :func:`flexbench.validate.release_freed_memory` (Arrow's pool,
-    glibc's heap). A validation worker runs group after group: without this, each group
-    starts on top of the memory the last one freed (about 170 MB after a group of 193 files
-    at N=10)."""
-    import gc
-
-    from flexbench.validate import release_freed_memory
-
-    gc.collect()
-    release_freed_memory()
+        release_freed_memory()
 
 
 #: Bytes of the files of one validation group at most (with at most :data:`BATCH_SIZE`
