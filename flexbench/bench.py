@@ -125,17 +125,20 @@ class _TreePeak:
                     continue
             self.peak = max(self.peak, total)
             # Reading PSS costs about 1.4 ms a process (the kernel walks its 1,400 mappings),
-            # charged to this run: read every PSS_EVERY-th sample (0.5 s; every 0.1 s it was
-            # about 1.5 CPU-s of a 60 CPU-s run at N=10), and only when the RSS sum is above
-            # the PSS peak so far (a process's PSS is never above its RSS).
-            if sample % PSS_EVERY == 0 and total > self.peak_pss:
+            # charged to this run: read at the first sample and every PSS_EVERY-th after
+            # (0.5 s; every 0.1 s it was about 1.5 CPU-s of a 60 CPU-s run at N=10), and only
+            # when the RSS sum is above the PSS peak so far (a PSS is never above its RSS).
+            if (sample - 1) % PSS_EVERY == 0 and total > self.peak_pss:
                 pss = sum((_pss_kib(pid) or 0) * 1024 for pid in procs)
                 self.peak_pss = max(self.peak_pss, pss)
 
     def stop(self) -> tuple[float, float]:
-        """Stop sampling; the peaks of the RSS sum and of the PSS sum, in KiB."""
+        """Stop sampling; the peaks of the RSS sum and of the PSS sum, in KiB (a run too
+        short for a PSS sample gets its PSS now)."""
         self._stop.set()
         self._thread.join()
+        if not self.peak_pss:
+            self.peak_pss = (_pss_kib(os.getpid()) or 0) * 1024
         return self.peak / 1024, self.peak_pss / 1024
 
 
