@@ -12,8 +12,9 @@ The tasks (``dags/flexbench_publications.py`` calls them):
 - :func:`fetch`: one batch fetched (landing zone), its results written to one file;
 - :func:`plan_validation`: the files whose content is new, in groups sized so that each
   validation task pays its fixed cost (its process, the GX import, one GX run per form) once
-  for as many files as memory allows (at most ``BATCH_SIZE``), and only as many groups as
-  there are files worth a worker (``FILES_PER_WORKER``); a refresh where nothing changed
+  for as many files as memory allows (at most ``BATCH_SIZE`` files and ``GROUP_BYTES``
+  bytes), and only as many groups as there are files worth a worker
+  (``FILES_PER_WORKER``); a refresh where nothing changed
   validates nothing and never imports GX. The files not to validate (unchanged, failed) go
   with the first group, to be recorded;
 - :func:`validate`: one group through ``validate_batch``, its outcomes written to one file;
@@ -107,16 +108,16 @@ def fetch(settings, batch_path: str) -> dict[str, Any]:
 
 
 def validation_groups(todo: list[Any], slots: int) -> list[list[Any]]:
-    """``todo`` in groups of at most ``BATCH_SIZE`` (memory), no more groups than that needs
-    unless there are at least ``FILES_PER_WORKER`` files for each extra worker slot (up to
-    ``slots``): a group pays one task's fixed cost, so small refreshes are one group."""
+    """``todo`` in groups of at most ``BATCH_SIZE`` files and ``GROUP_BYTES`` bytes
+    (memory), no more groups than that needs unless there are at least ``FILES_PER_WORKER``
+    files for each extra worker slot (up to ``slots``): a group pays one task's fixed cost,
+    so small refreshes are one group."""
     from flexbench.pipeline import publications
 
     if not todo:
         return []
-    size_bound = -(-len(todo) // publications.BATCH_SIZE)
     worth = min(max(1, slots), max(1, len(todo) // publications.FILES_PER_WORKER), len(todo))
-    return publications.even_groups(todo, max(size_bound, worth))
+    return publications.bounded_groups(todo, worth)
 
 
 def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) -> list[str]:

@@ -77,6 +77,8 @@ def test_bench_smoke_report_shape_and_row_counts(tmp_path, capsys):
         assert {"wall_s", "cpu_s", "peak_rss_mb", "rows_per_s"} <= set(run), name
         assert run["rows_per_s"] > 0, name
         assert run["peak_rss_mb"] > 10, name
+        # PSS counts a page shared by the process and its workers once: never more than RSS.
+        assert 10 < run["peak_pss_mb"] <= run["peak_rss_mb"], name
     assert report["runs"]["floor"]["ratio_to_floor"] == 1.0
     assert {"cpu", "cores", "mem_gb", "python", "versions"} <= set(report["machine"])
     # Every run read the same files: the floor's rows are the files' rows, and the pipeline

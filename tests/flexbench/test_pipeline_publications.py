@@ -419,6 +419,47 @@ def test_files_to_validate_are_shared_evenly_in_groups_no_larger_than_a_batch(
     assert all(len(g) <= publications.BATCH_SIZE for g in groups)
 
 
+def test_groups_are_also_bounded_by_the_bytes_of_their_files(monkeypatch):
+    # A group's memory follows its rows: a few big request logs make a group of their own
+    # size, not BATCH_SIZE files' worth.
+    monkeypatch.setattr(publications, "GROUP_BYTES", 1000)
+    pool = publications.ValidationPool(1)
+    pool.workers = 2
+    todo = [{"url": f"http://x/{i}.csv", "size": 400} for i in range(10)]
+    todo[7]["size"] = 5000  # bigger than a group: a group of its own
+
+    groups = pool.groups(todo)
+
+    assert [item for g in groups for item in g] == todo
+    assert all(len(g) == 1 or sum(i["size"] for i in g) <= 1000 for g in groups)
+    assert [todo[7]] in groups
+    assert [len(g) for g in groups] == [2, 2, 2, 1, 1, 1, 1]
+    # Within the bound, the groups are as few and as even as before.
+    small = [{"url": f"http://x/{i}.csv", "size": 2} for i in range(401)]
+    assert [len(g) for g in pool.groups(small)] == [134, 134, 133]
+
+
+def test_breakdowns_counted_a_few_files_at_a_time_are_the_same(monkeypatch):
+    import pandas as pd
+
+    from transforms.publications import read_publication
+
+    def log(org: str) -> pd.DataFrame:
+        body = "\n".join([REQUEST_HEADER, *(r.replace("RRL", org) for r in REQUESTS)])
+        return read_publication(body.encode(), "x.csv").frame
+
+    files = {f"key-{org}": log(org) for org in ("RRL", "RAB", "RHB", "RJ1")}
+    # A file without a dimension's column, counted beside files with it.
+    files["key-RJ1"] = files["key-RJ1"].drop(columns=["sex"])
+    whole = publications.breakdowns(files, TODAY)
+    monkeypatch.setattr(publications, "BREAKDOWN_ROWS", 6)  # one file (5 rows) per pass
+    apart = publications.breakdowns(files, TODAY)
+
+    assert set(apart) == set(whole) == set(files)  # staged in key order (_stage)
+    for key in files:
+        assert apart[key].reset_index(drop=True).equals(whole[key].reset_index(drop=True)), key
+
+
 _SECOND_WORKER = """
 import sys
 from flexbench.pipeline import publications as p

@@ -1070,9 +1070,13 @@ LEFT_TO_READ_PUBLICATION = {
 }
 
 
-def test_duckdb_reads_a_batch_as_read_publication_reads_each_file():
+@pytest.mark.parametrize("read_batch_rows", [50_000, 3])  # 3: each file over several batches
+def test_duckdb_reads_a_batch_as_read_publication_reads_each_file(read_batch_rows, monkeypatch):
+    from flexbench import validate
     from flexbench.validate import read_declared
     from transforms.publications import read_publication
+
+    monkeypatch.setattr(validate, "READ_BATCH_ROWS", read_batch_rows)
 
     files = {**READ_BY_DUCKDB, **LEFT_TO_READ_PUBLICATION}
     items = [(name, data, f"{i}.csv", "RJ1") for i, (name, data) in enumerate(files.items())]
@@ -1088,6 +1092,20 @@ def test_duckdb_reads_a_batch_as_read_publication_reads_each_file():
             ), (name, column)
     empties = read["a row of empty cells (dropped, numbering kept)"].frame
     assert list(empties["_row"]) == [3, 4, 5]
+
+
+def test_a_batch_read_by_duckdb_holds_each_repeated_cell_text_once():
+    # A batch of N=10 is about a million rows: a string object per cell (about 55 bytes
+    # each) was most of a validation worker's memory. Equal cells share one string.
+    from flexbench.validate import read_declared
+
+    items = [(i, _PLAIN, f"{i}.csv", "RJ1") for i in range(10)]
+    read = read_declared(items)
+    assert len(read) == 10
+    codes = [c for p in read.values() for c in p.frame["org_code"]]
+    assert codes == ["RJ1"] * len(codes) and len(codes) > 10
+    assert len({id(c) for c in codes}) == 1
+    assert read[0].frame.equals(read[9].frame)
 
 
 def test_a_batch_gives_the_verdicts_files_get_one_by_one_duckdb_or_not():
