@@ -54,6 +54,19 @@ class Settings:
         }
 
 
+def env_workers(name: str, default: int) -> int:
+    """A number of worker processes: the environment variable ``name`` (a whole number, at
+    least 1), else ``default`` (at least 1). A value that is not a whole number is refused,
+    naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+    return max(1, default)
+
+
 def load_sources(path: Path) -> dict[str, Any]:
     """Read the sources registry (YAML). Raises SettingsError with one clear line."""
     import yaml

@@ -33,7 +33,7 @@ from flexbench.fetch import (
     now_utc,
 )
 from flexbench.pipeline import reference
-from flexbench.settings import Settings
+from flexbench.settings import Settings, env_workers
 
 log = logging.getLogger(__name__)
 
@@ -483,15 +483,7 @@ def _write_parquet(frame: Any, path: Path) -> None:
 def validation_workers() -> int:
     """Worker processes :class:`ValidationPool` uses: ``FLEXBENCH_VALIDATE_WORKERS``, else one
     per core."""
-    text = os.environ.get("FLEXBENCH_VALIDATE_WORKERS", "").strip()
-    if text:
-        try:
-            return max(1, int(text))
-        except ValueError:
-            raise ValueError(
-                f"FLEXBENCH_VALIDATE_WORKERS must be a whole number, not {text!r}"
-            ) from None
-    return max(1, os.cpu_count() or 1)
+    return env_workers("FLEXBENCH_VALIDATE_WORKERS", os.cpu_count() or 1)
 
 
 def _quiet_worker() -> None:

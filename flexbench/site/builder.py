@@ -798,15 +798,9 @@ def site_workers() -> int:
     to :data:`MAX_WORKERS`."""
     import os
 
-    text = os.environ.get("FLEXBENCH_SITE_WORKERS", "").strip()
-    if text:
-        try:
-            return max(1, int(text))
-        except ValueError:
-            raise ValueError(
-                f"FLEXBENCH_SITE_WORKERS must be a whole number, not {text!r}"
-            ) from None
-    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    from flexbench.settings import env_workers
+
+    return env_workers("FLEXBENCH_SITE_WORKERS", min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 def _write_forked(codes: list[str]) -> int:

@@ -419,6 +419,20 @@ def voice_plot(items: Sequence[VoiceItem], *, plot_id: str, title: str, width: i
 GAP_LABELS = {"withheld": "[c]", "too_few": "few", "no_data": "none"}
 
 
+def _x_ticks(values, sx, y1, y2, label_y, text) -> list[str]:
+    """An x axis's tick at each of ``values``: a grid line from ``y1`` to ``y2`` and its label
+    (``text(value)``) centred at ``label_y``."""
+    out = []
+    for t in values:
+        x = _fmt(sx(t))
+        out.append(
+            f'<line class="grid" x1="{x}" x2="{x}" y1="{y1}" y2="{y2}"/>'
+            f'<text class="tick" x="{x}" y="{label_y}" text-anchor="middle">'
+            f"{escape(text(t))}</text>"
+        )
+    return out
+
+
 def _polylines(css: str, shown: list[int], ys, sx, sy) -> list[str]:
     """One polyline per run of consecutive indices in ``shown`` (two points or more): never a
     line across a gap."""
@@ -601,13 +615,7 @@ class CaterpillarPlot:
 
         ph = row_h * len(r)
         parts = [f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>']
-        for t in _ticks(lo, hi, 6):
-            x = _fmt(sx(t))
-            parts.append(
-                f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + ph}"/>'
-                f'<text class="tick" x="{x}" y="{top + ph + 14}" text-anchor="middle">'
-                f"{escape(pct(t, 0))}</text>"
-            )
+        parts += _x_ticks(_ticks(lo, hi, 6), sx, top, top + ph, top + ph + 14, lambda t: pct(t, 0))
         parts.append(
             f'<text class="axis-title" x="{left + pw / 2}" y="{self.height - 8}" '
             f'text-anchor="middle">{escape(x_title)}</text>'
@@ -718,13 +726,9 @@ def strip_plot(
         parts.append(
             f'<line class="frame" x1="{left}" x2="{left + pw}" y1="{axis_y}" y2="{axis_y}"/>'
         )
-        for t in _ticks(lo, hi, 6):
-            x = _fmt(sx(t))
-            parts.append(
-                f'<line class="grid" x1="{x}" x2="{x}" y1="{axis_y}" y2="{axis_y + 4}"/>'
-                f'<text class="tick" x="{x}" y="{axis_y + 18}" text-anchor="middle">'
-                f"{escape(show(t, 0))}</text>"
-            )
+        parts += _x_ticks(
+            _ticks(lo, hi, 6), sx, axis_y, axis_y + 4, axis_y + 18, lambda t: show(t, 0)
+        )
         for i, (x, lab) in enumerate(zip(v, labels, strict=True)):
             y = top + 8 + (i % 5) * 8
             parts.append(
