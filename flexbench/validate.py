@@ -10,6 +10,7 @@ in words a trust HR lead can act on. Never needs the network or the warehouse.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,14 +305,22 @@ def release_freed_memory() -> None:
 
 
 def _malloc_trim() -> None:
+    trim = _malloc_trim_function()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim_function():
+    """glibc's ``malloc_trim``, looked up once a process (the lookup asks ``ldconfig``);
+    None where there is none (another C library)."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)  # glibc only; elsewhere there is nothing to call
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 def _read_shape(con, delimiter, fields, numbers, plans, files) -> dict[int, ParsedPublication]:
