@@ -33,17 +33,11 @@ class _Unusual(Exception):
     """A value this writer does not write as openpyxl would: leave the workbook to openpyxl."""
 
 
-def _column_letter(index: int) -> str:
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 @lru_cache(maxsize=256)
 def _letters(width: int) -> tuple[str, ...]:
-    return tuple(_column_letter(i) for i in range(1, width + 1))
+    from openpyxl.utils import get_column_letter
+
+    return tuple(get_column_letter(i) for i in range(1, width + 1))
 
 
 def _cell(ref: str, value) -> tuple[str, bool]:
