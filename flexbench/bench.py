@@ -412,21 +412,23 @@ def _publication_pass(spec: dict, name: str, sources: str = "sources") -> dict:
     # Every registry entry is fetched (a conditional GET when it was fetched before), batch
     # by batch as the DAG's mapped tasks do. Validation runs in worker processes, one per
     # core, as the DAG's mapped tasks run on the workers' slots; the workers are started
-    # first and import GX while the fetch runs. Without a scheduler there is no reason to
-    # validate in the registry's batches: the files that need validating (new or changed
-    # content) are shared between the workers in groups of at most BATCH_SIZE, so a refresh
-    # where 5% changed pays one GX run per form and worker, not one per registry batch.
+    # first and import GX while the fetch runs, and a batch's new files are validated while
+    # the next batch is fetched (ValidationPool.add), as the mapped tasks of one batch run
+    # while another's fetch does. Files with new or changed content wait until there are
+    # enough for a group, so a refresh where 5% changed pays one GX run per form, not one
+    # per registry batch. "fetch" is the time until the last batch is fetched; "validate"
+    # the time from then until the last verdict.
     with publications.ValidationPool(spec.get("validate_workers")) as pool:
         t0 = time.perf_counter()
         fetched = []
         for batch in publications.batches(entries):
-            fetched.extend(publications.fetch_batch(s, batch))
-            # More workers import GX as soon as there is enough new content for them.
-            pool.expect(sum(f["status"] == "fetched" for f in fetched))
+            got = publications.fetch_batch(s, batch)
+            fetched.extend(got)
+            pool.add(s, got, as_of)
         t1 = time.perf_counter()
         todo = [f for f in fetched if f["status"] == "fetched"]
-        outcomes = pool.validate(s, fetched, as_of)
-        groups = len(pool.groups(todo))
+        outcomes = pool.outcomes(s, as_of)
+        groups = pool.groups_validated
         workers, used = pool.workers, pool.active
     phases["fetch"] = t1 - t0
     phases["validate"] = time.perf_counter() - t1

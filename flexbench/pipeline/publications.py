@@ -532,6 +532,13 @@ class ValidationPool:
         self.active = 1
         self._executors: list[Any] = []
         self._warming: list[Any] = []
+        # What add() was given and sent (outcomes() collects it).
+        self._added: list[dict[str, Any]] = []
+        self._waiting: list[dict[str, Any]] = []
+        self._sent: list[tuple[list[dict[str, Any]], Any]] = []
+        self._queued: dict[int, list[Any]] = {}
+        self._new = 0
+        self.groups_validated = 0  # groups the last outcomes() validated
         if self.workers > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -589,19 +596,70 @@ class ValidationPool:
             return outcomes
         self.expect(len(todo))
         in_use = self._executors[: self.active]
-        futures = [
-            _submit(in_use[i % len(in_use)], _validate_group, settings, g, today)
+        sent = [
+            (g, _submit(in_use[i % len(in_use)], _validate_group, settings, g, today))
             for i, g in enumerate(groups)
         ]
-        for group, future in zip(groups, futures, strict=True):
-            try:
-                outcomes.extend(future.result())
-            except Exception:  # noqa: BLE001 - a lost worker never loses its files
-                log.exception(
-                    "a validation worker failed; validating its %d file(s) here", len(group)
-                )
-                outcomes.extend(validate_batch(settings, group, today))
-        return outcomes
+        return outcomes + _collect(settings, sent, today)
+
+    def add(self, settings: Settings, fetched: list[dict[str, Any]], today: date) -> None:
+        """Fetch results as they come (a registry batch's, say), validated while the caller
+        fetches on: as soon as :attr:`files_per_worker` files with new content are waiting,
+        they go, in groups (:func:`bounded_groups`), to the worker in use with the fewest
+        groups still to do. :meth:`outcomes` sends the rest and gives every outcome. A
+        refresh where little changed sends nothing before the fetch ends: its new files make
+        one group (one GX run per form), not one per registry batch. With one worker,
+        everything is validated in the calling process, by :meth:`outcomes`."""
+        new = [f for f in fetched if f["status"] == "fetched"]
+        self._added.extend(fetched)
+        self._waiting.extend(new)
+        self._new += len(new)
+        self.expect(self._new)
+        if self._executors and len(self._waiting) >= self.files_per_worker:
+            self._send(settings, bounded_groups(self._waiting), today)
+
+    def _send(self, settings: Settings, groups: list[list[dict[str, Any]]], today: date) -> None:
+        self._waiting = []
+        in_use = self._executors[: self.active]
+        for group in groups:
+            busiest = [sum(not f.done() for f in self._queued.get(id(e), [])) for e in in_use]
+            executor = in_use[busiest.index(min(busiest))]
+            future = _submit(executor, _validate_group, settings, group, today)
+            self._queued.setdefault(id(executor), []).append(future)
+            self._sent.append((group, future))
+
+    def outcomes(self, settings: Settings, today: date) -> list[dict[str, Any]]:
+        """Outcomes for every item given to :meth:`add`, as :meth:`validate` gives them: the
+        files not new first (only recorded), then the groups in the order they were made."""
+        outcomes = validate_batch(
+            settings, [f for f in self._added if f["status"] != "fetched"], today
+        )
+        rest = self._waiting
+        if not self._executors:
+            sent = [(g, None) for g in bounded_groups(rest)]
+        else:
+            self._send(settings, bounded_groups(rest, self.workers_for(len(rest))), today)
+            sent = self._sent
+        self._added, self._waiting, self._sent, self._queued, self._new = [], [], [], {}, 0
+        self.groups_validated = len(sent)
+        return outcomes + _collect(settings, sent, today)
+
+
+def _collect(settings: Settings, sent: list[tuple[list, Any]], today: date) -> list[dict]:
+    """The outcomes of groups sent to workers (``(group, future)``, in order); a group whose
+    worker failed, or that was never sent (future None), is validated here, so no file is
+    lost."""
+    outcomes: list[dict[str, Any]] = []
+    for group, future in sent:
+        if future is None:
+            outcomes.extend(validate_batch(settings, group, today))
+            continue
+        try:
+            outcomes.extend(future.result())
+        except Exception:  # noqa: BLE001 - a lost worker never loses its files
+            log.exception("a validation worker failed; validating its %d file(s) here", len(group))
+            outcomes.extend(validate_batch(settings, group, today))
+    return outcomes
 
 
 def _validate_group(

@@ -35,3 +35,58 @@ def test_the_same_suite_runs_again_after_its_frame_is_released():
 
     assert [f.rows_for("") for f in run_rules(first, [NOT_NULL], "test_core_again")] == [[2]]
     assert [f.rows_for("") for f in run_rules(second, [NOT_NULL], "test_core_again")] == [[3]]
+
+
+_GX_IN_A_FRESH_PROCESS = """
+import sys
+from datetime import date
+from pathlib import Path
+
+from expectations.core import warm_up
+
+warm_up()
+# GX imported its charting and statistics packages without running them.
+print(sorted(m for m in ("altair.vegalite", "scipy.stats._stats_py") if m in sys.modules))
+
+from flexbench.validate import validate_publication
+
+data = Path("docs/templates/worked-example-summary.csv").read_bytes()
+print(validate_publication(data, "worked-example-summary.csv", today=date(2026, 11, 30)).accepted)
+bad = data.replace(b",120,70,", b",121,70,", 1)  # received no longer the sum
+print(validate_publication(bad, "bad.csv", today=date(2026, 11, 30)).accepted)
+
+import scipy.stats  # what GX did not run runs when first used
+
+print(round(float(scipy.stats.norm.ppf(0.975)), 2))
+"""
+
+
+def test_gx_is_imported_without_its_charts_and_statistics_and_still_validates():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", _GX_IN_A_FRESH_PROCESS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.split()
+    assert out == ["[]", "True", "False", "1.96"], out
+
+
+def test_deferred_imports_leave_modules_already_imported_as_they_were():
+    import json
+    import sys
+
+    from expectations.core import deferred_imports
+
+    finders = list(sys.meta_path)
+    with deferred_imports(["json"]):
+        import json as again
+    assert again is json and type(again) is type(sys)
+    assert again.loads("[1]") == [1]
+    assert sys.meta_path == finders

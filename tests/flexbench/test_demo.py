@@ -70,3 +70,20 @@ def test_a_refresh_of_many_files_reuses_its_connections(tmp_path, monkeypatch):
             assert {r.status for r in results} == {expected}, round_
     # 80 requests one after another on the session's kept-alive connection, not 80 connections.
     assert 1 <= len(connections) <= 2
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(tmp_path):
+    # The headers and the body of an answer are two writes. Without TCP_NODELAY the body
+    # waits for the client's delayed ACK of the headers: about 30-40 ms a request, which
+    # made a one-connection fetch of 581 files take 16.5 s instead of 0.9 s.
+    (tmp_path / "f.csv").write_text("a,b\n1,2\n" * 50)
+    port = demo._free_port(0)
+    with demo.serve(tmp_path, port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        started = time.perf_counter()
+        for _ in range(50):
+            conn.request("GET", "/f.csv")
+            assert conn.getresponse().read().startswith(b"a,b\n")
+        took = time.perf_counter() - started
+        conn.close()
+    assert took < 0.7, f"50 requests took {took:.2f} s"

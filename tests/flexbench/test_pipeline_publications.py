@@ -392,6 +392,68 @@ def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation
     assert staged(nation, "RFF") == as_quarters(VERSION_1)
 
 
+def test_files_fetched_batch_by_batch_are_validated_while_the_fetch_goes_on(server, nation):
+    batches = publications.batches(publications.registry(nation), size=3)
+    staged_dir = nation.data_dir / "staged" / publications.SOURCE
+    with publications.ValidationPool(2, files_per_worker=1) as pool:
+        fetched = publications.fetch_batch(nation, batches[0])
+        pool.add(nation, fetched, TODAY)
+        # The first batch's accepted files are staged by a worker before the rest is fetched.
+        deadline = time.monotonic() + 120
+        while not list(staged_dir.glob("*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(staged_dir.glob("*.parquet")), "nothing validated while fetching"
+        for batch in batches[1:]:
+            got = publications.fetch_batch(nation, batch)
+            fetched += got
+            pool.add(nation, got, TODAY)
+        streamed = pool.outcomes(nation, TODAY)
+    with publications.ValidationPool(1) as one:
+        alone = one.validate(nation, fetched, TODAY)  # the same files, in one process
+
+    assert verdicts(streamed) == verdicts(alone)
+    assert sorted(o["url"] for o in streamed) == sorted(o["url"] for o in alone)
+    assert publications.load(nation, streamed, "run-streamed", TODAY) == {
+        "accepted": 3,
+        "rejected": 2,
+        "fetch_failed": 2,
+    }
+    assert staged(nation, "RAA") == as_quarters(VERSION_1)
+
+
+def test_a_refresh_where_little_changed_is_validated_in_one_group_after_the_fetch(server, nation):
+    # Fewer new files than a worker's share in every batch: nothing goes out until the fetch
+    # ends, then one group (one GX run per form), not one per registry batch.
+    with publications.ValidationPool(2, files_per_worker=100) as pool:
+        for batch in publications.batches(publications.registry(nation), size=2):
+            pool.add(nation, publications.fetch_batch(nation, batch), TODAY)
+        outcomes = pool.outcomes(nation, TODAY)
+        assert pool.groups_validated == 1
+        assert pool.active == 1  # the second worker never imported GX
+
+    assert {o["org_code"]: o["status"] for o in outcomes} == NATION_STATUSES
+
+
+def test_a_worker_dying_while_the_fetch_goes_on_loses_no_file(monkeypatch, server, nation):
+    parent = os.getpid()
+    real = publications._verdicts
+
+    def dies_in_a_worker(todo, today, headcounts=None):
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(todo, today, headcounts)
+
+    monkeypatch.setattr(publications, "_verdicts", dies_in_a_worker)
+    with publications.ValidationPool(2, files_per_worker=1) as pool:
+        for batch in publications.batches(publications.registry(nation), size=2):
+            pool.add(nation, publications.fetch_batch(nation, batch), TODAY)
+        outcomes = pool.outcomes(nation, TODAY)
+
+    assert {o["org_code"]: o["status"] for o in outcomes} == NATION_STATUSES
+    publications.load(nation, outcomes, "run-broken-stream", TODAY)
+    assert staged(nation, "RFF") == as_quarters(VERSION_1)
+
+
 @pytest.mark.parametrize(
     ("files", "workers", "sizes"),
     [
