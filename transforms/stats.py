@@ -509,8 +509,9 @@ def funnel_significance(
     ----------
     numerators, denominators : scalar, array-like or pandas Series
         One entry per unit.
-    target : float, optional
-        Comparator proportion; defaults to the pooled rate of all units with data.
+    target : float or array-like, optional
+        Comparator proportion, or one per unit (each unit against its own area's rate, say);
+        defaults to the pooled rate of all units with data.
     method : {"wilson", "arcsine"}
         Control limits as in :func:`funnel_limits`.
     tau2 : float, default 0.0
@@ -529,7 +530,10 @@ def funnel_significance(
     valid = np.isfinite(r) & np.isfinite(n) & (n > 0)
     if np.any(valid & ((r < 0) | (r > n))):
         raise ValueError("a numerator must be between 0 and its denominator")
-    p0 = pooled_rate(r, n) if target is None else float(target)
+    if target is None:
+        p0 = pooled_rate(r, n)
+    else:  # one comparator, or one per unit
+        p0 = float(target) if np.ndim(target) == 0 else _to_float_array(target)
     ns = np.where(valid, n, 1.0)
     y = np.where(valid, r, 0.0) / ns
     lo_out, hi_out = funnel_limits(p0, ns, FUNNEL_CONFIDENCE_OUTER, tau2, method)
