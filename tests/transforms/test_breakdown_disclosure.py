@@ -158,5 +158,6 @@ def test_a_peer_group_or_national_figure_is_checked_against_each_withheld_trust_
         cells += [(-1.0, bd.box(v, w), w) for v, w in figures]
         answer = bd.relation_safe(cells)
         assert answer == _relation_safe_cell_by_cell(cells)
+        assert bd._sum_safe(total, figures) == answer  # the same relation, as aggregates use
         answers.add(answer)
     assert answers == {True, False}

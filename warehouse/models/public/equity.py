@@ -93,7 +93,8 @@ def build(con, params: dict[str, str]) -> None:
     for i, key in enumerate(keys):
         pairs.setdefault(key, []).append(i)
     group_values = trust["group_value"].tolist()
-    counts = {c: trust[c].tolist() for c in bd.COUNTS}
+    # each group's true counts, 0 where missing (_count, column by column)
+    counts = {c: trust[c].fillna(0).astype("int64").tolist() for c in bd.COUNTS}
     firsts = trust.groupby(["org_code", "dimension"], sort=False)[list(_UNIT)].first()
     first_row = {key: i for i, key in enumerate(firsts.index)}
     peer_of = firsts["peer_group"].tolist()
@@ -102,16 +103,16 @@ def build(con, params: dict[str, str]) -> None:
     status_of: list[str] = []
     pub_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
     flag_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
-    # each trust's published cells, for the peer-group and England sums: by dimension and
-    # group, and by dimension, group and peer group
-    cells_of: dict[tuple, list[dict[str, tuple[float, bool]]]] = {}
-    cells_in_peer: dict[tuple, list[dict[str, tuple[float, bool]]]] = {}
+    # each trust's published cells (value, withheld), for the peer-group and England sums:
+    # by dimension and group, and by dimension, group and peer group, count by count
+    cells_of: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
+    cells_in_peer: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
     for code, dim in sorted(pairs):
         positions = pairs[(code, dim)]
         by_group = {group_values[i]: i for i in positions}
         order = dims.get(dim, [group_values[i] for i in positions])
         at = [by_group.get(gv) for gv in order]
-        true = {c: [0 if i is None else _count(counts[c][i]) for i in at] for c in bd.COUNTS}
+        true = {c: [0 if i is None else counts[c][i] for i in at] for c in bd.COUNTS}
         w = windows.get(code)
         totals = {}
         for c in bd.COUNTS:
@@ -128,13 +129,13 @@ def build(con, params: dict[str, str]) -> None:
             pub_cols[c].extend(published[c])
             flag_cols[c].extend(withheld_flags[c])
         shown = status == "published"
-        for i, gv in enumerate(order):
-            cell = {
-                "peer_group": peer,
-                **{c: (published[c][i], withheld_flags[c][i] and shown) for c in bd.COUNTS},
-            }
-            cells_of.setdefault((dim, gv), []).append(cell)
-            cells_in_peer.setdefault((dim, gv, peer), []).append(cell)
+        for c in bd.COUNTS:
+            cells = zip(published[c], (f and shown for f in withheld_flags[c]), strict=True)
+            for gv, cell in zip(order, cells, strict=True):
+                national = cells_of.setdefault((dim, gv), {k: [] for k in bd.COUNTS})
+                national[c].append(cell)
+                in_peer = cells_in_peer.setdefault((dim, gv, peer), {k: [] for k in bd.COUNTS})
+                in_peer[c].append(cell)
     trusts = firsts.iloc[unit_rows].reset_index()[list(_IDENT)]
     trusts["group_value"] = out_gv
     trusts["dimension_status"] = status_of
@@ -161,12 +162,10 @@ def build(con, params: dict[str, str]) -> None:
             for i in positions:
                 gv = unit_gv[i]
                 mine = (
-                    cells_of.get((dim, gv), [])
-                    if key is None
-                    else cells_in_peer.get((dim, gv, code), [])
+                    cells_of.get((dim, gv)) if key is None else cells_in_peer.get((dim, gv, code))
                 )
                 for c in bd.COUNTS:
-                    cells[c].append([m[c] for m in mine])
+                    cells[c].append(mine[c] if mine else [])
             published, status = bd.control_aggregate(true, cells)
             n = len(positions)
             at.extend(positions)
