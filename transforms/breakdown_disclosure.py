@@ -409,9 +409,9 @@ def published_rate(approved, decided, z: float) -> tuple[str, float, float, floa
     """(status, rate, lower95, upper95) of approved / decided from published counts: the
     Wilson interval widened over every count the rounding allows, rounded outwards to 1
     point; too_few under MIN_RATE_DENOMINATOR published decided, withheld if approved is."""
-    if decided is None or pd.isna(decided) or decided < MIN_RATE_DENOMINATOR:
+    if not _present(decided) or decided < MIN_RATE_DENOMINATOR:
         return "too_few", math.nan, math.nan, math.nan
-    if approved is None or pd.isna(approved):
+    if not _present(approved):
         return "withheld", math.nan, math.nan, math.nan
     a, d = float(approved), float(decided)
 
@@ -436,7 +436,7 @@ def relative_likelihood(ref_a, ref_d, a, d, z: float) -> tuple[float, float, flo
     published counts (NaN where either count is withheld, a group has under 10 published
     decided, a rate is 0, or both rates are 100%)."""
     vals = [ref_a, ref_d, a, d]
-    if any(v is None or pd.isna(v) for v in vals):
+    if not all(_present(v) for v in vals):
         return math.nan, math.nan, math.nan
     ref_a, ref_d, a, d = (float(v) for v in vals)
     if min(ref_d, d) < MIN_RATE_DENOMINATOR or a == 0 or ref_a == 0:
