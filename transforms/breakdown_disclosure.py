@@ -464,7 +464,10 @@ def _sum_safe(total: float, cells: list[tuple[float, bool]]) -> bool:
         return True
     lo_sum, lo_inf, hi_sum = total, 0, total
     for v, w in cells:
-        b_lo, b_hi = box(v, w)
+        if w or not isinstance(v, float) or v != v or v == 0:
+            b_lo, b_hi = box(v, w)
+        else:  # box() of a published rounded count, inline (most cells)
+            b_lo, b_hi = max(v - HALF, MAX_SUPPRESSED_COUNT + 1.0), v + HALF
         if math.isinf(b_hi):
             lo_inf += 1
         else:

@@ -129,12 +129,16 @@ def build(con, params: dict[str, str]) -> None:
             pub_cols[c].extend(published[c])
             flag_cols[c].extend(withheld_flags[c])
         shown = status == "published"
-        for c in bd.COUNTS:
-            cells = zip(published[c], (f and shown for f in withheld_flags[c]), strict=True)
-            for gv, cell in zip(order, cells, strict=True):
-                national = cells_of.setdefault((dim, gv), {k: [] for k in bd.COUNTS})
+        for i, gv in enumerate(order):
+            national = cells_of.get((dim, gv))
+            if national is None:
+                national = cells_of[(dim, gv)] = {c: [] for c in bd.COUNTS}
+            in_peer = cells_in_peer.get((dim, gv, peer))
+            if in_peer is None:
+                in_peer = cells_in_peer[(dim, gv, peer)] = {c: [] for c in bd.COUNTS}
+            for c in bd.COUNTS:
+                cell = (published[c][i], withheld_flags[c][i] and shown)
                 national[c].append(cell)
-                in_peer = cells_in_peer.setdefault((dim, gv, peer), {k: [] for k in bd.COUNTS})
                 in_peer[c].append(cell)
     trusts = firsts.iloc[unit_rows].reset_index()[list(_IDENT)]
     trusts["group_value"] = out_gv
