@@ -217,9 +217,8 @@ def build(con, params: dict[str, str]) -> None:
         for r in out.loc[out["is_reference"], [*keys, "approved", "decided"]].to_dict("records")
     }
     rl = []
-    for lv, org, dim, is_ref, a, d in zip(out["level"], out["org_code"], out["dimension"],
-                                          out["is_reference"], out["approved"], out["decided"],
-                                          strict=True):  # fmt: skip
+    rl_inputs = [out[c].tolist() for c in (*keys, "is_reference", "approved", "decided")]
+    for lv, org, dim, is_ref, a, d in zip(*rl_inputs, strict=True):
         k = (lv, org, dim)
         if is_ref or k not in ref:
             rl.append((np.nan, np.nan, np.nan))
