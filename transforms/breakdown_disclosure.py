@@ -136,7 +136,7 @@ def lp_solved_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows:
     one program minimises (then maximises) their sum, and every cell its solution puts at 0
     (at 4) needs no program of its own; the program is solved again for the cells left, and
     a cell is solved alone only where that moves no cell. The answer is the cell-by-cell
-    one (:func:`_lp_cell_by_cell_safe`), with about a fifth of the programs.
+    one (:func:`_lp_cell_by_cell_safe`), with about a third of the programs.
     """
     import highspy
 
@@ -150,7 +150,6 @@ def lp_solved_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows:
         h.changeObjectiveSense(sense)
         todo = cells
         while todo:
-            alone = None
             for j in todo:
                 h.changeColCost(j, 1.0)
             h.run()
