@@ -199,6 +199,9 @@ def _highs(boxes: list[tuple[float, float]], rows: list):
     lp.a_matrix_.value_ = np.array(value, dtype=float)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    # a few dozen cells: presolving costs more than it saves (the same answers, tested
+    # against the cell-by-cell programs, which presolve)
+    h.setOptionValue("presolve", "off")
     h.passModel(lp)
     return h
 
