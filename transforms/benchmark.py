@@ -493,18 +493,37 @@ def _ranks(out: _Columns, count, peer: pd.Series, min_decided: int) -> None:
 
 def _leave_one_out_median(value: pd.Series, groups: np.ndarray) -> pd.Series:
     """Each trust's peer median without the trust itself: the median of the other trusts of
-    its group with a value [A11]. Missing when it has no peer with a value."""
+    its group with a value [A11]. Missing when it has no peer with a value.
+
+    From each group's values sorted once: leaving a trust out shifts the sorted values after
+    its own down by one place, so the others' middle value (or the mean of the two middle
+    ones, as ``np.median`` takes it) is read off the sorted array, with no array per trust.
+    """
     result = pd.Series(np.nan, index=value.index)
-    frame = pd.DataFrame({"value": value.to_numpy(), "group": groups}, index=value.index)
+    values = value.to_numpy(dtype=float)
     labels, medians = [], []
-    for _, members in frame.dropna(subset=["group"]).groupby("group"):
-        values = members["value"].to_numpy(dtype=float)
-        for position, label in enumerate(members.index):
-            others = np.delete(values, position)
-            others = others[np.isfinite(others)]
-            if others.size:
-                labels.append(label)
-                medians.append(float(np.median(others)))
+    by_group = pd.DataFrame({"group": groups}).groupby("group", dropna=True).indices
+    for positions in by_group.values():
+        own = values[positions]
+        finite = np.isfinite(own)
+        ordered = np.sort(own[finite])
+        m = ordered.size
+        # the others of a trust with a value: m - 1 values, its own place (any place of its
+        # value: the others are the same) taken out; of a trust without: all m
+        size = np.where(finite, m - 1, m)
+        place = np.where(finite, np.searchsorted(ordered, np.where(finite, own, 0.0)), m)
+        keep = size > 0
+        if not keep.any():
+            continue
+        size, place = size[keep], place[keep]
+        # the i-th smallest of the others: the i-th of the group, or the next past its own
+        upper = size // 2
+        lower = np.where(size % 2 == 1, upper, upper - 1)
+        hi = ordered[np.where(upper < place, upper, upper + 1)]
+        lo = ordered[np.where(lower < place, lower, lower + 1)]
+        middle = np.where(size % 2 == 1, hi, (lo + hi) / 2)
+        labels.extend(value.index[positions[keep]])
+        medians.extend(middle.tolist())
     # one assignment, not one per trust (each trust's label is its own)
     result.loc[labels] = medians
     return result

@@ -211,6 +211,10 @@ def cells_to_withhold(
     The two feed each other until nothing changes. Returns ``{(row key, column): reason}``.
     """
     rows = {**window, **quarters}
+    # (small, large) cells of each row: a withheld small one takes a zero large one with it.
+    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
+    values = {cell: rows[cell[0]].get(cell[1]) for pair in orders for cell in pair}
+    withheld = {cell for cell, v in values.items() if _is_small(v)}
     groups: list[list[tuple[str, str]]] = []
     for key in window:
         groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
@@ -225,45 +229,46 @@ def cells_to_withhold(
     # (small, large) of QUARTERS_TOGETHER: where the large count's quarters are withheld, so
     # are the small one's.
     together_orders = [(a, b) for a, b in ORDERS if a in together and b in together]
-
-    def value(cell):
-        return rows[cell[0]].get(cell[1])
-
-    # (small, large) cells of each row: a withheld small one takes a zero large one with it.
-    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
-    withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
-    withheld |= {cell for pair in orders for cell in pair if _is_small(value(cell))}
-    withheld |= {cell for cells in together.values() for cell in cells if _is_small(value(cell))}
+    for g in groups:  # the cells of the relations that are not in an order
+        for cell in g:
+            if cell not in values:
+                v = values[cell] = rows[cell[0]].get(cell[1])
+                if _is_small(v):
+                    withheld.add(cell)
+    # (the quarters published together are in the orders: appeals, appeals upheld)
+    if not withheld:  # nothing withheld: nothing shares a relation with a withheld count
+        return {}
     out: dict[tuple[str, str], str] = {}
+    held = set(withheld)  # withheld, or hidden below
+    # What can still be hidden: a 0 for "zero", any value for "quarters" (not a cell withheld
+    # or hidden already, nor a missing one).
+    free = {cell for cell, v in values.items() if cell not in held and not _missing(v)}
+    zeros = {cell for cell in free if values[cell] == 0}
 
-    def hide(cell, reason) -> bool:
-        v = value(cell)
-        if cell in out or cell in withheld or _missing(v):
-            return False
-        if reason == "zero" and v != 0:
-            return False
-        out[cell] = reason
-        return True
-
-    def held(cell) -> bool:
-        return cell in withheld or cell in out
+    def hide(cells, reason) -> bool:
+        hidden = False
+        for cell in cells:
+            if cell in (zeros if reason == "zero" else free):
+                out[cell] = reason
+                held.add(cell)
+                free.discard(cell)
+                zeros.discard(cell)
+                hidden = True
+        return hidden
 
     changed = True
     while changed:
         changed = False
         for g in groups:
-            if any(held(cell) for cell in g):
-                for cell in g:
-                    changed |= hide(cell, "zero")
+            if not held.isdisjoint(g):
+                changed |= hide(g, "zero")
         for small, large in orders:
-            if held(small):
-                changed |= hide(large, "zero")
+            if small in held:
+                changed |= hide((large,), "zero")
         for cells in together.values():
-            if any(held(cell) for cell in cells):
-                for cell in cells:
-                    changed |= hide(cell, "quarters")
+            if not held.isdisjoint(cells):
+                changed |= hide(cells, "quarters")
         for small, large in together_orders:
-            if any(held(cell) for cell in together[large]):
-                for cell in together[small]:
-                    changed |= hide(cell, "quarters")
+            if not held.isdisjoint(together[large]):
+                changed |= hide(together[small], "quarters")
     return out

@@ -385,28 +385,42 @@ def fisher_exact_p(x1: Any, n1: Any, x2: Any, n2: Any) -> np.ndarray:
     x1, n1, x2, n2 = (_arr(v) for v in (x1, n1, x2, n2))
     out = np.full(x1.shape, np.nan)
     cache: dict[tuple[int, int, int, int], float] = {}
+    tables = []
     for i in range(len(x1)):
         if not (n1[i] > 0 and n2[i] > 0) or np.isnan(x1[i] + x2[i]):
             continue
-        key = (int(x1[i]), int(n1[i]), int(x2[i]), int(n2[i]))
+        tables.append((i, (int(x1[i]), int(n1[i]), int(x2[i]), int(n2[i]))))
+    if not tables:
+        return out
+    # log(m!) for every m a table needs, once (each table's terms are looked up, not computed)
+    log_factorial = gammaln(np.arange(max(k[1] + k[3] for _, k in tables) + 1) + 1)
+    for i, key in tables:
         if key not in cache:
-            cache[key] = _fisher_two_sided(*key)
+            cache[key] = _fisher_two_sided(*key, log_factorial=log_factorial)
         out[i] = cache[key]
     return out
 
 
-def _log_choose(n: Any, k: Any) -> Any:
+def _log_choose(n: Any, k: Any, log_factorial: np.ndarray | None = None) -> Any:
+    if log_factorial is not None:  # gammaln(m + 1) looked up: the same values
+        return log_factorial[n] - log_factorial[k] - log_factorial[n - k]
     return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
 
 
-def _fisher_two_sided(x1: int, n1: int, x2: int, n2: int) -> float:
+def _fisher_two_sided(
+    x1: int, n1: int, x2: int, n2: int, log_factorial: np.ndarray | None = None
+) -> float:
     """Fisher's exact two-sided p: the hypergeometric probability of every table with the
     same margins no more likely than the one observed (scipy.stats.fisher_exact's rule,
-    relative tolerance 1e-7), computed on the log scale over the whole support at once."""
+    relative tolerance 1e-7), computed on the log scale over the whole support at once.
+    ``log_factorial``: ``gammaln(m + 1)`` for m from 0 to at least n1 + n2, if computed."""
     total, approved = n1 + n2, x1 + x2
     ks = np.arange(max(0, approved - n2), min(n1, approved) + 1)
+    lf = log_factorial
     log_p = (
-        _log_choose(approved, ks) + _log_choose(total - approved, n1 - ks) - _log_choose(total, n1)
+        _log_choose(approved, ks, lf)
+        + _log_choose(total - approved, n1 - ks, lf)
+        - _log_choose(total, n1, lf)
     )
     observed = log_p[x1 - ks[0]]
     return float(min(1.0, np.exp(log_p[log_p <= observed + np.log1p(1e-7)]).sum()))

@@ -509,8 +509,9 @@ def funnel_significance(
     ----------
     numerators, denominators : scalar, array-like or pandas Series
         One entry per unit.
-    target : float, optional
-        Comparator proportion; defaults to the pooled rate of all units with data.
+    target : float or array-like, optional
+        Comparator proportion, or one per unit (each unit against its own area's rate, say);
+        defaults to the pooled rate of all units with data.
     method : {"wilson", "arcsine"}
         Control limits as in :func:`funnel_limits`.
     tau2 : float, default 0.0
@@ -529,7 +530,10 @@ def funnel_significance(
     valid = np.isfinite(r) & np.isfinite(n) & (n > 0)
     if np.any(valid & ((r < 0) | (r > n))):
         raise ValueError("a numerator must be between 0 and its denominator")
-    p0 = pooled_rate(r, n) if target is None else float(target)
+    if target is None:
+        p0 = pooled_rate(r, n)
+    else:  # one comparator, or one per unit
+        p0 = float(target) if np.ndim(target) == 0 else _to_float_array(target)
     ns = np.where(valid, n, 1.0)
     y = np.where(valid, r, 0.0) / ns
     lo_out, hi_out = funnel_limits(p0, ns, FUNNEL_CONFIDENCE_OUTER, tau2, method)
@@ -636,12 +640,13 @@ def rank_intervals(
         return lower, upper
     rng = np.random.default_rng(seed)
     draws = rng.beta(x[ok] + 0.5, n[ok] - x[ok] + 0.5, size=(simulations, k))
-    key = draws if ascending else -draws
+    if not ascending:  # highest first (in place: the draws are not needed again)
+        np.negative(draws, out=draws)
     # each draw's ranks: the inverse of its sorting permutation (what a second argsort gives,
-    # without sorting again)
-    order = key.argsort(axis=1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(1, k + 1)[np.newaxis, :], axis=1)
+    # without sorting again), as 32-bit integers (half the memory to write and read)
+    order = draws.argsort(axis=1)
+    ranks = np.empty(order.shape, dtype=np.int32)
+    np.put_along_axis(ranks, order, np.arange(1, k + 1, dtype=np.int32)[np.newaxis, :], axis=1)
     alpha = (1 - confidence) / 2
     lower[ok] = np.quantile(ranks, alpha, axis=0, method="lower")
     upper[ok] = np.quantile(ranks, 1 - alpha, axis=0, method="higher")

@@ -188,33 +188,38 @@ def funnel_within(
     """
     method = "arcsine" if tau2 and tau2 > 0 else "wilson"
     tau2 = float(tau2) if method == "arcsine" else 0.0
-    parts = []
-    for _, g in frame.groupby(area, sort=True):
-        x = g[numerator].astype(float)
-        n = g[denominator].astype(float)
-        ok = n > 0
-        part = g[["org_code", area]].copy()
-        if not ok.any():
-            part["area_rate"] = np.nan
-            part["funnel"] = None
-            for s in ("95", "998"):
-                part[f"control_lower{s}"] = np.nan
-                part[f"control_upper{s}"] = np.nan
-            parts.append(part)
-            continue
-        target = stats.pooled_rate(x.where(ok), n.where(ok))
-        part["area_rate"] = target
-        part["funnel"] = stats.funnel_significance(
-            x.where(ok), n.where(ok), target, method=method, tau2=tau2
+    columns = ["org_code", area, "area_rate", "funnel", "control_lower95", "control_upper95",
+               "control_lower998", "control_upper998"]  # fmt: skip
+    # The areas in order, each area's trusts in the frame's order (as a groupby gives them),
+    # worked out together: each trust against its own area's rate.
+    rows = frame[frame[area].notna()]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.sort_values(area, kind="stable")
+    x = rows[numerator].astype(float).to_numpy()
+    n = rows[denominator].astype(float).to_numpy()
+    ok = n > 0
+    x_ok, n_ok = np.where(ok, x, np.nan), np.where(ok, n, np.nan)
+    target = np.full(len(rows), np.nan)
+    no_data = np.zeros(len(rows), dtype=bool)  # the trusts of areas without decided requests
+    for positions in rows.groupby(area, sort=True).indices.values():
+        if ok[positions].any():
+            target[positions] = stats.pooled_rate(x_ok[positions], n_ok[positions])
+        else:
+            no_data[positions] = True
+    out = rows[["org_code", area]].reset_index(drop=True)
+    out["area_rate"] = target
+    if no_data.all():
+        out["funnel"] = None
+    else:
+        funnel = stats.funnel_significance(
+            pd.Series(x_ok), pd.Series(n_ok), target, method=method, tau2=tau2
         )
-        for confidence, s in ((0.95, "95"), (0.998, "998")):
-            lower, upper = stats.funnel_limits(target, n.where(ok), confidence, tau2, method)
-            part[f"control_lower{s}"] = np.asarray(lower, dtype=float)
-            part[f"control_upper{s}"] = np.asarray(upper, dtype=float)
-        parts.append(part)
-    if not parts:
-        return pd.DataFrame(
-            columns=["org_code", area, "area_rate", "funnel", "control_lower95",
-                     "control_upper95", "control_lower998", "control_upper998"]
-        )  # fmt: skip
-    return pd.concat(parts, ignore_index=True)
+        if no_data.any():  # no label, None (as an area without data has always had)
+            funnel = funnel.astype(object).where(~no_data, None)
+        out["funnel"] = funnel
+    for confidence, s in ((0.95, "95"), (0.998, "998")):
+        lower, upper = stats.funnel_limits(target, n_ok, confidence, tau2, method)
+        out[f"control_lower{s}"] = np.asarray(lower, dtype=float)
+        out[f"control_upper{s}"] = np.asarray(upper, dtype=float)
+    return out

@@ -279,14 +279,11 @@ def build_model(con, table: str, path: Path, params: dict[str, str] | None = Non
 def _narrow_hugeints(con, table: str) -> None:
     """Store a model's HUGEINT columns (DuckDB's type for ``sum`` of integers) as BIGINT, so
     counts read into pandas (``.df()``) stay integers (docs/analysts.md, "Data dictionary")."""
-    schema, name = table.split(".", 1)
-    columns = con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = ? and table_name = ? and data_type = 'HUGEINT'",
-        [schema, name],
-    ).fetchall()
-    for (column,) in columns:
-        con.execute(f'alter table {table} alter column "{column}" type bigint')
+    # (the types from the table's own description: no catalog query per model)
+    described = con.execute(f"select * from {table} limit 0").description
+    for column, kind, *_ in described:
+        if str(kind) == "HUGEINT":
+            con.execute(f'alter table {table} alter column "{column}" type bigint')
 
 
 def build_layers_named(con, tables: Iterable[str], params: dict[str, str] | None = None) -> None:

@@ -354,6 +354,32 @@ def test_the_peer_median_leaves_the_trust_out():
     assert m.loc["R01", "peer_median_requests_per_100_staff"] == pytest.approx(10.0)
 
 
+def test_the_peer_median_is_the_median_of_the_others_for_every_trust():
+    """The leave-one-out median read off each group's sorted values is, for every trust, the
+    median of the other trusts of its group with a value (np.median of what is left when the
+    trust is taken out), with missing and infinite values, ties, and trusts in no group."""
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        n = int(rng.integers(1, 120))
+        if trial % 2:
+            v = rng.choice([np.nan, np.inf, 0.1, 0.2, 0.3, 1.0, 2.5], size=n)
+        else:
+            v = rng.normal(50, 10, n) * 1.7
+        v[rng.random(n) < 0.2] = np.nan
+        groups = rng.choice(np.array(["a", "b", "c", None, np.nan], dtype=object), size=n)
+        value = pd.Series(v, index=[f"T{i}" for i in rng.permutation(n)])
+        expected = pd.Series(np.nan, index=value.index)
+        for i in range(n):
+            if not isinstance(groups[i], str):
+                continue
+            others = [v[j] for j in range(n) if j != i and groups[j] == groups[i]]
+            others = np.array([x for x in others if np.isfinite(x)])
+            if others.size:
+                expected.iloc[i] = float(np.median(others))
+        got = b._leave_one_out_median(value, groups)
+        pd.testing.assert_series_equal(got, expected, check_exact=True)
+
+
 def test_the_composite_score_is_not_counted_with_its_parts():
     # Q4d and "We work flexibly" (which contains Q6d and Q4d) low, Q6d ordinary: no flag.
     frame = _peers(q4d_pct_satisfied=40.0, we_work_flexibly_score=5.0, approved_in_full=130)

@@ -4,6 +4,7 @@ propagation that answers it without solving where it can."""
 
 from __future__ import annotations
 
+import collections
 import random
 
 import pytest
@@ -82,6 +83,44 @@ def test_bound_propagation_never_changes_the_linear_programs_answer(monkeypatch)
     assert 0 < proved < len(problems)
 
 
+def test_withheld_cells_taken_together_give_the_cell_by_cell_answer():
+    """lp_solved_safe solves for the withheld cells together and alone only where that moves
+    none: over random breakdowns (the control's own relations, and the same with the totals
+    moved so that cells are narrowed or no counts fit), its answer is that of two linear
+    programs per withheld cell."""
+    problems = []
+    real = bd.lp_solved_safe
+
+    def recording(boxes, withheld, rows):
+        problems.append((boxes, withheld, rows))
+        return real(boxes, withheld, rows)
+
+    rng = random.Random(33)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bd, "lp_solved_safe", recording)
+        for _ in range(1500):
+            n = rng.randint(2, 9)
+            requests = [rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12, 20, 37]) for _ in range(n)]
+            approved = [rng.randint(0, r) for r in requests]
+            declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
+            bd.control_counts(*_breakdown(requests, approved, declined))
+    moved = []
+    for boxes, withheld, rows in problems:
+        shifted = [
+            (lo + d, hi + d, coefs) if lo == hi else (lo, hi, coefs)
+            for (lo, hi, coefs), d in zip(rows, [rng.choice([-3, -1, 0, 1, 2]) for _ in rows],
+                                          strict=True)
+        ]  # fmt: skip
+        moved.append((boxes, withheld, shifted))
+    answers = collections.Counter()
+    for boxes, withheld, rows in problems + moved:
+        answer = bd.lp_solved_safe(boxes, withheld, rows)
+        assert answer == bd._lp_cell_by_cell_safe(boxes, withheld, rows)
+        answers[answer] += 1
+    # both answers, many times over
+    assert len(problems) > 50 and min(answers[True], answers[False]) > 20
+
+
 def _relation_safe_cell_by_cell(cells):
     """relation_safe as the rule reads: each withheld cell against the sum of the others."""
     for j, (c, _, w) in enumerate(cells):
@@ -119,5 +158,6 @@ def test_a_peer_group_or_national_figure_is_checked_against_each_withheld_trust_
         cells += [(-1.0, bd.box(v, w), w) for v, w in figures]
         answer = bd.relation_safe(cells)
         assert answer == _relation_safe_cell_by_cell(cells)
+        assert bd._sum_safe(total, figures) == answer  # the same relation, as aggregates use
         answers.add(answer)
     assert answers == {True, False}

@@ -78,3 +78,41 @@ def test_area_funnels_use_the_area_rate_and_widen_with_national_overdispersion()
     assert (wide["control_upper95"] - wide["control_lower95"]
             > plain["control_upper95"] - plain["control_lower95"]).all()  # fmt: skip
     assert np.isfinite(wide["control_lower998"]).all()
+
+
+@pytest.mark.parametrize("tau2", [0.0, 0.01])
+def test_each_trust_is_placed_against_its_own_area_as_if_the_area_were_alone(tau2):
+    """funnel_within works the areas out together: each trust's rate, label and limits are
+    those of its area taken alone (the area's pooled rate as one target), for areas with and
+    without decided requests, missing counts and trusts in no area."""
+    rng = np.random.default_rng(3)
+    method = "arcsine" if tau2 else "wilson"
+    for trial in range(60):
+        k = int(rng.integers(1, 60))
+        n = rng.choice([0, 3, 10, 50, 200, 1000], size=k).astype(float)
+        x = np.floor(n * rng.uniform(0.3, 1, k))
+        n[rng.random(k) < 0.05] = np.nan
+        areas = rng.choice(np.array(["a", "b", "c", None], dtype=object), size=k)
+        frame = pd.DataFrame({"org_code": [f"T{i}" for i in range(k)], "region": areas,
+                              "approved": x, "decided": n})  # fmt: skip
+        if trial % 3 == 0:  # an area without decided requests
+            frame.loc[frame["region"] == "b", "decided"] = 0.0
+        got = trends.funnel_within(frame, "region", tau2=tau2)
+        assert list(got["org_code"]) == list(
+            frame[frame["region"].notna()].sort_values("region", kind="stable")["org_code"]
+        )
+        got = got.set_index("org_code")
+        for _, g in frame.groupby("region"):
+            ok = g["decided"] > 0
+            xs, ns = g["approved"].where(ok), g["decided"].where(ok)
+            mine = got.loc[g["org_code"]]
+            if not ok.any():
+                assert mine["area_rate"].isna().all() and mine["funnel"].isna().all()
+                continue
+            target = stats.pooled_rate(xs, ns)
+            assert (mine["area_rate"] == target).all()
+            labels = stats.funnel_significance(xs, ns, target, method=method, tau2=tau2)
+            assert list(mine["funnel"].fillna("-")) == list(labels.fillna("-"))
+            lower, upper = stats.funnel_limits(target, ns, 0.998, tau2, method)
+            np.testing.assert_array_equal(mine["control_lower998"], lower)
+            np.testing.assert_array_equal(mine["control_upper998"], upper)

@@ -29,31 +29,35 @@ def build(con, params: dict[str, str]) -> None:
     import warehouse
     from transforms.disclosure import QUARTER_COUNTS, WINDOW_COUNTS, cells_to_withhold
 
-    window = con.execute(
-        "select org_code, window_start, window_end, "
-        + ", ".join(WINDOW_COUNTS)
-        + " from marts.trust_benchmark where has_data"
-    ).df()
-    quarters = con.execute(
-        "select org_code, quarter_start, quarter_end, "
-        + ", ".join(QUARTER_COUNTS)
-        + " from marts.trust_trends"
-    ).df()
-    # Plain records grouped by trust, not a pandas selection per trust: the same rows at a
-    # fraction of the cost (a nation has thousands of trusts).
-    quarter_rows = quarters.to_dict("records")
+    window_columns = ("org_code", "window_start", "window_end", *WINDOW_COUNTS)
+    quarter_columns = ("org_code", "quarter_start", "quarter_end", *QUARTER_COUNTS)
+    # Plain records (dates as dates, missing counts as None) grouped by trust, not a pandas
+    # selection per trust: the same rows at a fraction of the cost (a nation has thousands of
+    # trusts).
+    windows = [
+        dict(zip(window_columns, r, strict=True))
+        for r in con.execute(
+            f"select {', '.join(window_columns)} from marts.trust_benchmark where has_data"
+        ).fetchall()
+    ]
+    quarter_rows = [
+        dict(zip(quarter_columns, r, strict=True))
+        for r in con.execute(
+            f"select {', '.join(quarter_columns)} from marts.trust_trends"
+        ).fetchall()
+    ]
     by_trust: dict[str, list[dict]] = {}
     for r in quarter_rows:
         by_trust.setdefault(r["org_code"], []).append(r)
+
+    def inside(r, w) -> bool:  # (a missing date is in no window)
+        starts, ends = (r["quarter_start"], w["window_start"]), (r["quarter_end"], w["window_end"])
+        return None not in starts + ends and starts[0] >= starts[1] and ends[0] <= ends[1]
+
     out = []
     seen = set()
-    for w in window.to_dict("records"):
-        inside = [
-            r
-            for r in by_trust.get(w["org_code"], [])
-            if r["quarter_start"] >= w["window_start"] and r["quarter_end"] <= w["window_end"]
-        ]
-        rows = {pd.Timestamp(r["quarter_start"]): r for r in inside}
+    for w in windows:
+        rows = {r["quarter_start"]: r for r in by_trust.get(w["org_code"], []) if inside(r, w)}
         seen |= {(w["org_code"], key) for key in rows}
         for (key, column), reason in cells_to_withhold({"window": w}, rows).items():
             if key == "window":
@@ -63,7 +67,7 @@ def build(con, params: dict[str, str]) -> None:
     # A quarter outside the window (or of a trust without window data) has its own row's
     # relations only: no total is published over it, so its counts stand alone.
     for r in quarter_rows:
-        key = pd.Timestamp(r["quarter_start"])
+        key = r["quarter_start"]
         if (r["org_code"], key) in seen:
             continue
         for (_, column), reason in cells_to_withhold({}, {key: r}).items():

@@ -35,6 +35,8 @@ _IDENT = (
     "level", "org_code", "name", "peer_group", "region_code", "dimension", "window_start",
     "window_end", "reference_group",
 )  # fmt: skip
+#: The columns of a trust x dimension pair other than its keys (org_code, dimension).
+_UNIT = tuple(c for c in _IDENT if c not in ("org_code", "dimension"))
 
 
 def _missing(v) -> bool:
@@ -81,67 +83,116 @@ def build(con, params: dict[str, str]) -> None:
         .apply(list)
         .to_dict()
     )
-    # Plain records, not a pandas lookup per trust and group: the same figures at a fraction
-    # of the cost (a nation has about 700 trust x dimension pairs, 6,500 rows).
     windows = {r["org_code"]: r for r in window.reset_index().to_dict("records")}
-    pairs: dict[tuple, list[dict]] = {}
-    for r in trust.to_dict("records"):
-        pairs.setdefault((r["org_code"], r["dimension"]), []).append(r)
-    records: list[dict] = []
-    # each trust's published cells, for the peer-group and England sums
-    cells_of: dict[tuple, list[dict[str, tuple[float, bool]]]] = {}
+    # Plain lists by column, not records or a pandas lookup per trust and group: the same
+    # figures at a fraction of the cost (a nation has about 700 trust x dimension pairs,
+    # 6,500 rows). Each pair's unit columns (_IDENT) are its first value that is not missing,
+    # taken from the frame itself so that they keep the marts' types.
+    pairs: dict[tuple, list[int]] = {}
+    keys = zip(trust["org_code"].tolist(), trust["dimension"].tolist(), strict=True)
+    for i, key in enumerate(keys):
+        pairs.setdefault(key, []).append(i)
+    group_values = trust["group_value"].tolist()
+    # each group's true counts, 0 where missing (_count, column by column)
+    counts = {c: trust[c].fillna(0).astype("int64").tolist() for c in bd.COUNTS}
+    firsts = trust.groupby(["org_code", "dimension"], sort=False)[list(_UNIT)].first()
+    first_row = {key: i for i, key in enumerate(firsts.index)}
+    peer_of = firsts["peer_group"].tolist()
+    unit_rows: list[int] = []  # per published row, its pair's row of firsts
+    out_gv: list = []
+    status_of: list[str] = []
+    pub_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
+    flag_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
+    # each trust's published cells (value, withheld), for the peer-group and England sums:
+    # by dimension and group, and by dimension, group and peer group, count by count
+    cells_of: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
+    cells_in_peer: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
     for code, dim in sorted(pairs):
-        recs = pairs[(code, dim)]
-        by_group = {r["group_value"]: r for r in recs}
-        order = dims.get(dim, [r["group_value"] for r in recs])
-        true = {c: [_count(by_group.get(gv, {}).get(c)) for gv in order] for c in bd.COUNTS}
-        first = {c: next((r[c] for r in recs if not _missing(r[c])), None) for c in _IDENT}
+        positions = pairs[(code, dim)]
+        by_group = {group_values[i]: i for i in positions}
+        order = dims.get(dim, [group_values[i] for i in positions])
+        at = [by_group.get(gv) for gv in order]
+        true = {c: [0 if i is None else counts[c][i] for i in at] for c in bd.COUNTS}
         w = windows.get(code)
         totals = {}
         for c in bd.COUNTS:
             withheld = w is not None and c in str(w["withheld"] or "").split(";")
             totals[c] = (None if w is None else w[c], withheld)
         published, withheld_flags, status = bd.control_counts(true, totals)
+        row = first_row[(code, dim)]
+        peer = peer_of[row]
+        n = len(order)
+        unit_rows.extend([row] * n)
+        out_gv.extend(order)
+        status_of.extend([status] * n)
+        for c in bd.COUNTS:
+            pub_cols[c].extend(published[c])
+            flag_cols[c].extend(withheld_flags[c])
+        shown = status == "published"
         for i, gv in enumerate(order):
-            row = {**first, "group_value": gv, "dimension_status": status}
+            national = cells_of.get((dim, gv))
+            if national is None:
+                national = cells_of[(dim, gv)] = {c: [] for c in bd.COUNTS}
+            in_peer = cells_in_peer.get((dim, gv, peer))
+            if in_peer is None:
+                in_peer = cells_in_peer[(dim, gv, peer)] = {c: [] for c in bd.COUNTS}
             for c in bd.COUNTS:
-                row[c] = published[c][i]
-                row[f"{c}_withheld"] = withheld_flags[c][i]
-            records.append(row)
-            cells_of.setdefault((dim, gv), []).append(
-                {
-                    "peer_group": first["peer_group"],
-                    **{
-                        c: (published[c][i], withheld_flags[c][i] and status == "published")
-                        for c in bd.COUNTS
-                    },
-                }  # fmt: skip
-            )
-    trusts = pd.DataFrame.from_records(records)
+                cell = (published[c][i], withheld_flags[c][i] and shown)
+                national[c].append(cell)
+                in_peer[c].append(cell)
+    trusts = firsts.iloc[unit_rows].reset_index()[list(_IDENT)]
+    trusts["group_value"] = out_gv
+    trusts["dimension_status"] = status_of
+    for c in bd.COUNTS:
+        trusts[c] = pub_cols[c]
+        trusts[f"{c}_withheld"] = flag_cols[c]
     rows = [trusts]
     # Peer groups and England: sums of the trusts' published figures, or withheld.
     for level, key in (("peer_group", "peer_group"), ("england", None)):
         units = marts[marts["level"] == level]
-        for (code, dim), u in units.groupby(["org_code", "dimension"], sort=True):
-            agg = u[["group_value", "name", "peer_group", "region_code", "window_start",
-                     "window_end", "reference_group"]].copy()  # fmt: skip
-            agg["level"], agg["org_code"], agg["dimension"] = level, code, dim
-            true = {c: list(u[c].fillna(0).astype("int64")) for c in bd.COUNTS}
+        unit_gv = units["group_value"].tolist()
+        unit_counts = {c: units[c].tolist() for c in bd.COUNTS}
+        at: list[int] = []
+        codes: list = []
+        unit_dims: list = []
+        statuses: list[str] = []
+        pub_cols = {c: [] for c in bd.COUNTS}
+        flag_cols = {c: [] for c in bd.COUNTS}
+        groups = units.groupby(["org_code", "dimension"], sort=True).indices
+        for code, dim in sorted(groups):
+            positions = list(groups[(code, dim)])
+            true = {c: [_count(unit_counts[c][i]) for i in positions] for c in bd.COUNTS}
             cells = {c: [] for c in bd.COUNTS}
-            for gv in agg["group_value"]:
-                mine = [m for m in cells_of.get((dim, gv), [])
-                        if key is None or m[key] == code]  # fmt: skip
+            for i in positions:
+                gv = unit_gv[i]
+                mine = (
+                    cells_of.get((dim, gv)) if key is None else cells_in_peer.get((dim, gv, code))
+                )
                 for c in bd.COUNTS:
-                    cells[c].append([m[c] for m in mine])
+                    cells[c].append(mine[c] if mine else [])
             published, status = bd.control_aggregate(true, cells)
-            agg["dimension_status"] = status
+            n = len(positions)
+            at.extend(positions)
+            codes.extend([code] * n)
+            unit_dims.extend([dim] * n)
+            statuses.extend([status] * n)
             for c in bd.COUNTS:
-                values = [np.nan if v is None or status == "withheld" else v
-                          for v in published[c]]  # fmt: skip
-                agg[c] = values
-                agg[f"{c}_withheld"] = [status == "withheld" or v is None
-                                        for v in published[c]]  # fmt: skip
-            rows.append(agg)
+                pub_cols[c].extend(
+                    np.nan if v is None or status == "withheld" else v for v in published[c]
+                )
+                flag_cols[c].extend(status == "withheld" or v is None for v in published[c])
+        if not at:
+            continue
+        agg = units.iloc[at][["group_value", "name", "peer_group", "region_code",
+                              "window_start", "window_end", "reference_group"]].copy()  # fmt: skip
+        agg["level"] = level
+        agg["org_code"] = codes
+        agg["dimension"] = unit_dims
+        agg["dimension_status"] = statuses
+        for c in bd.COUNTS:
+            agg[c] = pub_cols[c]
+            agg[f"{c}_withheld"] = flag_cols[c]
+        rows.append(agg)
     out = pd.concat(rows, ignore_index=True)
     flags = [out[f"{c}_withheld"].to_list() for c in bd.COUNTS]
     out["withheld"] = [
@@ -166,9 +217,8 @@ def build(con, params: dict[str, str]) -> None:
         for r in out.loc[out["is_reference"], [*keys, "approved", "decided"]].to_dict("records")
     }
     rl = []
-    for lv, org, dim, is_ref, a, d in zip(out["level"], out["org_code"], out["dimension"],
-                                          out["is_reference"], out["approved"], out["decided"],
-                                          strict=True):  # fmt: skip
+    rl_inputs = [out[c].tolist() for c in (*keys, "is_reference", "approved", "decided")]
+    for lv, org, dim, is_ref, a, d in zip(*rl_inputs, strict=True):
         k = (lv, org, dim)
         if is_ref or k not in ref:
             rl.append((np.nan, np.nan, np.nan))

@@ -9,7 +9,8 @@ with breakdown_rows as (
 ),
 
 versions as (
-    select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at
+    select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at,
+        count(distinct fetched_at) as fetches
     from breakdown_rows
     group by all
 ),
@@ -23,9 +24,8 @@ newest as (
     from versions
 ),
 
-final as (
-    select r.* exclude (file_sha256, fetched_at),
-        r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
+newest_rows as (
+    select r.*, n.fetches
     from breakdown_rows as r
     inner join newest as n
         on n.recency = 1
@@ -33,6 +33,21 @@ final as (
         and r.period_start = n.period_start
         and r.period_end = n.period_end
         and r.file_sha256 = n.file_sha256
+),
+
+-- A file fetched once gives each key once (the standard's unique-key rule, checked before
+-- a row is accepted): its rows as they are. A file fetched more than once (the same bytes
+-- accepted again) gives each key in each fetch: the latest fetch's row.
+final as (
+    select * exclude (file_sha256, fetched_at, fetches),
+        file_sha256 as source_sha256, fetched_at as source_fetched_at
+    from newest_rows
+    where fetches = 1
+    union all
+    select r.* exclude (file_sha256, fetched_at, fetches),
+        r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
+    from newest_rows as r
+    where r.fetches > 1
     qualify row_number() over (
         partition by r.org_code, r.period_start, r.period_end, r.dimension, r.group_value
         order by r.fetched_at desc

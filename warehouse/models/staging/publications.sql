@@ -8,7 +8,8 @@ with publication_rows as (
 ),
 
 versions as (
-    select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at
+    select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at,
+        count(distinct fetched_at) as fetches
     from publication_rows
     group by all
 ),
@@ -22,9 +23,8 @@ newest as (
     from versions
 ),
 
-final as (
-    select r.* exclude (file_sha256, fetched_at),
-        r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
+newest_rows as (
+    select r.*, n.fetches
     from publication_rows as r
     inner join newest as n
         on n.recency = 1
@@ -32,6 +32,21 @@ final as (
         and r.period_start = n.period_start
         and r.period_end = n.period_end
         and r.file_sha256 = n.file_sha256
+),
+
+-- A file fetched once gives each key once (the standard's unique-key rule, checked before
+-- a row is accepted): its rows as they are. A file fetched more than once (the same bytes
+-- accepted again) gives each key in each fetch: the latest fetch's row.
+final as (
+    select * exclude (file_sha256, fetched_at, fetches),
+        file_sha256 as source_sha256, fetched_at as source_fetched_at
+    from newest_rows
+    where fetches = 1
+    union all
+    select r.* exclude (file_sha256, fetched_at, fetches),
+        r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
+    from newest_rows as r
+    where r.fetches > 1
     qualify row_number() over (
         partition by r.org_code, r.period_start, r.period_end, r.staff_group
         order by r.fetched_at desc
