@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,9 @@ class Resource:
     #: The whole table the frame is cut from: column types are read from it (once), so a
     #: trust whose column happens to be empty gets the same schema as every other.
     types_from: pd.DataFrame | None = None
+    #: Where the frame is rows of a table (its columns, their types): the table and the rows'
+    #: positions in it, so the rows are written from the table written once (:func:`_lines`).
+    rows_of: tuple[pd.DataFrame, Sequence[int]] | None = None
 
 
 #: What is worked out once from a table while it lives, by the table's id: (a weak reference
@@ -182,11 +186,59 @@ def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
     kept = _of_table(frame)
     if "written" not in kept:
         out = shown(frame)
-        rows = [list(out.columns)]
+        rows = workbook.SheetRows([list(out.columns)])
         # the values as objects, a row at a time (itertuples costs a column lookup per column)
         rows.extend([extract._cell(v) for v in values] for values in out.to_numpy(object))
         kept["written"] = (out.to_csv(index=False).encode("utf-8"), rows)
     return kept["written"]
+
+
+def _each_row_alone(column: pd.Series) -> bool:
+    """Whether ``to_csv`` writes each value of the column as it writes it in a frame of that
+    row alone: true of numbers, booleans and text (a value at a time), not of dates with
+    times (written without the time where every value of the frame is at midnight)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    if dtype.kind in "biufO" or pd.api.types.is_string_dtype(dtype):
+        return True
+    if dtype.kind == "M" and getattr(dtype, "tz", None) is None:
+        values = column.dropna()
+        return bool((values == values.dt.normalize()).all())
+    return False
+
+
+def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | None:
+    """The whole table as written, a row at a time: the CSV header, each row's CSV line, the
+    columns and each row's sheet cells; None where a row alone might be written otherwise
+    (a column of another kind, a line break in a value)."""
+    if not table.columns.is_unique or not all(
+        _each_row_alone(table.iloc[:, i]) for i in range(table.shape[1])
+    ):
+        return None
+    out = shown(table)
+    text = out.to_csv(index=False)
+    lines = text.split("\n")
+    if "\r" in text or len(lines) != len(table) + 2 or lines[-1]:
+        return None
+    cells = [[extract._cell(v) for v in values] for values in out.to_numpy(object)]
+    return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), cells
+
+
+def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
+    """:func:`_written` of rows of a table (:attr:`Resource.rows_of`), cut from the table
+    written once; None where they must be written on their own."""
+    table, positions = r.rows_of
+    kept = _of_table(table)
+    if "lines" not in kept:
+        kept["lines"] = _lines(table)
+    if kept["lines"] is None or len(positions) == 0:
+        return None
+    header, lines, columns, cells = kept["lines"]
+    csv = header + "".join(lines[i] for i in positions)
+    rows = workbook.SheetRows([list(columns)])
+    rows.extend(cells[i] for i in positions)
+    return csv.encode("utf-8"), rows
 
 
 def write_downloads(
@@ -199,7 +251,8 @@ def write_downloads(
     sheets = []
     package_resources = []
     for r in resources:
-        csv, rows = _written(r.frame)
+        cut = None if r.rows_of is None else _written_rows(r)
+        csv, rows = _written(r.frame) if cut is None else cut
         path = folder / f"{r.name}.csv"
         path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name

@@ -164,6 +164,13 @@ class Breakdowns:
         rows = self._units[name].get((level, org_code))
         return table.iloc[0:0] if rows is None else rows
 
+    def unit_positions(self, name: str, level: str, org_code: str):
+        """The positions in table ``name`` of the rows :meth:`unit_rows` gives."""
+        key = f"{name} positions"
+        if key not in self._units:
+            self._units[key] = self.tables[name].groupby(["level", "org_code"], sort=False).indices
+        return self._units[key].get((level, org_code), ())
+
 
 def _records(rows: pd.DataFrame) -> list[dict]:
     """The rows as dicts of their values as iterrows gives them (the frame's values as objects),
@@ -275,7 +282,13 @@ def write_section_downloads(
         rows = _unit_rows(tables, name, level, org_code)
         if not rows.empty:
             resources.append(
-                downloads.Resource(name, f"{heading}, {title}", rows, types_from=tables[name])
+                downloads.Resource(
+                    name,
+                    f"{heading}, {title}",
+                    rows,
+                    types_from=tables[name],
+                    rows_of=(tables[name], tables.unit_positions(name, level, org_code)),
+                )
             )
     if not resources:
         return None

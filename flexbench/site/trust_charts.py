@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import pandas as pd
+from markupsafe import Markup, escape
 
 from flexbench.display import trust_name
 from flexbench.site import plots
@@ -217,6 +218,17 @@ class PeerCaterpillar:
             }
             for r in rows.itertuples()
         ]
+        # the rows of the page's table as trust.html wrote them, each as a row of another
+        # trust and as the page's own (drawn once for the group, not by the template a page)
+        self._rows_html = [
+            (
+                row["code"],
+                f'<th scope="row">{escape(row["name"])} <span class="code">{escape(row["code"])}'
+                f'</span></th><td class="num">{escape(row["rate"])}</td>'
+                f"<td>{escape(row['interval'])}</td></tr>",
+            )
+            for row in self.rows
+        ]
 
     def for_trust(self, code: str) -> dict | None:
         """The plot and table of the trust's page (None without a peer group or peers)."""
@@ -226,7 +238,12 @@ class PeerCaterpillar:
             "chart": self.plot.render(
                 f"Approval rates of the {self.peer_group} peer group with 95% intervals", code
             ),
-            "rows": [{**row, "this": row["code"] == code} for row in self.rows],
+            "rows_html": Markup(
+                "\n".join(
+                    ('<tr class="this">' if row_code == code else "<tr>") + cells
+                    for row_code, cells in self._rows_html
+                )
+            ),
         }
 
 
@@ -258,6 +275,10 @@ class TrustTables:
             else {}
         )
         self._national: dict[str, list] | None = None
+        #: each trust's row in ``public`` (None where an org_code is not one row's)
+        self.positions = (
+            {code: i for i, code in enumerate(public.index)} if public.index.is_unique else None
+        )
         self._peers: dict = {}
 
     def trend_rows(self, code: str) -> pd.DataFrame:
@@ -297,7 +318,11 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
     peers, caterpillar = tables.peers(peer_group)
     resources = [
         downloads.Resource(
-            "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
+            "card",
+            f"Benchmark card of {label}",
+            public.loc[[code]],
+            types_from=public,
+            rows_of=None if tables.positions is None else (public, [tables.positions[code]]),
         ),
         downloads.Resource(
             "trends", f"Measures by quarter, {label}", trends, types_from=tables.measure_quarters
