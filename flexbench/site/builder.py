@@ -816,6 +816,8 @@ def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> 
     when, so the site is the same either way."""
     import multiprocessing
 
+    pages.tables.prepare()
+    pages.breakdowns.prepare()
     use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))
     if use <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for code in codes:

@@ -225,16 +225,23 @@ def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | Non
     return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), cells
 
 
+def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | None:
+    """:func:`_lines` of ``table``, worked out once while the table lives (call it before
+    forking workers that cut rows from the table, so that they share it)."""
+    kept = _of_table(table)
+    if "lines" not in kept:
+        kept["lines"] = _lines(table)
+    return kept["lines"]
+
+
 def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
     """:func:`_written` of rows of a table (:attr:`Resource.rows_of`), cut from the table
     written once; None where they must be written on their own."""
     table, positions = r.rows_of
-    kept = _of_table(table)
-    if "lines" not in kept:
-        kept["lines"] = _lines(table)
-    if kept["lines"] is None or len(positions) == 0:
+    written = table_lines(table)
+    if written is None or len(positions) == 0:
         return None
-    header, lines, columns, cells = kept["lines"]
+    header, lines, columns, cells = written
     csv = header + "".join(lines[i] for i in positions)
     rows = workbook.SheetRows([list(columns)])
     rows.extend(cells[i] for i in positions)

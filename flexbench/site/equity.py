@@ -164,6 +164,17 @@ class Breakdowns:
         rows = self._units[name].get((level, org_code))
         return table.iloc[0:0] if rows is None else rows
 
+    def prepare(self) -> None:
+        """Group the tables and write them once now (e.g. before forking the page writers)."""
+        from flexbench.site import downloads
+
+        for name in ("equity", "flex_type_mix"):
+            table = self.tables.get(name)
+            if table is not None and not table.empty and {"level", "org_code"} <= set(table):
+                self.unit_rows(name, "", "")
+                self.unit_positions(name, "", "")
+                downloads.table_lines(table)
+
     def unit_positions(self, name: str, level: str, org_code: str):
         """The positions in table ``name`` of the rows :meth:`unit_rows` gives."""
         key = f"{name} positions"

@@ -71,6 +71,30 @@ def trend_frame(mine: pd.DataFrame, quarters: pd.DataFrame) -> pd.DataFrame:
     return out[list(TREND_COLUMNS)].reset_index(drop=True)
 
 
+def trend_frames(
+    measure_quarters: pd.DataFrame, quarters: pd.DataFrame
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`trend_frame` of every trust at once: one table of the columns it shows, and the
+    positions of each trust's rows in it (by org_code), in the order :func:`trend_frame` gives
+    them. Every column the merge can leave empty holds missing values as they are (floats,
+    Int64, text), so a trust's rows have the types its own frame would have."""
+    mq = measure_quarters
+    if mq.empty or quarters.empty:
+        return pd.DataFrame(columns=list(TREND_COLUMNS)), {}
+    grid = (
+        mq[["org_code", "measure_order", "measure"]].drop_duplicates().merge(quarters, how="cross")
+    )
+    out = grid.merge(
+        mq[["org_code", "measure", "quarter_start", *TREND_COLUMNS[2:]]],
+        on=["org_code", "measure", "quarter_start"],
+        how="left",
+    )
+    out["status"] = out["status"].fillna("no_data")
+    out = out.sort_values(["org_code", "measure_order", "quarter_start"]).reset_index(drop=True)
+    positions = out.groupby("org_code", sort=False).indices
+    return out[list(TREND_COLUMNS)], positions
+
+
 def _status_text(status: str) -> str:
     if status == "no_data":
         return "no data"
@@ -280,6 +304,47 @@ class TrustTables:
             {code: i for i, code in enumerate(public.index)} if public.index.is_unique else None
         )
         self._peers: dict = {}
+        self._all_trends: tuple | None = None
+
+    def trends(self, code: str) -> tuple[pd.DataFrame, tuple | None]:
+        """The trust's :func:`trend_frame`, and where its rows are in the table of every
+        trust's (:func:`trend_frames`; None where the frame is worked out on its own)."""
+        if self._all_trends is None:
+            self._all_trends = (
+                trend_frames(self.measure_quarters, self.quarters)
+                if self._kinds_kept(self.measure_quarters)
+                else (None, {})
+            )
+        table, positions = self._all_trends
+        mine = positions.get(code)
+        if table is None or mine is None:
+            return trend_frame(self.trend_rows(code), self.quarters), None
+        return table.take(mine).reset_index(drop=True), (table, mine)
+
+    @staticmethod
+    def _kinds_kept(mq: pd.DataFrame) -> bool:
+        """Whether a left merge keeps the kind of each column :func:`trend_frame` may leave
+        empty (a missing value in an int or bool column would make it float)."""
+        needed = {"org_code", "measure_order", "measure", "quarter", "quarter_start"}
+        if not needed.union(TREND_COLUMNS[2:]) <= set(mq.columns):
+            return False
+        return all(
+            mq[c].dtype.kind not in "biuM"
+            or isinstance(mq[c].dtype, pd.api.extensions.ExtensionDtype)
+            for c in TREND_COLUMNS[2:]
+        )
+
+    def prepare(self) -> None:
+        """Work out now what the pages share (every trust's trends, the national values and
+        the tables written once), e.g. before forking the processes that write the pages."""
+        from flexbench.site import downloads
+
+        self.national_values()
+        self.trends("")
+        if self._all_trends[0] is not None:
+            downloads.table_lines(self._all_trends[0])
+        if self.positions is not None:
+            downloads.table_lines(self.public)
 
     def trend_rows(self, code: str) -> pd.DataFrame:
         """The trust's rows of public.trust_measure_quarters."""
@@ -312,7 +377,7 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
     public = tables.public
     pub = public.loc[code]
     label = trust_name(pub.get("name"))
-    trends = trend_frame(tables.trend_rows(code), tables.quarters)
+    trends, trend_rows = tables.trends(code)
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
     peers, caterpillar = tables.peers(peer_group)
@@ -325,7 +390,11 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
             rows_of=None if tables.positions is None else (public, [tables.positions[code]]),
         ),
         downloads.Resource(
-            "trends", f"Measures by quarter, {label}", trends, types_from=tables.measure_quarters
+            "trends",
+            f"Measures by quarter, {label}",
+            trends,
+            types_from=tables.measure_quarters,
+            rows_of=trend_rows,
         ),
     ]
     if not peers.empty:
