@@ -164,6 +164,18 @@ class Breakdowns:
         rows = self._units[name].get((level, org_code))
         return table.iloc[0:0] if rows is None else rows
 
+    def unit_records(self, name: str, level: str, org_code: str) -> list[dict]:
+        """:func:`_records` of :meth:`unit_rows`, from the table's values taken once."""
+        key = f"{name} values"
+        if key not in self._units:
+            table = self.tables[name]
+            self._units[key] = (list(table.columns), table.to_numpy(object))
+        columns, values = self._units[key]
+        return [
+            dict(zip(columns, values[i], strict=True))
+            for i in self.unit_positions(name, level, org_code)
+        ]
+
     def prepare(self) -> None:
         """Group the tables and write them once now (e.g. before forking the page writers)."""
         from flexbench.site import downloads
@@ -173,6 +185,8 @@ class Breakdowns:
             if table is not None and not table.empty and {"level", "org_code"} <= set(table):
                 self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
+                if name == "equity":
+                    self.unit_records(name, "", "")
                 downloads.table_lines(table)
 
     def unit_positions(self, name: str, level: str, org_code: str):
@@ -190,19 +204,21 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return [dict(zip(columns, values, strict=True)) for values in rows.to_numpy(object)]
 
 
-def equity_context(mine: pd.DataFrame) -> dict | None:
+def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
     """The equity section of a unit's page from its rows of public.equity (None where the
-    unit has none)."""
+    unit has none); ``records``, where given, are those rows as :func:`_records` gives them."""
     if mine.empty:
         return None
+    if records is None:
+        records = _records(mine)
     dims = []
     for dim, heading in DIMENSIONS.items():
-        g = mine[mine["dimension"] == dim]
-        if g.empty:
+        g = [r for r in records if r["dimension"] == dim]
+        if not g:
             continue
-        withheld = (g["dimension_status"] == "withheld").all()
+        withheld = all(r["dimension_status"] == "withheld" for r in g)
         rows, points = [], []
-        for r in _records(g):
+        for r in g:
             rate, interval = _rate(r)
             rl, rl_interval = _rl(r)
             rows.append(
@@ -227,8 +243,8 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
                         float(r["relative_likelihood_upper95"]),
                     )
                 )
-        reference = g["reference_group"].dropna()
-        ref = str(reference.iloc[0]) if len(reference) else None
+        reference = [r["reference_group"] for r in g if not pd.isna(r["reference_group"])]
+        ref = str(reference[0]) if reference else None
         title = f"Relative likelihood of approval, {heading.lower()} (reference: {ref})"
         dims.append(
             {
@@ -240,7 +256,7 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
                 "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
             }
         )
-    flags = [r["gap_evidence"] for r in _records(mine) if r["gap_flagged"] and r["gap_evidence"]]
+    flags = [r["gap_evidence"] for r in records if r["gap_flagged"] and r["gap_evidence"]]
     return {"dimensions": dims, "flags": flags}
 
 
@@ -326,7 +342,8 @@ def sections(
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code)),
+            tables.unit_rows("equity", level, org_code),
+            tables.unit_records("equity", level, org_code)),
         "flex": None if flex is None or flex.empty else flex_context(
             tables.unit_rows("flex_type_mix", level, org_code)),
         "equity_downloads": None,

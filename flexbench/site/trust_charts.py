@@ -143,7 +143,13 @@ def measure_trends(
     :meth:`TrustTables.national_values`) adds the national line where it publishes the
     measure."""
     out = []
-    for measure, rows in frame.groupby("measure", sort=False):
+    # the rows of each measure in the frame's order, measures in order of first appearance
+    # (as groupby(sort=False) gives them, without a frame a measure)
+    groups: dict[str, list[_TrendRow]] = {}
+    for r in _records(frame):
+        if not pd.isna(r.measure):
+            groups.setdefault(r.measure, []).append(r)
+    for measure, rows in groups.items():
         indicator = BY_COLUMN.get(measure)
         title = indicator.title if indicator else measure
         proportion = measure != UPTAKE
@@ -164,7 +170,7 @@ def measure_trends(
                 "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
                 "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
             }
-            for i, r in enumerate(_records(rows))
+            for i, r in enumerate(rows)
         ]
         out.append(
             {
@@ -199,8 +205,8 @@ def _records(rows: pd.DataFrame) -> list[_TrendRow]:
     return [_TrendRow(*values) for values in zip(*(rows[c] for c in TREND_COLUMNS), strict=True)]
 
 
-def _column_words(rows: pd.DataFrame, column: str) -> str:
-    names = [v for v in rows[column] if not pd.isna(v)]
+def _column_words(rows: list[_TrendRow], column: str) -> str:
+    names = [v for v in (getattr(r, column) for r in rows) if not pd.isna(v)]
     return str(names[0]).replace("_", " ") if names else "–"
 
 
