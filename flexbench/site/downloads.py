@@ -208,10 +208,11 @@ def _each_row_alone(column: pd.Series) -> bool:
     return False
 
 
-def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | None:
+def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | None:
     """The whole table as written, a row at a time: the CSV header, each row's CSV line, the
-    columns and each row's sheet cells; None where a row alone might be written otherwise
-    (a column of another kind, a line break in a value)."""
+    columns and the values as objects (a row's sheet cells once :func:`extract._cell`); None
+    where a row alone might be written otherwise (a column of another kind, a line break in
+    a value)."""
     if not table.columns.is_unique or not all(
         _each_row_alone(table.iloc[:, i]) for i in range(table.shape[1])
     ):
@@ -221,11 +222,13 @@ def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | Non
     lines = text.split("\n")
     if "\r" in text or len(lines) != len(table) + 2 or lines[-1]:
         return None
-    cells = [[extract._cell(v) for v in values] for values in out.to_numpy(object)]
-    return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), cells
+    # the values as objects, made cells row by row as pages take them (in the processes
+    # writing the pages, not all before they start)
+    values = out.to_numpy(object)
+    return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), values
 
 
-def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, list[list]] | None:
+def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | None:
     """:func:`_lines` of ``table``, worked out once while the table lives (call it before
     forking workers that cut rows from the table, so that they share it)."""
     kept = _of_table(table)
@@ -241,10 +244,10 @@ def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
     written = table_lines(table)
     if written is None or len(positions) == 0:
         return None
-    header, lines, columns, cells = written
+    header, lines, columns, values = written
     csv = header + "".join(lines[i] for i in positions)
     rows = workbook.SheetRows([list(columns)])
-    rows.extend(cells[i] for i in positions)
+    rows.extend([extract._cell(v) for v in values[i]] for i in positions)
     return csv.encode("utf-8"), rows
 
 
