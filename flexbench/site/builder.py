@@ -487,6 +487,7 @@ def trust_context(
 
     return {
         "code": code,
+        "row": pub,  # the trust's row of public.trust_window
         "name": display_name(pub.get("name")),
         "region": REGIONS.get(pub.get("region_code"), pub.get("region_code") or "unknown"),
         "peer_group": pub.get("peer_group") if not _missing(pub.get("peer_group")) else None,
@@ -557,11 +558,14 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
         return {"available": False, "year": None}
     pv = data.peer_voice
     peer = pub.get("peer_group")
-    peers = (
-        pv[pv["peer_group"] == peer].iloc[0]
-        if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
-        else pd.Series(dtype=object)
-    )
+    key = ("peer_voice", None if _missing(peer) else peer)
+    if key not in data._by_trust:  # the peer group's row, found once for all its trusts
+        data._by_trust[key] = (
+            pv[pv["peer_group"] == peer].iloc[0]
+            if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
+            else pd.Series(dtype=object)
+        )
+    peers = data._by_trust[key]
 
     def num(v):
         return None if _missing(v) else float(v)
@@ -759,7 +763,9 @@ class TrustPages:
         """Write the page of trust ``code`` and its downloads."""
         ctx = trust_context(self.data, code, self.models, self.national)
         folder = self.out / "trusts" / page_name(code).removesuffix(".html")
-        ctx.update(trust_charts.trust_extras(self.tables, code, folder, self.data.as_of))
+        ctx.update(
+            trust_charts.trust_extras(self.tables, code, folder, self.data.as_of, ctx["row"])
+        )
         (self.out / "trusts" / page_name(code)).write_text(
             self.template.render(
                 root="../",

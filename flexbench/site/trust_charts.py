@@ -389,14 +389,15 @@ class TrustTables:
         return self._peers[peer_group]
 
 
-def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
+def trust_extras(tables: TrustTables, code: str, folder, as_of, pub=None) -> dict:
     """What the trust page adds to its card: a trend per measure (with the national value
     where published), the peer caterpillar and the downloads of every number on the page
-    (written into ``folder``)."""
+    (written into ``folder``); ``pub``, where given, is the trust's row of ``public``."""
     from flexbench.site import downloads
 
     public = tables.public
-    pub = public.loc[code]
+    if pub is None:  # the trust's row of public (given where the page has it already)
+        pub = public.loc[code]
     label = trust_name(pub.get("name"))
     trends, trend_rows = tables.trends(code)
     peer_group = pub.get("peer_group")
