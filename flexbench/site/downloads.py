@@ -251,36 +251,34 @@ def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
     return csv.encode("utf-8"), rows
 
 
-def _schema(r: Resource) -> dict:
-    """The Table Schema of a resource (worked out once for the columns of a table that several
-    pages cut rows from, where every column's type is read from the table)."""
+def _schema(r: Resource) -> tuple[dict, dict | None]:
+    """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
+    once for the columns of a table that several pages cut rows from, where every column's
+    type is read from the table (kept while the table lives); else None."""
     shared = r.types_from is not None and all(c in r.types_from for c in r.frame.columns)
     kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
     key = (tuple(r.frame.columns), tuple(r.units.items()))
     if kept is not None and key in kept:
-        return kept[key]
+        return kept[key]["schema"], kept[key]
     schema = {
         "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
         "missingValues": ["", SUPPRESSION_MARKER],
     }
-    if kept is not None:
-        kept[key] = schema
-        _SCHEMA_JSON[id(schema)] = (schema, None)
-    return schema
+    if kept is None:
+        return schema, None
+    kept[key] = {"schema": schema, "json": None}
+    return schema, kept[key]
 
 
-#: The schemas that several descriptors share (:func:`_schema`) by id, each with its JSON as
-#: it reads in a descriptor once worked out (:func:`_descriptor_json`); the entry holds the
-#: schema, so its id is not another's while the entry lives.
-_SCHEMA_JSON: dict[int, tuple[dict, str | None]] = {}
 #: Where a resource's schema sits in a descriptor: the depth of its lines.
 _SCHEMA_INDENT = "\n" + " " * 6
 
 
-def _descriptor_json(descriptor: dict) -> str:
+def _descriptor_json(descriptor: dict, kept: list[dict | None]) -> str:
     """``json.dumps(descriptor, indent=2, default=str)``, each resource's schema serialised
-    once (Python's encoder with an indent is pure Python; a schema is most of a descriptor
-    and the same for every page cutting rows from one table)."""
+    once where ``kept`` (from :func:`_schema`) keeps it: Python's encoder with an indent is
+    pure Python, and a schema is most of a descriptor and the same for every page cutting
+    rows from one table."""
     schemas = [r["schema"] for r in descriptor["resources"]]
     marks = [f"\0schema {i}\0" for i in range(len(schemas))]
     shell = {
@@ -290,17 +288,16 @@ def _descriptor_json(descriptor: dict) -> str:
         ],
     }
     text = json.dumps(shell, indent=2, default=str)
-    for schema, mark in zip(schemas, marks, strict=True):
+    for schema, mark, entry in zip(schemas, marks, kept, strict=True):
         quoted = json.dumps(mark)
         if text.count(quoted) != 1:  # the mark met in the descriptor's own text: no shortcut
             return json.dumps(descriptor, indent=2, default=str)
-        kept = _SCHEMA_JSON.get(id(schema))
-        if kept is not None and kept[0] is schema and kept[1] is not None:
-            schema_json = kept[1]
+        if entry is not None and entry["json"] is not None:
+            schema_json = entry["json"]
         else:
             schema_json = json.dumps(schema, indent=2, default=str).replace("\n", _SCHEMA_INDENT)
-            if kept is not None and kept[0] is schema:
-                _SCHEMA_JSON[id(schema)] = (schema, schema_json)
+            if entry is not None:
+                entry["json"] = schema_json
         text = text.replace(quoted, schema_json)
     return text
 
@@ -313,7 +310,7 @@ def write_downloads(
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     sheets = []
-    package_resources = []
+    package_resources, schemas_kept = [], []
     for r in resources:
         cut = None if r.rows_of is None else _written_rows(r)
         csv, rows = _written(r.frame) if cut is None else cut
@@ -321,6 +318,8 @@ def write_downloads(
         path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name
         sheets.append((r.name[:31], rows))
+        schema, schema_kept = _schema(r)
+        schemas_kept.append(schema_kept)
         package_resources.append(
             {
                 "name": r.name.replace("_", "-").lower(),
@@ -329,7 +328,7 @@ def write_downloads(
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "schema": _schema(r),
+                "schema": schema,
             }
         )
     xlsx = folder / "data.xlsx"
@@ -348,6 +347,8 @@ def write_downloads(
         "suppression": " ".join(disclosure.RULES),
         "resources": package_resources,
     }
-    (folder / "datapackage.json").write_text(_descriptor_json(descriptor) + "\n", encoding="utf-8")
+    (folder / "datapackage.json").write_text(
+        _descriptor_json(descriptor, schemas_kept) + "\n", encoding="utf-8"
+    )
     files["datapackage"] = "datapackage.json"
     return files

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
 from datetime import date, datetime
@@ -80,6 +81,9 @@ def test_rows_cut_from_a_table_written_once_are_the_files_the_rows_alone_give(tm
             AS_OF,
         )
     assert _files(alone) == _files(cut)
+    # the descriptor as json.dumps writes it (its schemas are serialised once per table)
+    text = (cut / "datapackage.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
     csv = (cut / "card.csv").read_text()
     assert csv.count("\n") == len(rows) + 1
     if 0 in rows:
