@@ -14,6 +14,7 @@ import json
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -223,8 +224,17 @@ def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | None:
     if "\r" in text or len(lines) != len(table) + 2 or lines[-1]:
         return None
     # the values as objects, made cells row by row as pages take them (in the processes
-    # writing the pages, not all before they start)
+    # writing the pages, not all before they start); a text or date met again is the same
+    # object (the tables repeat a few words and dates in every row: a copy each took tens of
+    # MB; numbers are left alone, as 0.0 == -0.0 and True == 1)
     values = out.to_numpy(object)
+    for j in range(values.shape[1]):
+        if out.dtypes.iloc[j].kind == "O":
+            seen: dict = {}
+            values[:, j] = [
+                seen.setdefault(v, v) if type(v) is str or type(v) is date else v
+                for v in values[:, j]
+            ]
     return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), values
 
 

@@ -164,18 +164,6 @@ class Breakdowns:
         rows = self._units[name].get((level, org_code))
         return table.iloc[0:0] if rows is None else rows
 
-    def unit_records(self, name: str, level: str, org_code: str) -> list[dict]:
-        """:func:`_records` of :meth:`unit_rows`, from the table's values taken once."""
-        key = f"{name} values"
-        if key not in self._units:
-            table = self.tables[name]
-            self._units[key] = (list(table.columns), table.to_numpy(object))
-        columns, values = self._units[key]
-        return [
-            dict(zip(columns, values[i], strict=True))
-            for i in self.unit_positions(name, level, org_code)
-        ]
-
     def prepare(self) -> None:
         """Group the tables and write them once now (e.g. before forking the page writers)."""
         from flexbench.site import downloads
@@ -185,8 +173,6 @@ class Breakdowns:
             if table is not None and not table.empty and {"level", "org_code"} <= set(table):
                 self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
-                if name == "equity":
-                    self.unit_records(name, "", "")
                 downloads.table_lines(table)
 
     def unit_positions(self, name: str, level: str, org_code: str):
@@ -342,8 +328,7 @@ def sections(
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code),
-            tables.unit_records("equity", level, org_code)),
+            tables.unit_rows("equity", level, org_code)),
         "flex": None if flex is None or flex.empty else flex_context(
             tables.unit_rows("flex_type_mix", level, org_code)),
         "equity_downloads": None,

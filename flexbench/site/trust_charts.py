@@ -137,17 +137,16 @@ def measure_trends(
     trust_label: str,
     root: str = "../",
     national: dict[str, list] | None = None,
-    records: list | None = None,
 ) -> list[dict]:
     """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
     ``national`` (each measure's published national value for each quarter of the frame, from
     :meth:`TrustTables.national_values`) adds the national line where it publishes the
-    measure; ``records``, where given, are the frame's rows as :func:`_records` gives them."""
+    measure."""
     out = []
     # the rows of each measure in the frame's order, measures in order of first appearance
     # (as groupby(sort=False) gives them, without a frame a measure)
     groups: dict[str, list[_TrendRow]] = {}
-    for r in _records(frame) if records is None else records:
+    for r in _records(frame):
         if not pd.isna(r.measure):
             groups.setdefault(r.measure, []).append(r)
     for measure, rows in groups.items():
@@ -312,7 +311,6 @@ class TrustTables:
         )
         self._peers: dict = {}
         self._all_trends: tuple | None = None
-        self._trend_records: list | None = None
 
     def trends(self, code: str) -> tuple[pd.DataFrame, tuple | None]:
         """The trust's :func:`trend_frame`, and where its rows are in the table of every
@@ -330,16 +328,6 @@ class TrustTables:
         if len(mine) and mine[-1] - mine[0] == len(mine) - 1:  # the trust's rows are a block
             return table.iloc[mine[0] : mine[-1] + 1], (table, mine)
         return table.take(mine).reset_index(drop=True), (table, mine)
-
-    def trend_records(self, code: str, rows: tuple | None) -> list | None:
-        """:func:`_records` of the trust's trends (``rows`` from :meth:`trends`), from the
-        records of every trust's taken once; None where its frame is worked out on its own."""
-        if rows is None:
-            return None
-        table, mine = rows
-        if self._trend_records is None:
-            self._trend_records = _records(table)
-        return [self._trend_records[i] for i in mine]
 
     @staticmethod
     def _kinds_kept(mq: pd.DataFrame) -> bool:
@@ -363,7 +351,6 @@ class TrustTables:
         self.trends("")
         if self._all_trends[0] is not None:
             downloads.table_lines(self._all_trends[0])
-            self.trend_records("", (self._all_trends[0], []))
         if self.positions is not None:
             downloads.table_lines(self.public)
 
@@ -432,12 +419,7 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of, pub=None) -> dic
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
-        "trends": measure_trends(
-            trends,
-            label,
-            national=tables.national_values(),
-            records=tables.trend_records(code, trend_rows),
-        ),
+        "trends": measure_trends(trends, label, national=tables.national_values()),
         "caterpillar": caterpillar.for_trust(code),
         "downloads": download_links(files, f"{folder.name}/"),
     }
