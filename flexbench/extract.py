@@ -383,6 +383,11 @@ def neutralise_formula(value):
     return value
 
 
+#: Rows from which :func:`neutralised` finds a text column's formulas with the string array's
+#: own search rather than a loop over the values (a loop is quicker for the short ones).
+_LONG_COLUMN = 1000
+
+
 def neutralised(df: pd.DataFrame) -> pd.DataFrame:
     """Apply :func:`neutralise_formula` to every text cell of ``df`` (numbers untouched)."""
     out = df.copy()
@@ -391,11 +396,17 @@ def neutralised(df: pd.DataFrame) -> pd.DataFrame:
             # a plain loop over the values (Series.map costs ~0.2 ms a column, and the site
             # writes hundreds of one-row frames of ~90 columns); the column becomes object
             # (text and missing values as they were)
-            values = out.iloc[:, i].to_numpy(dtype=object)
-            out.isetitem(
-                i,
-                pd.Series([neutralise_formula(v) for v in values], index=out.index, dtype=object),
-            )
+            column = out.iloc[:, i]
+            values = column.to_numpy(dtype=object)
+            if len(values) >= _LONG_COLUMN and isinstance(dtype, pd.StringDtype):
+                # a long text column: its cells to neutralise found by the string array itself
+                # (every value of it is text or missing), the others kept as they are
+                hit = column.str.startswith(FORMULA_PREFIXES).to_numpy(dtype=bool, na_value=False)
+                values = values.copy()
+                values[hit] = ["'" + v for v in values[hit]]
+            else:
+                values = [neutralise_formula(v) for v in values]
+            out.isetitem(i, pd.Series(values, index=out.index, dtype=object))
     return out
 
 

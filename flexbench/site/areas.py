@@ -79,12 +79,42 @@ def members_of(area: pd.Series, window: pd.DataFrame) -> pd.DataFrame:
     return window[window[col] == area["area_code"]].sort_values("name")
 
 
-def area_context(area: pd.Series, window: pd.DataFrame, points: pd.DataFrame, model, rows_fn):
+class Members:
+    """:func:`members_of` every area of a window, its rows of each region and ICB found once
+    (a mask of the whole window for each of hundreds of areas cost more than the pages)."""
+
+    def __init__(self, window: pd.DataFrame):
+        self.window = window
+        self._rows = {
+            col: window.groupby(col, sort=False).indices if col in window else None
+            for col in ("region_code", "icb_code")
+        }
+
+    def __call__(self, area: pd.Series) -> pd.DataFrame:
+        col = "region_code" if area["area_kind"] == "region" else "icb_code"
+        groups = self._rows[col]
+        if groups is None:
+            return members_of(area, self.window)
+        # the rows the mask of members_of keeps, in the window's order, then sorted as there
+        mine = groups.get(area["area_code"], [])
+        return self.window.take(mine).sort_values("name")
+
+
+def area_context(
+    area: pd.Series,
+    window: pd.DataFrame,
+    points: pd.DataFrame,
+    model,
+    rows_fn,
+    mine: pd.DataFrame | None = None,
+):
     """One area's page: ``window`` is public.trust_window, ``points`` the national approval
     funnel's points (site.builder), ``model`` its published funnel, ``rows_fn`` the builder's
-    way of showing a trust's counts and rates."""
+    way of showing a trust's counts and rates; ``mine``, where given, the area's
+    :func:`members_of`."""
     kind = area["area_kind"]
-    mine = members_of(area, window)
+    if mine is None:
+        mine = members_of(area, window)
     funnel = None
     if model is not None:
         pts = points[points["org_code"].isin(set(mine["org_code"]))]
@@ -176,11 +206,13 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
         }
 
     window = data.public.reset_index(drop=True)
+    members = Members(window)
     for _, a in areas.iterrows():
-        ctx = area_context(a, window, points, model, member)
+        mine = members(a)
+        ctx = area_context(a, window, points, model, member, mine)
         page = area_page(a["area_kind"], a["area_code"])
         links = write_area_downloads(
-            a, members_of(a, window), areas, folder / page.removesuffix(".html"), data.as_of
+            a, mine, areas, folder / page.removesuffix(".html"), data.as_of
         )
         (folder / page).write_text(
             template.render(root="../", page="area", area=ctx, downloads=links, **common),

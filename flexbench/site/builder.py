@@ -487,6 +487,7 @@ def trust_context(
 
     return {
         "code": code,
+        "row": pub,  # the trust's row of public.trust_window
         "name": display_name(pub.get("name")),
         "region": REGIONS.get(pub.get("region_code"), pub.get("region_code") or "unknown"),
         "peer_group": pub.get("peer_group") if not _missing(pub.get("peer_group")) else None,
@@ -557,11 +558,14 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
         return {"available": False, "year": None}
     pv = data.peer_voice
     peer = pub.get("peer_group")
-    peers = (
-        pv[pv["peer_group"] == peer].iloc[0]
-        if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
-        else pd.Series(dtype=object)
-    )
+    key = ("peer_voice", None if _missing(peer) else peer)
+    if key not in data._by_trust:  # the peer group's row, found once for all its trusts
+        data._by_trust[key] = (
+            pv[pv["peer_group"] == peer].iloc[0]
+            if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
+            else pd.Series(dtype=object)
+        )
+    peers = data._by_trust[key]
 
     def num(v):
         return None if _missing(v) else float(v)
@@ -759,7 +763,9 @@ class TrustPages:
         """Write the page of trust ``code`` and its downloads."""
         ctx = trust_context(self.data, code, self.models, self.national)
         folder = self.out / "trusts" / page_name(code).removesuffix(".html")
-        ctx.update(trust_charts.trust_extras(self.tables, code, folder, self.data.as_of))
+        ctx.update(
+            trust_charts.trust_extras(self.tables, code, folder, self.data.as_of, ctx["row"])
+        )
         (self.out / "trusts" / page_name(code)).write_text(
             self.template.render(
                 root="../",
@@ -809,17 +815,27 @@ def _write_forked(codes: list[str]) -> int:
     return len(codes)
 
 
-def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> None:
+def write_trust_pages(
+    pages: TrustPages,
+    codes: list[str],
+    workers: int = 1,
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
     """Write every trust's page, in this process or, for enough trusts
     (:data:`TRUSTS_PER_WORKER` each), shared between up to ``workers`` forked processes. A
     page depends on its trust and the tables read once, never on which process writes it or
-    when, so the site is the same either way."""
+    when, so the site is the same either way. ``meanwhile`` (the site's other pages) is run
+    here while the forked processes write, or after the pages where there are none."""
     import multiprocessing
 
+    pages.tables.prepare()
+    pages.breakdowns.prepare()
     use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))
     if use <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for code in codes:
             pages.write(code)
+        if meanwhile is not None:
+            meanwhile()
         return
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -830,19 +846,33 @@ def write_trust_pages(pages: TrustPages, codes: list[str], workers: int = 1) -> 
     done = [False] * len(chunks)
     pool = ProcessPoolExecutor(use, mp_context=multiprocessing.get_context("fork"))
     try:
-        tasks = [pool.submit(_write_forked, chunk) for chunk in chunks]
-        for i, task in enumerate(tasks):
-            task.result()
-            done[i] = True
-    except (BrokenProcessPool, AssertionError, OSError) as exc:
-        # No worker process to be had (a daemonic process, as a Celery pool's, may not have
-        # children; no memory to fork) or one lost: the pages not known written are written
-        # here (a page is the same whoever writes it). An error of a page itself is raised.
-        log.warning("site: writing the trust pages in one process (%s)", exc or type(exc).__name__)
-        for chunk, written in zip(chunks, done, strict=True):
-            if not written:
-                for code in chunk:
-                    pages.write(code)
+        tasks, lost = [], None
+        try:
+            # the processes are forked at the first task, before anything runs meanwhile
+            tasks = [pool.submit(_write_forked, chunk) for chunk in chunks]
+        except (BrokenProcessPool, AssertionError, OSError) as exc:
+            lost = exc
+        if meanwhile is not None:
+            meanwhile()  # its errors are its own: raised, never taken for a lost process
+        if lost is None:
+            try:
+                for i, task in enumerate(tasks):
+                    task.result()
+                    done[i] = True
+            except (BrokenProcessPool, AssertionError, OSError) as exc:
+                lost = exc
+        if lost is not None:
+            # No worker process to be had (a daemonic process, as a Celery pool's, may not
+            # have children; no memory to fork) or one lost: the pages not known written are
+            # written here (a page is the same whoever writes it). An error of a page itself
+            # is raised.
+            log.warning(
+                "site: writing the trust pages in one process (%s)", lost or type(lost).__name__
+            )
+            for chunk, written in zip(chunks, done, strict=True):
+                if not written:
+                    for code in chunk:
+                        pages.write(code)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         _FORKED_PAGES = None
@@ -905,31 +935,50 @@ def build_site(
         for name in ("site.css", "site.js"):
             shutil.copyfile(STATIC_DIR / name, tmp / "assets" / name)
         (tmp / SITE_MARKER).write_text("built by flexbench site\n")
-        say("Writing the national page …")
         national = national_context(data, models)
-        national_downloads = site_pages.national_downloads(data, tmp / "index")
-        (tmp / "index.html").write_text(
-            env.get_template("index.html").render(
-                root="",
-                page="national",
-                downloads=national_downloads,
-                **common,
-                **national,
-                **site_equity.sections(
-                    breakdowns,
-                    "england",
-                    "ENGLAND",
-                    folder=tmp / "index" / "equity",
-                    base="index/equity/",
-                    as_of=data.as_of,
-                    title="England",
+
+        def other_pages() -> None:
+            say("Writing the national page …")
+            national_downloads = site_pages.national_downloads(data, tmp / "index")
+            (tmp / "index.html").write_text(
+                env.get_template("index.html").render(
+                    root="",
+                    page="national",
+                    downloads=national_downloads,
+                    **common,
+                    **national,
+                    **site_equity.sections(
+                        breakdowns,
+                        "england",
+                        "ENGLAND",
+                        folder=tmp / "index" / "equity",
+                        base="index/equity/",
+                        as_of=data.as_of,
+                        title="England",
+                    ),
+                    area_links=site_areas.area_links(breakdowns["areas"])
+                    if not breakdowns["areas"].empty
+                    else [],
                 ),
-                area_links=site_areas.area_links(breakdowns["areas"])
-                if not breakdowns["areas"].empty
-                else [],
-            ),
-            encoding="utf-8",
-        )
+                encoding="utf-8",
+            )
+            say("Writing the region and ICB pages …")
+            site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
+            say("Writing the indicator pages …")
+            site_pages.write_indicator_pages(env, data, tmp, common)
+            (tmp / "methodology.html").write_text(
+                env.get_template("methodology.html").render(
+                    root="",
+                    page="methodology",
+                    body=methodology_html(PROJECT_ROOT),
+                    models=[(f[1], models[f[0]]) for f in FUNNELS if f[0] in models],
+                    columns=extract.COLUMNS,
+                    downloads=site_pages.methodology_downloads(data, tmp / "methodology"),
+                    **common,
+                ),
+                encoding="utf-8",
+            )
+
         codes = list(data.public.index)
         say(f"Writing {len(codes)} trust pages …")
         pages = TrustPages(
@@ -944,22 +993,9 @@ def build_site(
             common=common,
             out=tmp,
         )
-        write_trust_pages(pages, codes, site_workers() if workers is None else workers)
-        say("Writing the region and ICB pages …")
-        site_areas.write_area_pages(env, tmp, breakdowns["areas"], data, models, common)
-        say("Writing the indicator pages …")
-        site_pages.write_indicator_pages(env, data, tmp, common)
-        (tmp / "methodology.html").write_text(
-            env.get_template("methodology.html").render(
-                root="",
-                page="methodology",
-                body=methodology_html(PROJECT_ROOT),
-                models=[(f[1], models[f[0]]) for f in FUNNELS if f[0] in models],
-                columns=extract.COLUMNS,
-                downloads=site_pages.methodology_downloads(data, tmp / "methodology"),
-                **common,
-            ),
-            encoding="utf-8",
+        # the other pages are written here while forked processes write the trust pages
+        write_trust_pages(
+            pages, codes, site_workers() if workers is None else workers, meanwhile=other_pages
         )
         _swap(tmp, out_dir)
     except BaseException:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +95,9 @@ class Resource:
     #: The whole table the frame is cut from: column types are read from it (once), so a
     #: trust whose column happens to be empty gets the same schema as every other.
     types_from: pd.DataFrame | None = None
+    #: Where the frame is rows of a table (its columns, their types): the table and the rows'
+    #: positions in it, so the rows are written from the table written once (:func:`_lines`).
+    rows_of: tuple[pd.DataFrame, Sequence[int]] | None = None
 
 
 #: What is worked out once from a table while it lives, by the table's id: (a weak reference
@@ -182,11 +187,129 @@ def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
     kept = _of_table(frame)
     if "written" not in kept:
         out = shown(frame)
-        rows = [list(out.columns)]
+        rows = workbook.SheetRows([list(out.columns)])
         # the values as objects, a row at a time (itertuples costs a column lookup per column)
         rows.extend([extract._cell(v) for v in values] for values in out.to_numpy(object))
         kept["written"] = (out.to_csv(index=False).encode("utf-8"), rows)
     return kept["written"]
+
+
+def _each_row_alone(column: pd.Series) -> bool:
+    """Whether ``to_csv`` writes each value of the column as it writes it in a frame of that
+    row alone: true of numbers, booleans and text (a value at a time), not of dates with
+    times (written without the time where every value of the frame is at midnight)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    if dtype.kind in "biufO" or pd.api.types.is_string_dtype(dtype):
+        return True
+    if dtype.kind == "M" and getattr(dtype, "tz", None) is None:
+        values = column.dropna()
+        return bool((values == values.dt.normalize()).all())
+    return False
+
+
+def _lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | None:
+    """The whole table as written, a row at a time: the CSV header, each row's CSV line, the
+    columns and the values as objects (a row's sheet cells once :func:`extract._cell`); None
+    where a row alone might be written otherwise (a column of another kind, a line break in
+    a value)."""
+    if not table.columns.is_unique or not all(
+        _each_row_alone(table.iloc[:, i]) for i in range(table.shape[1])
+    ):
+        return None
+    out = shown(table)
+    text = out.to_csv(index=False)
+    lines = text.split("\n")
+    if "\r" in text or len(lines) != len(table) + 2 or lines[-1]:
+        return None
+    # the values as objects, made cells row by row as pages take them (in the processes
+    # writing the pages, not all before they start); a text or date met again is the same
+    # object (the tables repeat a few words and dates in every row: a copy each took tens of
+    # MB; numbers are left alone, as 0.0 == -0.0 and True == 1)
+    values = out.to_numpy(object)
+    for j in range(values.shape[1]):
+        if out.dtypes.iloc[j].kind == "O":
+            seen: dict = {}
+            values[:, j] = [
+                seen.setdefault(v, v) if type(v) is str or type(v) is date else v
+                for v in values[:, j]
+            ]
+    return lines[0] + "\n", [line + "\n" for line in lines[1:-1]], list(out.columns), values
+
+
+def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | None:
+    """:func:`_lines` of ``table``, worked out once while the table lives (call it before
+    forking workers that cut rows from the table, so that they share it)."""
+    kept = _of_table(table)
+    if "lines" not in kept:
+        kept["lines"] = _lines(table)
+    return kept["lines"]
+
+
+def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
+    """:func:`_written` of rows of a table (:attr:`Resource.rows_of`), cut from the table
+    written once; None where they must be written on their own."""
+    table, positions = r.rows_of
+    written = table_lines(table)
+    if written is None or len(positions) == 0:
+        return None
+    header, lines, columns, values = written
+    csv = header + "".join(lines[i] for i in positions)
+    rows = workbook.SheetRows([list(columns)])
+    rows.extend([extract._cell(v) for v in values[i]] for i in positions)
+    return csv.encode("utf-8"), rows
+
+
+def _schema(r: Resource) -> tuple[dict, dict | None]:
+    """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
+    once for the columns of a table that several pages cut rows from, where every column's
+    type is read from the table (kept while the table lives); else None."""
+    shared = r.types_from is not None and all(c in r.types_from for c in r.frame.columns)
+    kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
+    key = (tuple(r.frame.columns), tuple(r.units.items()))
+    if kept is not None and key in kept:
+        return kept[key]["schema"], kept[key]
+    schema = {
+        "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
+        "missingValues": ["", SUPPRESSION_MARKER],
+    }
+    if kept is None:
+        return schema, None
+    kept[key] = {"schema": schema, "json": None}
+    return schema, kept[key]
+
+
+#: Where a resource's schema sits in a descriptor: the depth of its lines.
+_SCHEMA_INDENT = "\n" + " " * 6
+
+
+def _descriptor_json(descriptor: dict, kept: list[dict | None]) -> str:
+    """``json.dumps(descriptor, indent=2, default=str)``, each resource's schema serialised
+    once where ``kept`` (from :func:`_schema`) keeps it: Python's encoder with an indent is
+    pure Python, and a schema is most of a descriptor and the same for every page cutting
+    rows from one table."""
+    schemas = [r["schema"] for r in descriptor["resources"]]
+    marks = [f"\0schema {i}\0" for i in range(len(schemas))]
+    shell = {
+        **descriptor,
+        "resources": [
+            {**r, "schema": mark} for r, mark in zip(descriptor["resources"], marks, strict=True)
+        ],
+    }
+    text = json.dumps(shell, indent=2, default=str)
+    for schema, mark, entry in zip(schemas, marks, kept, strict=True):
+        quoted = json.dumps(mark)
+        if text.count(quoted) != 1:  # the mark met in the descriptor's own text: no shortcut
+            return json.dumps(descriptor, indent=2, default=str)
+        if entry is not None and entry["json"] is not None:
+            schema_json = entry["json"]
+        else:
+            schema_json = json.dumps(schema, indent=2, default=str).replace("\n", _SCHEMA_INDENT)
+            if entry is not None:
+                entry["json"] = schema_json
+        text = text.replace(quoted, schema_json)
+    return text
 
 
 def write_downloads(
@@ -197,13 +320,16 @@ def write_downloads(
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     sheets = []
-    package_resources = []
+    package_resources, schemas_kept = [], []
     for r in resources:
-        csv, rows = _written(r.frame)
+        cut = None if r.rows_of is None else _written_rows(r)
+        csv, rows = _written(r.frame) if cut is None else cut
         path = folder / f"{r.name}.csv"
         path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name
         sheets.append((r.name[:31], rows))
+        schema, schema_kept = _schema(r)
+        schemas_kept.append(schema_kept)
         package_resources.append(
             {
                 "name": r.name.replace("_", "-").lower(),
@@ -212,10 +338,7 @@ def write_downloads(
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "schema": {
-                    "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
-                    "missingValues": ["", SUPPRESSION_MARKER],
-                },
+                "schema": schema,
             }
         )
     xlsx = folder / "data.xlsx"
@@ -235,7 +358,7 @@ def write_downloads(
         "resources": package_resources,
     }
     (folder / "datapackage.json").write_text(
-        json.dumps(descriptor, indent=2, default=str) + "\n", encoding="utf-8"
+        _descriptor_json(descriptor, schemas_kept) + "\n", encoding="utf-8"
     )
     files["datapackage"] = "datapackage.json"
     return files

@@ -164,6 +164,24 @@ class Breakdowns:
         rows = self._units[name].get((level, org_code))
         return table.iloc[0:0] if rows is None else rows
 
+    def prepare(self) -> None:
+        """Group the tables and write them once now (e.g. before forking the page writers)."""
+        from flexbench.site import downloads
+
+        for name in ("equity", "flex_type_mix"):
+            table = self.tables.get(name)
+            if table is not None and not table.empty and {"level", "org_code"} <= set(table):
+                self.unit_rows(name, "", "")
+                self.unit_positions(name, "", "")
+                downloads.table_lines(table)
+
+    def unit_positions(self, name: str, level: str, org_code: str):
+        """The positions in table ``name`` of the rows :meth:`unit_rows` gives."""
+        key = f"{name} positions"
+        if key not in self._units:
+            self._units[key] = self.tables[name].groupby(["level", "org_code"], sort=False).indices
+        return self._units[key].get((level, org_code), ())
+
 
 def _records(rows: pd.DataFrame) -> list[dict]:
     """The rows as dicts of their values as iterrows gives them (the frame's values as objects),
@@ -172,19 +190,21 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return [dict(zip(columns, values, strict=True)) for values in rows.to_numpy(object)]
 
 
-def equity_context(mine: pd.DataFrame) -> dict | None:
+def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
     """The equity section of a unit's page from its rows of public.equity (None where the
-    unit has none)."""
+    unit has none); ``records``, where given, are those rows as :func:`_records` gives them."""
     if mine.empty:
         return None
+    if records is None:
+        records = _records(mine)
     dims = []
     for dim, heading in DIMENSIONS.items():
-        g = mine[mine["dimension"] == dim]
-        if g.empty:
+        g = [r for r in records if r["dimension"] == dim]
+        if not g:
             continue
-        withheld = (g["dimension_status"] == "withheld").all()
+        withheld = all(r["dimension_status"] == "withheld" for r in g)
         rows, points = [], []
-        for r in _records(g):
+        for r in g:
             rate, interval = _rate(r)
             rl, rl_interval = _rl(r)
             rows.append(
@@ -209,8 +229,8 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
                         float(r["relative_likelihood_upper95"]),
                     )
                 )
-        reference = g["reference_group"].dropna()
-        ref = str(reference.iloc[0]) if len(reference) else None
+        reference = [r["reference_group"] for r in g if not pd.isna(r["reference_group"])]
+        ref = str(reference[0]) if reference else None
         title = f"Relative likelihood of approval, {heading.lower()} (reference: {ref})"
         dims.append(
             {
@@ -222,7 +242,7 @@ def equity_context(mine: pd.DataFrame) -> dict | None:
                 "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
             }
         )
-    flags = [r["gap_evidence"] for r in _records(mine) if r["gap_flagged"] and r["gap_evidence"]]
+    flags = [r["gap_evidence"] for r in records if r["gap_flagged"] and r["gap_evidence"]]
     return {"dimensions": dims, "flags": flags}
 
 
@@ -275,7 +295,13 @@ def write_section_downloads(
         rows = _unit_rows(tables, name, level, org_code)
         if not rows.empty:
             resources.append(
-                downloads.Resource(name, f"{heading}, {title}", rows, types_from=tables[name])
+                downloads.Resource(
+                    name,
+                    f"{heading}, {title}",
+                    rows,
+                    types_from=tables[name],
+                    rows_of=(tables[name], tables.unit_positions(name, level, org_code)),
+                )
             )
     if not resources:
         return None

@@ -449,7 +449,7 @@ def _polylines(css: str, shown: list[int], ys, sx, sy) -> list[str]:
 
 
 def measure_trend_plot(
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | Sequence,
     *,
     plot_id: str,
     title: str,
@@ -463,7 +463,8 @@ def measure_trend_plot(
     only between consecutive published quarters (a withheld, too-few or missing quarter breaks
     it and is marked under the axis), both axes titled.
 
-    ``rows``: one row per quarter in order, with ``quarter`` (label), ``rate``,
+    ``rows``: one row per quarter in order (a frame, or records with these attributes), with
+    ``quarter`` (label), ``rate``,
     ``rate_lower95``, ``rate_upper95`` and ``status`` (published | too_few | withheld |
     no_data), as public.trust_measure_quarters publishes them. ``proportion``: a proportion
     shown as a percentage (axis 0-100%), else a rate shown as it is (uptake, requests per 100
@@ -473,12 +474,21 @@ def measure_trend_plot(
     left, right, top, bottom = 64, 16, 14, 66
     pw, ph = width - left - right, height - top - bottom
     title_id, desc_id = f"{plot_id}-title", f"{plot_id}-desc"
-    q = rows.reset_index(drop=True)
-    labels = [str(v) for v in q["quarter"]]
-    status = [str(s) for s in q["status"]]
-    values = pd.array(q["rate"], dtype="Float64")
-    lows = pd.array(q["rate_lower95"], dtype="Float64")
-    highs = pd.array(q["rate_upper95"], dtype="Float64")
+    if isinstance(rows, pd.DataFrame):
+        q = rows.reset_index(drop=True)
+        columns = [
+            list(q[c]) for c in ("quarter", "status", "rate", "rate_lower95", "rate_upper95")
+        ]
+    else:
+        columns = [
+            [getattr(r, c) for r in rows]
+            for c in ("quarter", "status", "rate", "rate_lower95", "rate_upper95")
+        ]
+    labels = [str(v) for v in columns[0]]
+    status = [str(s) for s in columns[1]]
+    # each value as a float, None where missing (every use goes through float() or pd.isna)
+    values, lows, highs = ([None if pd.isna(v) else float(v) for v in c] for c in columns[2:])
+    q = labels
     published = [i for i in range(len(q)) if status[i] == "published" and not pd.isna(values[i])]
 
     def show(v, digits: int = 1) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import pandas as pd
+from markupsafe import Markup, escape
 
 from flexbench.display import trust_name
 from flexbench.site import plots
@@ -70,6 +71,30 @@ def trend_frame(mine: pd.DataFrame, quarters: pd.DataFrame) -> pd.DataFrame:
     return out[list(TREND_COLUMNS)].reset_index(drop=True)
 
 
+def trend_frames(
+    measure_quarters: pd.DataFrame, quarters: pd.DataFrame
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`trend_frame` of every trust at once: one table of the columns it shows, and the
+    positions of each trust's rows in it (by org_code), in the order :func:`trend_frame` gives
+    them. Every column the merge can leave empty holds missing values as they are (floats,
+    Int64, text), so a trust's rows have the types its own frame would have."""
+    mq = measure_quarters
+    if mq.empty or quarters.empty:
+        return pd.DataFrame(columns=list(TREND_COLUMNS)), {}
+    grid = (
+        mq[["org_code", "measure_order", "measure"]].drop_duplicates().merge(quarters, how="cross")
+    )
+    out = grid.merge(
+        mq[["org_code", "measure", "quarter_start", *TREND_COLUMNS[2:]]],
+        on=["org_code", "measure", "quarter_start"],
+        how="left",
+    )
+    out["status"] = out["status"].fillna("no_data")
+    out = out.sort_values(["org_code", "measure_order", "quarter_start"]).reset_index(drop=True)
+    positions = out.groupby("org_code", sort=False).indices
+    return out[list(TREND_COLUMNS)], positions
+
+
 def _status_text(status: str) -> str:
     if status == "no_data":
         return "no data"
@@ -118,7 +143,13 @@ def measure_trends(
     :meth:`TrustTables.national_values`) adds the national line where it publishes the
     measure."""
     out = []
-    for measure, rows in frame.groupby("measure", sort=False):
+    # the rows of each measure in the frame's order, measures in order of first appearance
+    # (as groupby(sort=False) gives them, without a frame a measure)
+    groups: dict[str, list[_TrendRow]] = {}
+    for r in _records(frame):
+        if not pd.isna(r.measure):
+            groups.setdefault(r.measure, []).append(r)
+    for measure, rows in groups.items():
         indicator = BY_COLUMN.get(measure)
         title = indicator.title if indicator else measure
         proportion = measure != UPTAKE
@@ -139,7 +170,7 @@ def measure_trends(
                 "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
                 "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
             }
-            for i, r in enumerate(_records(rows))
+            for i, r in enumerate(rows)
         ]
         out.append(
             {
@@ -174,8 +205,8 @@ def _records(rows: pd.DataFrame) -> list[_TrendRow]:
     return [_TrendRow(*values) for values in zip(*(rows[c] for c in TREND_COLUMNS), strict=True)]
 
 
-def _column_words(rows: pd.DataFrame, column: str) -> str:
-    names = [v for v in rows[column] if not pd.isna(v)]
+def _column_words(rows: list[_TrendRow], column: str) -> str:
+    names = [v for v in (getattr(r, column) for r in rows) if not pd.isna(v)]
     return str(names[0]).replace("_", " ") if names else "–"
 
 
@@ -217,6 +248,17 @@ class PeerCaterpillar:
             }
             for r in rows.itertuples()
         ]
+        # the rows of the page's table as trust.html wrote them, each as a row of another
+        # trust and as the page's own (drawn once for the group, not by the template a page)
+        self._rows_html = [
+            (
+                row["code"],
+                f'<th scope="row">{escape(row["name"])} <span class="code">{escape(row["code"])}'
+                f'</span></th><td class="num">{escape(row["rate"])}</td>'
+                f"<td>{escape(row['interval'])}</td></tr>",
+            )
+            for row in self.rows
+        ]
 
     def for_trust(self, code: str) -> dict | None:
         """The plot and table of the trust's page (None without a peer group or peers)."""
@@ -226,7 +268,12 @@ class PeerCaterpillar:
             "chart": self.plot.render(
                 f"Approval rates of the {self.peer_group} peer group with 95% intervals", code
             ),
-            "rows": [{**row, "this": row["code"] == code} for row in self.rows],
+            "rows_html": Markup(
+                "\n".join(
+                    ('<tr class="this">' if row_code == code else "<tr>") + cells
+                    for row_code, cells in self._rows_html
+                )
+            ),
         }
 
 
@@ -258,7 +305,54 @@ class TrustTables:
             else {}
         )
         self._national: dict[str, list] | None = None
+        #: each trust's row in ``public`` (None where an org_code is not one row's)
+        self.positions = (
+            {code: i for i, code in enumerate(public.index)} if public.index.is_unique else None
+        )
         self._peers: dict = {}
+        self._all_trends: tuple | None = None
+
+    def trends(self, code: str) -> tuple[pd.DataFrame, tuple | None]:
+        """The trust's :func:`trend_frame`, and where its rows are in the table of every
+        trust's (:func:`trend_frames`; None where the frame is worked out on its own)."""
+        if self._all_trends is None:
+            self._all_trends = (
+                trend_frames(self.measure_quarters, self.quarters)
+                if self._kinds_kept(self.measure_quarters)
+                else (None, {})
+            )
+        table, positions = self._all_trends
+        mine = positions.get(code)
+        if table is None or mine is None:
+            return trend_frame(self.trend_rows(code), self.quarters), None
+        if len(mine) and mine[-1] - mine[0] == len(mine) - 1:  # the trust's rows are a block
+            return table.iloc[mine[0] : mine[-1] + 1], (table, mine)
+        return table.take(mine).reset_index(drop=True), (table, mine)
+
+    @staticmethod
+    def _kinds_kept(mq: pd.DataFrame) -> bool:
+        """Whether a left merge keeps the kind of each column :func:`trend_frame` may leave
+        empty (a missing value in an int or bool column would make it float)."""
+        needed = {"org_code", "measure_order", "measure", "quarter", "quarter_start"}
+        if not needed.union(TREND_COLUMNS[2:]) <= set(mq.columns):
+            return False
+        return all(
+            mq[c].dtype.kind not in "biuM"
+            or isinstance(mq[c].dtype, pd.api.extensions.ExtensionDtype)
+            for c in TREND_COLUMNS[2:]
+        )
+
+    def prepare(self) -> None:
+        """Work out now what the pages share (every trust's trends, the national values and
+        the tables written once), e.g. before forking the processes that write the pages."""
+        from flexbench.site import downloads
+
+        self.national_values()
+        self.trends("")
+        if self._all_trends[0] is not None:
+            downloads.table_lines(self._all_trends[0])
+        if self.positions is not None:
+            downloads.table_lines(self.public)
 
     def trend_rows(self, code: str) -> pd.DataFrame:
         """The trust's rows of public.trust_measure_quarters."""
@@ -282,25 +376,36 @@ class TrustTables:
         return self._peers[peer_group]
 
 
-def trust_extras(tables: TrustTables, code: str, folder, as_of) -> dict:
+def trust_extras(tables: TrustTables, code: str, folder, as_of, pub=None) -> dict:
     """What the trust page adds to its card: a trend per measure (with the national value
     where published), the peer caterpillar and the downloads of every number on the page
-    (written into ``folder``)."""
+    (written into ``folder``); ``pub``, where given, is the trust's row of ``public``."""
     from flexbench.site import downloads
 
     public = tables.public
-    pub = public.loc[code]
+    if pub is None:  # the trust's row of public (given where the page has it already)
+        pub = public.loc[code]
     label = trust_name(pub.get("name"))
-    trends = trend_frame(tables.trend_rows(code), tables.quarters)
+    trends, trend_rows = tables.trends(code)
     peer_group = pub.get("peer_group")
     peer_group = None if peer_group is None or pd.isna(peer_group) else str(peer_group)
     peers, caterpillar = tables.peers(peer_group)
     resources = [
         downloads.Resource(
-            "card", f"Benchmark card of {label}", public.loc[[code]], types_from=public
+            "card",
+            f"Benchmark card of {label}",
+            public.loc[[code]]
+            if tables.positions is None
+            else public.iloc[tables.positions[code] : tables.positions[code] + 1],
+            types_from=public,
+            rows_of=None if tables.positions is None else (public, [tables.positions[code]]),
         ),
         downloads.Resource(
-            "trends", f"Measures by quarter, {label}", trends, types_from=tables.measure_quarters
+            "trends",
+            f"Measures by quarter, {label}",
+            trends,
+            types_from=tables.measure_quarters,
+            rows_of=trend_rows,
         ),
     ]
     if not peers.empty:

@@ -69,6 +69,21 @@ def _cell(ref: str, value) -> tuple[str, bool]:
     raise _Unusual(value)
 
 
+class SheetRows(list):
+    """A sheet's rows (a list) that keep their ``<row>`` elements once worked out: the rows of
+    a table several workbooks hold (a peer group's, in each of its trusts' downloads)."""
+
+    written: tuple[str, bool] | None = None
+
+
+def _rows_xml(rows: Iterable[Sequence]) -> tuple[str, bool]:
+    if not isinstance(rows, SheetRows):
+        return _sheet_rows(rows)
+    if rows.written is None:
+        rows.written = _sheet_rows(rows)
+    return rows.written
+
+
 def _sheet_rows(rows: Iterable[Sequence]) -> tuple[str, bool]:
     """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date."""
     out, dated = [], False
@@ -124,7 +139,7 @@ def write_workbook(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence]]])
     """Write ``sheets`` (title, rows: the header first, None for an empty cell) to ``path`` as
     openpyxl's write-only workbook would hold them."""
     try:
-        written = [_sheet_rows(rows) for _title, rows in sheets]
+        written = [_rows_xml(rows) for _title, rows in sheets]
     except _Unusual:
         _openpyxl(path, sheets)
         return
