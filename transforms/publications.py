@@ -995,9 +995,15 @@ class CsvPlan:
 
 #: A well-formed quoted cell (quotes doubled inside, no line break), per delimiter: what is
 #: left of a line once they are taken out holds no quote in a file DuckDB reads as the csv
-#: module does.
+#: module does. The pattern starts with the quote itself (then looks back: the text's start,
+#: a line's start or the delimiter before it) so the regex engine skips from quote to quote
+#: instead of trying a match at every character, and its body is the unrolled loop
+#: ``[^"]*(?:""[^"]*)*`` of ``(?:[^"]|"")*``: the same cells, about ten times faster on a
+#: file quoting a column on every row.
 _QUOTED_FIELD = {
-    d: re.compile(rf'(?:^|(?<={re.escape(d)}))"(?:[^"\r\n]|"")*"(?={re.escape(d)}|\r?$)', re.M)
+    d: re.compile(
+        rf'"(?<![^{re.escape(d)}\n]")[^"\r\n]*(?:""[^"\r\n]*)*"(?={re.escape(d)}|\r?$)', re.M
+    )
     for d in ",;\t|"
 }
 _QUOTE_OUTSIDE_FIELDS = re.compile('"')
