@@ -1535,6 +1535,20 @@ def aggregate_requests(
     return out[[*by, *SUMMARY_COLUMNS]]
 
 
+def _key_codes(keys: pd.DataFrame) -> np.ndarray:
+    """One integer per row of ``keys``, equal where the rows are equal in every column; -1
+    where a column is missing (a groupby on those columns leaves such rows out)."""
+    codes = np.zeros(len(keys), dtype="int64")
+    missing = np.zeros(len(keys), dtype=bool)
+    for c in keys.columns:
+        column, distinct = pd.factorize(keys[c], use_na_sentinel=True)
+        missing |= column < 0
+        codes = codes * (len(distinct) + 1) + column + 1
+        codes, _ = pd.factorize(codes)  # kept below the number of rows: no overflow
+    codes[missing] = -1
+    return codes
+
+
 #: The counts of the breakdown by group: requests and their outcomes (the five outcome columns
 #: add up to requests_received, as in the summary form).
 BREAKDOWN_COUNT_COLUMNS: tuple[str, ...] = ("requests_received", *OUTCOME_COLUMNS)
@@ -1586,14 +1600,34 @@ def aggregate_request_breakdown(
         }
     )
     keys = [*by, "org_code", "period_start", "period_end"]
+    # Each request's key (file, trust, period) is coded once; a dimension's groups are then
+    # counted by one integer per (key, group): the rows and counts of a groupby on the key
+    # columns and the group, without grouping by the key columns again for each dimension.
+    key_codes = _key_codes(base[keys])
+    counts = base[list(BREAKDOWN_COUNT_COLUMNS)].to_numpy(dtype="int64")
     parts = []
     for dimension, values in equity.group_values(frame).items():
-        part = base.assign(dimension=dimension, group_value=values.to_numpy())
-        parts.append(
-            part.groupby([*keys, "dimension", "group_value"], as_index=False)[
-                list(BREAKDOWN_COUNT_COLUMNS)
-            ].sum()
-        )
+        group_value = values.to_numpy()
+        value_codes, distinct = pd.factorize(group_value, use_na_sentinel=True)
+        kept = np.flatnonzero((key_codes >= 0) & (value_codes >= 0))  # groupby drops NA keys
+        if not len(kept):  # no group: the groupby's own empty frame (and its dtypes)
+            part = base.assign(dimension=dimension, group_value=group_value)
+            parts.append(
+                part.groupby([*keys, "dimension", "group_value"], as_index=False)[
+                    list(BREAKDOWN_COUNT_COLUMNS)
+                ].sum()
+            )
+            continue
+        pair = key_codes[kept] * max(len(distinct), 1) + value_codes[kept]
+        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+        rows = kept[first]
+        part = base[keys].iloc[rows].reset_index(drop=True)
+        part = part.assign(dimension=dimension, group_value=group_value[rows])
+        for j, c in enumerate(BREAKDOWN_COUNT_COLUMNS):
+            summed = np.zeros(len(rows), dtype="int64")
+            np.add.at(summed, inverse, counts[kept, j])
+            part[c] = summed
+        parts.append(part)
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     out = pd.concat(parts, ignore_index=True)
