@@ -1238,8 +1238,22 @@ def parse_dates(values: pd.Series) -> pd.Series:
     Text cells are parsed column-wise with each documented format in turn (the same
     formats, in the same order, as :func:`parse_date`); only the cells no format read, and
     cells that are not text (XLSX dates), go one by one through :func:`parse_date`, so
-    the result is the same as parsing cell by cell.
+    the result is the same as parsing cell by cell. A column of text (CSV) is factorised
+    and each distinct text parsed once: a request-level file has a row per request but a
+    few hundred days.
     """
+    cells = values.to_numpy(dtype=object)
+    if len(cells) > 1 and infer_dtype(cells, skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(cells, use_na_sentinel=True)
+        if len(distinct) < len(cells):
+            read = _parse_date_cells(pd.Series(distinct, dtype=object)).to_numpy()
+            table = np.append(read, np.datetime64("NaT", "us"))  # code -1: a blank cell
+            return pd.Series(table[codes], index=values.index)
+    return _parse_date_cells(values)
+
+
+def _parse_date_cells(values: pd.Series) -> pd.Series:
+    """:func:`parse_dates` cell by cell (no factorising)."""
     cells = values.reset_index(drop=True)
     out = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
     text = _is_text(cells).to_numpy()
