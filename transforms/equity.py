@@ -312,9 +312,15 @@ def group_values(frame: pd.DataFrame) -> dict[str, pd.Series]:
     if "sex" in frame:
         out["sex"] = each("sex", normalise_sex).fillna(known)
     if "ethnic_group" in frame:
-        pairs = each("ethnic_group", normalise_ethnic_group)
-        broad = pairs.map(lambda p: p[0]).fillna(known)
-        detailed = pairs.map(lambda p: p[1])
+        # Both parts of each distinct value's (broad, detailed) pair are taken once, not
+        # from a pair per row.
+        codes, uniques = pd.factorize(frame["ethnic_group"].astype(object), use_na_sentinel=True)
+        pairs = [normalise_ethnic_group(u) for u in uniques] + [normalise_ethnic_group(None)]
+        parts = np.empty((2, len(pairs)), dtype=object)
+        parts[0, :] = [p[0] for p in pairs]
+        parts[1, :] = [p[1] for p in pairs]
+        broad = pd.Series(parts[0][codes], index=frame.index, dtype=object).fillna(known)
+        detailed = pd.Series(parts[1][codes], index=frame.index, dtype=object)
         out["ethnic_group"] = broad
         if detailed.notna().any():
             out["ethnic_group_detailed"] = detailed.where(

@@ -995,9 +995,15 @@ class CsvPlan:
 
 #: A well-formed quoted cell (quotes doubled inside, no line break), per delimiter: what is
 #: left of a line once they are taken out holds no quote in a file DuckDB reads as the csv
-#: module does.
+#: module does. The pattern starts with the quote itself (then looks back: the text's start,
+#: a line's start or the delimiter before it) so the regex engine skips from quote to quote
+#: instead of trying a match at every character, and its body is the unrolled loop
+#: ``[^"]*(?:""[^"]*)*`` of ``(?:[^"]|"")*``: the same cells, about ten times faster on a
+#: file quoting a column on every row.
 _QUOTED_FIELD = {
-    d: re.compile(rf'(?:^|(?<={re.escape(d)}))"(?:[^"\r\n]|"")*"(?={re.escape(d)}|\r?$)', re.M)
+    d: re.compile(
+        rf'"(?<![^{re.escape(d)}\n]")[^"\r\n]*(?:""[^"\r\n]*)*"(?={re.escape(d)}|\r?$)', re.M
+    )
     for d in ",;\t|"
 }
 _QUOTE_OUTSIDE_FIELDS = re.compile('"')
@@ -1076,12 +1082,14 @@ def publication_from_cells(
     if not keep.any():
         return None
     numbers = np.arange(2, plan.rows + 2, dtype="int64")[keep]
-    frame = pd.DataFrame(
-        {
-            c: pd.Series(np.asarray(columns[c], dtype=object)[keep], dtype=object)
-            for c in plan.layout.columns
-        }
-    )
+    # One 2-D block of the cells (column by row, as pandas holds a block), not a Series per
+    # column aligned on its index: the same frame in about a quarter of the time.
+    names = list(plan.layout.columns)
+    whole = bool(keep.all())
+    cells = np.empty((len(names), len(numbers)), dtype=object)
+    for j, c in enumerate(names):
+        cells[j] = columns[c] if whole else np.asarray(columns[c], dtype=object)[keep]
+    frame = pd.DataFrame(cells.T, columns=names, dtype=object, copy=False)
     frame[ROW_COLUMN] = pd.Series(numbers, dtype="int64")
     return ParsedPublication(
         form=plan.layout.form, frame=frame, warnings=list(plan.layout.warnings)
@@ -1230,8 +1238,22 @@ def parse_dates(values: pd.Series) -> pd.Series:
     Text cells are parsed column-wise with each documented format in turn (the same
     formats, in the same order, as :func:`parse_date`); only the cells no format read, and
     cells that are not text (XLSX dates), go one by one through :func:`parse_date`, so
-    the result is the same as parsing cell by cell.
+    the result is the same as parsing cell by cell. A column of text (CSV) is factorised
+    and each distinct text parsed once: a request-level file has a row per request but a
+    few hundred days.
     """
+    cells = values.to_numpy(dtype=object)
+    if len(cells) > 1 and infer_dtype(cells, skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(cells, use_na_sentinel=True)
+        if len(distinct) < len(cells):
+            read = _parse_date_cells(pd.Series(distinct, dtype=object)).to_numpy()
+            table = np.append(read, np.datetime64("NaT", "us"))  # code -1: a blank cell
+            return pd.Series(table[codes], index=values.index)
+    return _parse_date_cells(values)
+
+
+def _parse_date_cells(values: pd.Series) -> pd.Series:
+    """:func:`parse_dates` cell by cell (no factorising)."""
     cells = values.reset_index(drop=True)
     out = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
     text = _is_text(cells).to_numpy()
@@ -1529,6 +1551,20 @@ def aggregate_requests(
     return out[[*by, *SUMMARY_COLUMNS]]
 
 
+def _key_codes(keys: pd.DataFrame) -> np.ndarray:
+    """One integer per row of ``keys``, equal where the rows are equal in every column; -1
+    where a column is missing (a groupby on those columns leaves such rows out)."""
+    codes = np.zeros(len(keys), dtype="int64")
+    missing = np.zeros(len(keys), dtype=bool)
+    for c in keys.columns:
+        column, distinct = pd.factorize(keys[c], use_na_sentinel=True)
+        missing |= column < 0
+        codes = codes * (len(distinct) + 1) + column + 1
+        codes, _ = pd.factorize(codes)  # kept below the number of rows: no overflow
+    codes[missing] = -1
+    return codes
+
+
 #: The counts of the breakdown by group: requests and their outcomes (the five outcome columns
 #: add up to requests_received, as in the summary form).
 BREAKDOWN_COUNT_COLUMNS: tuple[str, ...] = ("requests_received", *OUTCOME_COLUMNS)
@@ -1580,14 +1616,34 @@ def aggregate_request_breakdown(
         }
     )
     keys = [*by, "org_code", "period_start", "period_end"]
+    # Each request's key (file, trust, period) is coded once; a dimension's groups are then
+    # counted by one integer per (key, group): the rows and counts of a groupby on the key
+    # columns and the group, without grouping by the key columns again for each dimension.
+    key_codes = _key_codes(base[keys])
+    counts = base[list(BREAKDOWN_COUNT_COLUMNS)].to_numpy(dtype="int64")
     parts = []
     for dimension, values in equity.group_values(frame).items():
-        part = base.assign(dimension=dimension, group_value=values.to_numpy())
-        parts.append(
-            part.groupby([*keys, "dimension", "group_value"], as_index=False)[
-                list(BREAKDOWN_COUNT_COLUMNS)
-            ].sum()
-        )
+        group_value = values.to_numpy()
+        value_codes, distinct = pd.factorize(group_value, use_na_sentinel=True)
+        kept = np.flatnonzero((key_codes >= 0) & (value_codes >= 0))  # groupby drops NA keys
+        if not len(kept):  # no group: the groupby's own empty frame (and its dtypes)
+            part = base.assign(dimension=dimension, group_value=group_value)
+            parts.append(
+                part.groupby([*keys, "dimension", "group_value"], as_index=False)[
+                    list(BREAKDOWN_COUNT_COLUMNS)
+                ].sum()
+            )
+            continue
+        pair = key_codes[kept] * max(len(distinct), 1) + value_codes[kept]
+        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+        rows = kept[first]
+        part = base[keys].iloc[rows].reset_index(drop=True)
+        part = part.assign(dimension=dimension, group_value=group_value[rows])
+        for j, c in enumerate(BREAKDOWN_COUNT_COLUMNS):
+            summed = np.zeros(len(rows), dtype="int64")
+            np.add.at(summed, inverse, counts[kept, j])
+            part[c] = summed
+        parts.append(part)
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     out = pd.concat(parts, ignore_index=True)

@@ -669,13 +669,16 @@ def _validate_group(
     the memory the group freed (:func:`flexbench.validate.release_freed_memory`: Arrow's
     pool, glibc's heap) before its next group: without it each group starts on top of the
     memory the last one freed (about 170 MB after a group of 193 files at N=10). No
-    garbage collection: it cost about 0.1 s of CPU a group and gave back nothing more."""
-    from flexbench.validate import release_freed_memory
+    garbage collection: it cost about 0.1 s of CPU a group and gave back nothing more.
+    The workers share the cores, so each reads its files with one DuckDB thread
+    (:data:`flexbench.validate.READ_THREADS`)."""
+    from flexbench import validate
 
+    validate.READ_THREADS = 1
     try:
         return validate_batch(settings, group, today)
     finally:
-        release_freed_memory()
+        validate.release_freed_memory()
 
 
 #: Bytes of the files of one validation group at most (with at most :data:`BATCH_SIZE`

@@ -1071,12 +1071,16 @@ LEFT_TO_READ_PUBLICATION = {
 
 
 @pytest.mark.parametrize("read_batch_rows", [50_000, 3])  # 3: each file over several batches
-def test_duckdb_reads_a_batch_as_read_publication_reads_each_file(read_batch_rows, monkeypatch):
+@pytest.mark.parametrize("threads", [None, 1])  # 1: as a worker of the validation pool reads
+def test_duckdb_reads_a_batch_as_read_publication_reads_each_file(
+    read_batch_rows, threads, monkeypatch
+):
     from flexbench import validate
     from flexbench.validate import read_declared
     from transforms.publications import read_publication
 
     monkeypatch.setattr(validate, "READ_BATCH_ROWS", read_batch_rows)
+    monkeypatch.setattr(validate, "READ_THREADS", threads)
 
     files = {**READ_BY_DUCKDB, **LEFT_TO_READ_PUBLICATION}
     items = [(name, data, f"{i}.csv", "RJ1") for i, (name, data) in enumerate(files.items())]
