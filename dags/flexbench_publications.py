@@ -61,16 +61,16 @@ def flexbench_publications():
         return handoff.fetch(run_settings(context), batch)
 
     @task
-    def plan_validation(fetched: list[dict], **context) -> list[str]:
+    def plan_validation(fetched: list[dict], **context) -> list[list[str]]:
         from flexbench import handoff
 
         return handoff.plan_validation(run_settings(context), run_id(context), list(fetched))
 
     @task
-    def validate(group: str, **context) -> dict:
+    def validate(groups: list[str], **context) -> dict:
         from flexbench import handoff
 
-        return handoff.validate(run_settings(context), group, run_as_of(context))
+        return handoff.validate(run_settings(context), groups, run_as_of(context))
 
     @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS])
     def load(validated: list[dict], **context) -> dict:
@@ -80,7 +80,7 @@ def flexbench_publications():
         return handoff.load(s, list(validated), run_id(context), run_as_of(context))
 
     fetched = fetch.expand(batch=plan_batches())
-    load(validate.expand(group=plan_validation(fetched)))
+    load(validate.expand(groups=plan_validation(fetched)))
 
 
 flexbench_publications()
