@@ -54,7 +54,7 @@ def flexbench_publications():
 
         return handoff.plan_fetch(run_settings(context), run_id(context))
 
-    @task
+    @task(multiple_outputs=False)
     def fetch(batch: str, **context) -> dict:
         from flexbench import handoff
 
@@ -66,13 +66,15 @@ def flexbench_publications():
 
         return handoff.plan_validation(run_settings(context), run_id(context), list(fetched))
 
-    @task
+    @task(multiple_outputs=False)
     def validate(groups: list[str], **context) -> dict:
         from flexbench import handoff
 
         return handoff.validate(run_settings(context), groups, run_as_of(context))
 
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS])
+    @task(
+        pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS], multiple_outputs=False
+    )
     def load(validated: list[dict], **context) -> dict:
         from flexbench import handoff
 
