@@ -6,8 +6,10 @@ the data URLs of matched pledge sign-ups), lands each file unchanged, validates 
 Flex Data Standard, and loads accepted files into `staging.publications`. Every file is
 recorded in `audit.publication_files`; rejected files get a validation report. The fetch fans
 out over batches of the registry; validation over groups of the files whose content is new
-(when nothing changed, one task that only records the files); the load is the one warehouse writer. Tasks pass each other
-file paths and counts, not per-file records.
+(when nothing changed, one task that only records the files; under `flexbench run`, which
+runs one task at a time, one task that shares every group between worker processes); the
+load is the one warehouse writer. Tasks pass each other file paths and counts, not per-file
+records.
 
 Runs every day at 06:00 (London) and whenever the pledge sign-ups are updated: a pledge feed
 that fails does not stop the publications of the registry being fetched.
