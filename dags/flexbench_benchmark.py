@@ -41,7 +41,7 @@ from flexbench.dag_support import (
     doc_md=__doc__,
 )
 def flexbench_benchmark():
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[BENCHMARK])
+    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[BENCHMARK], multiple_outputs=False)
     def build(**context) -> dict:
         from flexbench.pipeline import benchmark
 
@@ -56,7 +56,7 @@ def flexbench_benchmark():
         return str(build_site(s.warehouse_path, s.data_dir / "site"))
 
     # Reads the warehouse too, so it queues in the writers' pool as well.
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE)
+    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, multiple_outputs=False)
     def export_parquet(built: dict, **context) -> dict:
         from flexbench.pipeline import parquet
 

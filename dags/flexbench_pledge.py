@@ -34,13 +34,13 @@ from flexbench.dag_support import (
     doc_md=__doc__,
 )
 def flexbench_pledge():
-    @task
+    @task(multiple_outputs=False)
     def fetch(**context) -> dict:
         from flexbench.pipeline import pledge
 
         return pledge.fetch(run_settings(context))
 
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PLEDGE])
+    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PLEDGE], multiple_outputs=False)
     def load(fetched: dict, **context) -> dict:
         from flexbench.pipeline import pledge
 

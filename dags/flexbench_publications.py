@@ -6,8 +6,10 @@ the data URLs of matched pledge sign-ups), lands each file unchanged, validates 
 Flex Data Standard, and loads accepted files into `staging.publications`. Every file is
 recorded in `audit.publication_files`; rejected files get a validation report. The fetch fans
 out over batches of the registry; validation over groups of the files whose content is new
-(when nothing changed, one task that only records the files); the load is the one warehouse writer. Tasks pass each other
-file paths and counts, not per-file records.
+(when nothing changed, one task that only records the files; under `flexbench run`, which
+runs one task at a time, one task that shares every group between worker processes); the
+load is the one warehouse writer. Tasks pass each other file paths and counts, not per-file
+records.
 
 Runs every day at 06:00 (London) and whenever the pledge sign-ups are updated: a pledge feed
 that fails does not stop the publications of the registry being fetched.
@@ -54,25 +56,27 @@ def flexbench_publications():
 
         return handoff.plan_fetch(run_settings(context), run_id(context))
 
-    @task
+    @task(multiple_outputs=False)
     def fetch(batch: str, **context) -> dict:
         from flexbench import handoff
 
         return handoff.fetch(run_settings(context), batch)
 
     @task
-    def plan_validation(fetched: list[dict], **context) -> list[str]:
+    def plan_validation(fetched: list[dict], **context) -> list[list[str]]:
         from flexbench import handoff
 
         return handoff.plan_validation(run_settings(context), run_id(context), list(fetched))
 
-    @task
-    def validate(group: str, **context) -> dict:
+    @task(multiple_outputs=False)
+    def validate(groups: list[str], **context) -> dict:
         from flexbench import handoff
 
-        return handoff.validate(run_settings(context), group, run_as_of(context))
+        return handoff.validate(run_settings(context), groups, run_as_of(context))
 
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS])
+    @task(
+        pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[PUBLICATIONS], multiple_outputs=False
+    )
     def load(validated: list[dict], **context) -> dict:
         from flexbench import handoff
 
@@ -80,7 +84,7 @@ def flexbench_publications():
         return handoff.load(s, list(validated), run_id(context), run_as_of(context))
 
     fetched = fetch.expand(batch=plan_batches())
-    load(validate.expand(group=plan_validation(fetched)))
+    load(validate.expand(groups=plan_validation(fetched)))
 
 
 flexbench_publications()

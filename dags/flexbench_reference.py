@@ -41,7 +41,7 @@ def flexbench_reference():
 
         return reference.fetch(run_settings(context))
 
-    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[REFERENCE])
+    @task(pool=WAREHOUSE_POOL, queue=WAREHOUSE_QUEUE, outlets=[REFERENCE], multiple_outputs=False)
     def load(fetched: list[dict], **context) -> dict:
         from flexbench.pipeline import reference
 

@@ -18,6 +18,10 @@ The tasks (``dags/flexbench_publications.py`` calls them):
   validates nothing and never imports GX. The files not to validate (unchanged, failed) go
   with the first group, to be recorded;
 - :func:`validate`: one group through ``validate_batch``, its outcomes written to one file;
+  while the tasks run one after another in one process (:func:`tasks_one_at_a_time`:
+  ``flexbench run``, the bench), one task takes every group and shares them between worker
+  processes, one per core (``ValidationPool``), instead of one mapped task per group run on
+  one core after the other;
 - :func:`load`: every outcome file read back, one load.
 
 Standard library only at import: the DAG files import nothing of this at parse time anyway.
@@ -31,12 +35,32 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 #: Handoff folders of runs older than this are removed when a new run plans its batches.
 KEEP_DAYS = 14
+
+#: True while the DAGs' tasks run one after another in this process (:func:`tasks_one_at_a_time`).
+_one_at_a_time = False
+
+
+@contextmanager
+def tasks_one_at_a_time() -> Iterator[None]:
+    """While inside, the tasks run one after another in this process, nothing beside them
+    (``dag.test()``, :func:`flexbench.runner.run_all`): :func:`plan_validation` then plans
+    one validation task for all the groups, which shares them between worker processes. A
+    scheduler runs the mapped tasks side by side on its workers' slots instead; one per
+    group is right there."""
+    global _one_at_a_time
+    before, _one_at_a_time = _one_at_a_time, True
+    try:
+        yield
+    finally:
+        _one_at_a_time = before
 
 
 def run_dir(settings, run_id: str) -> Path:
@@ -120,9 +144,11 @@ def validation_groups(todo: list[Any], slots: int) -> list[list[Any]]:
     return publications.bounded_groups(todo, worth)
 
 
-def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) -> list[str]:
-    """The groups to validate, one file each; their paths (at least one: the files not to
-    validate are recorded by the first group's task)."""
+def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) -> list[list[str]]:
+    """The groups to validate, one file each, as the validation tasks take them: one group's
+    path per task, or all of them for one task while the tasks run one at a time in this
+    process (:func:`tasks_one_at_a_time`). At least one group: the files not to validate
+    are recorded by the first group's task."""
     from flexbench.pipeline import publications
 
     fetched = [r for res in fetch_results for r in read_records(res["fetched"])]
@@ -131,16 +157,28 @@ def plan_validation(settings, run_id: str, fetch_results: list[dict[str, Any]]) 
     groups = validation_groups(todo, publications.validation_workers()) or [[]]
     groups[0] = [*rest, *groups[0]]
     folder = run_dir(settings, run_id)
-    return [write_records(folder / f"group-{i:04d}.jsonl", g) for i, g in enumerate(groups)]
+    paths = [write_records(folder / f"group-{i:04d}.jsonl", g) for i, g in enumerate(groups)]
+    return [paths] if _one_at_a_time else [[p] for p in paths]
 
 
-def validate(settings, group_path: str, today: date) -> dict[str, Any]:
-    """Validate one group (``validate_batch``); its outcomes go to ``outcomes-<n>.jsonl``."""
+def validate(settings, group_paths: list[str] | str, today: date) -> dict[str, Any]:
+    """Validate the groups of one task (``validate_batch`` each): one in this process, more
+    shared between worker processes (``ValidationPool``, one per core); their outcomes, in
+    the groups' order, go to one file, ``outcomes-<n>.jsonl`` after the first group."""
     from flexbench.pipeline import publications
 
-    items = read_records(group_path)
-    outcomes = publications.validate_batch(settings, items, today)
-    path = Path(group_path).with_name(Path(group_path).name.replace("group-", "outcomes-"))
+    if isinstance(group_paths, str):
+        group_paths = [group_paths]
+    groups = [read_records(p) for p in group_paths]
+    if len(groups) == 1:
+        outcomes = publications.validate_batch(settings, groups[0], today)
+    else:
+        workers = min(len(groups), publications.validation_workers())
+        per_worker = publications.FILES_PER_WORKER
+        with publications.ValidationPool(workers, files_per_worker=per_worker) as pool:
+            outcomes = pool.validate_groups(settings, groups, today)
+    first = Path(group_paths[0])
+    path = first.with_name(first.name.replace("group-", "outcomes-"))
     return {
         "outcomes": write_records(path, outcomes),
         "files": len(outcomes),

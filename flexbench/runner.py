@@ -13,6 +13,10 @@ log is written where Airflow's log reader looks for it
 whole run's output also goes to ``<airflow home>/logs/flexbench-run-*.log``. The terminal gets
 one line per DAG.
 
+``dag.test()`` runs one task at a time, so the publications DAG's validation is planned as one
+task that shares its groups between worker processes, one per core (``flexbench.handoff``),
+not as one mapped task per group run one after another.
+
 In-process runs do not retry failed tasks (Airflow would wait out the retry delay): HTTP
 fetches already retry with backoff, and a failed run is simply run again.
 """
@@ -28,6 +32,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+from flexbench import handoff
 from flexbench.settings import PROJECT_ROOT, Settings
 
 DAG_ORDER = (
@@ -242,7 +247,9 @@ def run_all(
         started = time.monotonic()
         started_at = pendulum.now("UTC")
         offset = log_path.stat().st_size
-        with _to_log(log_path), _task_logs(logs, log_path):
+        # dag.test() runs the tasks one after another in this process: the publications
+        # DAG's validation is then one task on every core (flexbench/handoff.py).
+        with _to_log(log_path), _task_logs(logs, log_path), handoff.tasks_one_at_a_time():
             dag_run = dag.test(logical_date=logical, run_after=started_at, run_conf=conf)
         took = time.monotonic() - started
         if dag_run is not None:

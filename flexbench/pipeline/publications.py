@@ -546,11 +546,22 @@ class ValidationPool:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             # One executor per worker, so a worker can be told to import GX on its own.
-            for _ in range(self.workers):
-                executor = ProcessPoolExecutor(1, mp_context=ctx, initializer=_quiet_worker)
-                executor.submit(int)  # forks the worker now, before any thread of ours
-                self._executors.append(executor)
-            self._warming.append(self._executors[0].submit(_warm_up))
+            try:
+                for _ in range(self.workers):
+                    executor = ProcessPoolExecutor(1, mp_context=ctx, initializer=_quiet_worker)
+                    self._executors.append(executor)
+                    executor.submit(int)  # forks the worker now, before any thread of ours
+            except (AssertionError, OSError) as exc:
+                # No worker process to be had (a daemonic process, as a Celery pool's, may
+                # not have children; no memory to fork): everything in this process.
+                log.warning(
+                    "validation in one process: no worker process (%s)",
+                    exc or type(exc).__name__,
+                )
+                self.close()
+                self.workers = 1
+            else:
+                self._warming.append(self._executors[0].submit(_warm_up))
 
     def __enter__(self) -> ValidationPool:
         return self
@@ -589,12 +600,20 @@ class ValidationPool:
         whose content is new (status ``fetched``) are validated, the others only recorded."""
         outcomes = validate_batch(settings, [f for f in fetched if f["status"] != "fetched"], today)
         todo = [f for f in fetched if f["status"] == "fetched"]
-        groups = self.groups(todo)
+        return outcomes + self.validate_groups(settings, self.groups(todo), today)
+
+    def validate_groups(
+        self, settings: Settings, groups: list[list[dict[str, Any]]], today: date
+    ) -> list[dict[str, Any]]:
+        """The outcomes of :func:`validate_batch` for each of ``groups`` (already planned),
+        in the order of the groups: the groups shared between the workers that the files to
+        validate (status ``fetched``) are worth (:meth:`expect`)."""
+        outcomes: list[dict[str, Any]] = []
         if not self._executors:
             for group in groups:
                 outcomes.extend(validate_batch(settings, group, today))
             return outcomes
-        self.expect(len(todo))
+        self.expect(sum(f["status"] == "fetched" for g in groups for f in g))
         in_use = self._executors[: self.active]
         sent = [
             (g, _submit(in_use[i % len(in_use)], _validate_group, settings, g, today))

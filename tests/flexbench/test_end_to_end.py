@@ -66,6 +66,31 @@ def test_every_dag_ran_through_airflow_and_succeeded(benchmarked):
         assert [r["state"] for r in runs] == ["success"], dag_id
 
 
+def test_each_task_hands_on_one_small_xcom_of_paths_and_counts(benchmarked):
+    # A task's dict is one XCom, not one more per key; the publications DAG's carry paths
+    # and counts, never a per-file record.
+    import sqlite3
+
+    from flexbench import runner
+
+    run_ids = [r["run_id"] for r in benchmarked["results"]]
+    with sqlite3.connect(runner.airflow_home() / "airflow.db") as db:
+        rows = db.execute(
+            "select dag_id, task_id, map_index, key, value from xcom "
+            f"where run_id in ({', '.join('?' * len(run_ids))})",
+            run_ids,
+        ).fetchall()
+    assert {dag for dag, *_ in rows} == {r["dag_id"] for r in benchmarked["results"]}
+    assert {key for _, _, _, key, _ in rows} == {"return_value"}
+    instances = [(dag, task, index) for dag, task, index, _, _ in rows]
+    assert len(instances) == len(set(instances))
+    for dag, task, _, _, value in rows:
+        text = value if isinstance(value, str) else bytes(value).decode()
+        assert len(text) < 2000, (dag, task)
+        if dag == "flexbench_publications":
+            assert "sha256" not in text and "org_code" not in text, (task, text)
+
+
 def _window(made):
     manifest = made["manifest"]
     accepted = manifest[manifest["expected"] == "accepted"]

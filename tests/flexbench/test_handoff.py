@@ -4,6 +4,7 @@ counts in the XComs, the per-file records in files; validation sized by the new 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,8 +100,58 @@ def test_nothing_new_is_one_task_that_only_records(settings):
     batches = handoff.plan_fetch(settings, "run-2")
     fetched = [handoff.fetch(settings, b) for b in batches]
     groups = handoff.plan_validation(settings, "run-2", fetched)
-    assert len(groups) == 1
-    assert {r["status"] for r in handoff.read_records(groups[0])} == {"unchanged"}
+    assert groups == [[groups[0][0]]]
+    assert {r["status"] for r in handoff.read_records(groups[0][0])} == {"unchanged"}
+
+
+def test_run_one_task_at_a_time_the_validation_is_one_task_on_every_core(
+    settings, monkeypatch, tmp_path
+):
+    # As under `flexbench run` (dag.test(): one task after another in one process): one
+    # validation task takes every group and shares them between worker processes; the
+    # outcomes, staged files and load are those of one task per group.
+    monkeypatch.setattr(publications, "BATCH_SIZE", 5)  # 16 files: 4 groups
+    monkeypatch.setattr(publications, "FILES_PER_WORKER", 1)  # both workers take a share
+    monkeypatch.setenv("FLEXBENCH_VALIDATE_WORKERS", "2")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    real = publications.validate_batch
+
+    def noting_the_process(settings, items, today, processed=None):
+        (pids / str(os.getpid())).touch()
+        return real(settings, items, today, processed)
+
+    monkeypatch.setattr(publications, "validate_batch", noting_the_process)
+
+    def run(run_id: str) -> tuple[list, dict, list]:
+        fetched = [handoff.fetch(settings, b) for b in handoff.plan_fetch(settings, run_id)]
+        groups = handoff.plan_validation(settings, run_id, fetched)
+        validated = [handoff.validate(settings, g, TODAY) for g in groups]
+        outcomes = [o for v in validated for o in handoff.read_records(v["outcomes"])]
+        return groups, validated, outcomes
+
+    apart, _, apart_outcomes = run("run-apart")
+    assert [len(g) for g in apart] == [1, 1, 1, 1]
+    assert {p.name for p in pids.iterdir()} == {str(os.getpid())}
+    # A second run of the same content would only record it: validate it afresh instead.
+    for f in settings.data_dir.glob("landing/_state/*.json"):
+        f.unlink()
+    for f in (settings.data_dir / "staged" / "publications").iterdir():
+        f.unlink()
+
+    with handoff.tasks_one_at_a_time():
+        together, validated, outcomes = run("run-together")
+
+    assert [len(g) for g in together] == [4]
+    assert len(validated) == 1 and validated[0]["statuses"] == {"accepted": 16}
+    assert len(json.dumps(validated)) < 1000
+    workers = {p.name for p in pids.iterdir()} - {str(os.getpid())}
+    assert len(workers) == 2
+    kept = ("org_code", "status", "form", "rows", "reasons", "staged_key", "staged_path")
+    assert [{k: o.get(k) for k in kept} for o in outcomes] == [
+        {k: o.get(k) for k in kept} for o in apart_outcomes
+    ]
+    assert handoff.load(settings, validated, "run-together", TODAY) == {"accepted": 16}
 
 
 @pytest.mark.parametrize(

@@ -454,6 +454,32 @@ def test_a_worker_dying_while_the_fetch_goes_on_loses_no_file(monkeypatch, serve
     assert staged(nation, "RFF") == as_quarters(VERSION_1)
 
 
+def test_where_no_worker_can_be_forked_the_files_are_validated_in_one_process(
+    server, nation, tmp_path
+):
+    # A daemonic process (a Celery pool's) may not have children: the pool validates every
+    # file in its own process, with the verdicts one process gives.
+    import multiprocessing
+
+    fetched = fetch_all(nation)
+    with publications.ValidationPool(1) as one:
+        alone = one.validate(nation, fetched, TODAY)
+    out = tmp_path / "daemon.json"
+
+    def validate_in_a_daemon():
+        with publications.ValidationPool(2, files_per_worker=1) as pool:
+            shared = pool.validate(nation, fetched, TODAY)
+            out.write_text(json.dumps([pool.workers, verdicts(shared)]))
+
+    worker = multiprocessing.get_context("fork").Process(target=validate_in_a_daemon, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == 0
+    workers, shared = json.loads(out.read_text())
+    assert workers == 1
+    assert {k: tuple(v) for k, v in shared.items()} == verdicts(alone)
+
+
 @pytest.mark.parametrize(
     ("files", "workers", "sizes"),
     [
