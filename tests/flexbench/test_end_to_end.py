@@ -86,9 +86,15 @@ def test_each_task_hands_on_one_small_xcom_of_paths_and_counts(benchmarked):
     assert len(instances) == len(set(instances))
     for dag, task, _, _, value in rows:
         text = value if isinstance(value, str) else bytes(value).decode()
-        assert len(text) < 2000, (dag, task)
         if dag == "flexbench_publications":
+            assert len(text) < 2000, (dag, task)
             assert "sha256" not in text and "org_code" not in text, (task, text)
+        else:
+            # The reference and pledge DAGs' fetches hand on a record per source they
+            # fetched (a handful, whatever the number of trusts): small for each.
+            items = json.loads(text)
+            bound = 600 * len(items) if isinstance(items, list) else 2000
+            assert len(text) < bound, (dag, task)
 
 
 def _window(made):
