@@ -15,6 +15,7 @@ failure is reported against the file and the row it came from.
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -95,20 +96,19 @@ DEFERRED_BY_GX = ("altair", "scipy")
 
 
 class _DeferredFinder(importlib.abc.MetaPathFinder):
-    """Finds the modules of ``packages`` as Python does, with a loader that runs each module
-    only when first read from (:class:`importlib.util.LazyLoader`)."""
+    """Finds the modules of ``packages`` on the path as Python's path finder does, with a
+    loader that runs each module only when first read from
+    (:class:`importlib.util.LazyLoader`). Only for imports made by the thread that made it:
+    another thread importing meanwhile gets its modules as always."""
 
     def __init__(self, packages: Sequence[str]):
         self.packages = frozenset(packages)
+        self.thread = threading.get_ident()
 
     def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] not in self.packages:
+        if name.partition(".")[0] not in self.packages or threading.get_ident() != self.thread:
             return None
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            sys.meta_path.insert(0, self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         spec.loader = importlib.util.LazyLoader(spec.loader)
@@ -117,15 +117,21 @@ class _DeferredFinder(importlib.abc.MetaPathFinder):
 
 @contextmanager
 def deferred_imports(packages: Sequence[str]):
-    """Within the block, a module of ``packages`` imported for the first time is run only
-    when first read from; a module already imported is as it was. Use it around an import
-    that pulls in packages it rarely needs; the modules stay deferred after the block."""
+    """Within the block, a module of ``packages`` that this thread imports for the first time
+    is run only when first read from; a module already imported is as it was. Use it around
+    an import that pulls in packages it rarely needs; the modules stay deferred after the
+    block. (On Python 3.11 a deferred module should first be read from by one thread at a
+    time: its loading has no lock before 3.12. Here GX is imported once a process, and
+    scipy is first read from by the benchmark build or a worker's validation, one thread.)"""
     finder = _DeferredFinder(packages)
     sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        sys.meta_path.remove(finder)
+        try:
+            sys.meta_path.remove(finder)
+        except ValueError:  # someone else took it out: nothing left to undo
+            pass
 
 
 def _get_context():

@@ -90,3 +90,45 @@ def test_deferred_imports_leave_modules_already_imported_as_they_were():
     assert again is json and type(again) is type(sys)
     assert again.loads("[1]") == [1]
     assert sys.meta_path == finders
+
+
+def _package(root, name: str, ran) -> None:
+    """A package whose body records that it ran (in the file ``ran``)."""
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(
+        f"open({str(ran)!r}, 'a').write({name!r} + '\\n')\nVALUE = 42\n"
+    )
+
+
+def test_a_deferred_module_runs_when_first_read_and_other_threads_import_as_always(
+    tmp_path, monkeypatch
+):
+    import importlib
+    import sys
+    import threading
+
+    from expectations.core import deferred_imports
+
+    ran = tmp_path / "ran.txt"
+    ran.touch()
+    for name in ("fbdefer_here", "fbdefer_there"):
+        _package(tmp_path, name, ran)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("fbdefer_here", "fbdefer_there"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.invalidate_caches()
+
+    other: list = []
+    with deferred_imports(["fbdefer_here", "fbdefer_there"]):
+        here = importlib.import_module("fbdefer_here")
+        assert ran.read_text() == ""  # made, not run
+        # Another thread importing meanwhile gets its module run at once.
+        thread = threading.Thread(
+            target=lambda: other.append(importlib.import_module("fbdefer_there"))
+        )
+        thread.start()
+        thread.join(30)
+    assert ran.read_text() == "fbdefer_there\n"
+    assert here.VALUE == 42  # first read: now it runs
+    assert ran.read_text() == "fbdefer_there\nfbdefer_here\n"
+    assert other[0].VALUE == 42

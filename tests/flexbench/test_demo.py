@@ -80,10 +80,14 @@ def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(tmp_pat
     port = demo._free_port(0)
     with demo.serve(tmp_path, port):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        started = time.perf_counter()
+        took = []
         for _ in range(50):
+            started = time.perf_counter()
             conn.request("GET", "/f.csv")
             assert conn.getresponse().read().startswith(b"a,b\n")
-        took = time.perf_counter() - started
+            took.append(time.perf_counter() - started)
         conn.close()
-    assert took < 0.7, f"50 requests took {took:.2f} s"
+    # The median request: about 1 ms here, 40 ms with the delayed ACK (a busy machine
+    # slows some requests, not most of them).
+    median = sorted(took)[len(took) // 2]
+    assert median < 0.015, f"median request {median * 1000:.1f} ms"
