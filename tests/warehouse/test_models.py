@@ -282,3 +282,45 @@ def test_every_measure_has_a_quarterly_trend_and_regions_and_icbs_have_names(bui
     assert dict(names) == dict(icbs.values.tolist())
     funnels = con.execute("select * from marts.area_trust_funnels where area_kind = 'region'")
     assert set(funnels.df()["area_name"]) == {"London"}
+
+
+def test_the_newest_version_of_a_period_gives_each_key_once_however_it_was_fetched(build):
+    # A's file: its bytes accepted from two URLs at the same instant, then fetched again
+    # later. B's: accepted from two URLs at the same instant only. Each staged key once,
+    # from the latest fetch of the newest version.
+    first = datetime(2026, 10, 1, tzinfo=UTC)
+    later = datetime(2026, 10, 8, tzinfo=UTC)
+    rows = []
+    for fetched in (first, first, later):
+        for group, approved in (("All staff groups", 9), ("Nursing and midwifery", 4)):
+            row = _row("RAA", "2026-07-01", "2026-09-30", group, approved=approved)
+            row["fetched_at"] = pd.Timestamp(fetched)
+            rows.append(row)
+    rows += [_row("RBB", "2026-07-01", "2026-09-30") for _ in range(2)]
+    breakdown = pd.DataFrame(
+        [
+            {
+                **_group("RAA", "sex", "Female", 5, 1),
+                "fetched_at": pd.Timestamp(fetched),
+            }
+            for fetched in (first, first, later)
+        ]
+    )
+
+    _, con = build(rows, breakdown=breakdown)
+
+    staged = con.execute(
+        "select org_code, staff_group, approved_in_full, source_fetched_at "
+        "from staging.publications order by all"
+    ).fetchall()
+    assert [(o, g, a) for o, g, a, _ in staged] == [
+        ("RAA", "All staff groups", 9),
+        ("RAA", "Nursing and midwifery", 4),
+        ("RBB", "All staff groups", 9),
+    ]
+    assert {f for o, _, _, f in staged if o == "RAA"} == {later}
+    groups = con.execute(
+        "select org_code, dimension, group_value, source_fetched_at "
+        "from staging.publication_breakdowns"
+    ).fetchall()
+    assert groups == [("RAA", "sex", "Female", later)]

@@ -10,7 +10,7 @@ with breakdown_rows as (
 
 versions as (
     select org_code, period_start, period_end, file_sha256, max(fetched_at) as fetched_at,
-        count(distinct fetched_at) as fetches
+        count(*) > count(distinct (dimension, group_value)) as repeated
     from breakdown_rows
     group by all
 ),
@@ -25,7 +25,7 @@ newest as (
 ),
 
 newest_rows as (
-    select r.*, n.fetches
+    select r.*, n.repeated
     from breakdown_rows as r
     inner join newest as n
         on n.recency = 1
@@ -35,19 +35,20 @@ newest_rows as (
         and r.file_sha256 = n.file_sha256
 ),
 
--- A file fetched once gives each key once (the standard's unique-key rule, checked before
--- a row is accepted): its rows as they are. A file fetched more than once (the same bytes
--- accepted again) gives each key in each fetch: the latest fetch's row.
+-- A version whose rows give each key once (a file fetched once: the standard's unique-key
+-- rule, checked before a row is accepted): its rows as they are. A version giving a key more
+-- than once (the same bytes accepted again, from another fetch or another URL): the latest
+-- fetch's row of each key.
 final as (
-    select * exclude (file_sha256, fetched_at, fetches),
+    select * exclude (file_sha256, fetched_at, repeated),
         file_sha256 as source_sha256, fetched_at as source_fetched_at
     from newest_rows
-    where fetches = 1
+    where not repeated
     union all
-    select r.* exclude (file_sha256, fetched_at, fetches),
+    select r.* exclude (file_sha256, fetched_at, repeated),
         r.file_sha256 as source_sha256, r.fetched_at as source_fetched_at
     from newest_rows as r
-    where r.fetches > 1
+    where r.repeated
     qualify row_number() over (
         partition by r.org_code, r.period_start, r.period_end, r.dimension, r.group_value
         order by r.fetched_at desc
