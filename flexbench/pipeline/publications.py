@@ -509,21 +509,29 @@ FILES_PER_WORKER = 100
 
 
 class ValidationPool:
-    """Validation on every core, for runs without a scheduler (``flexbench bench``).
+    """Validation on every core where nothing else runs tasks side by side: the bench's
+    pipeline run, and the publications DAG's one validate task under ``dag.test()``
+    (``flexbench run``, :func:`flexbench.handoff.tasks_one_at_a_time`).
 
-    Under Airflow the mapped fetch-and-validate tasks are the parallel workers. Without a
-    scheduler, this pool plays their part. Its worker processes (one per core, or
-    ``workers``) are forked when the pool is made, before any fetch thread exists; the
-    first at once imports Great Expectations and builds its context (about 4 s) while the
-    caller is still fetching. The others stay idle (a forked process, no import) until
-    :meth:`expect` is told of enough files to validate, at least ``files_per_worker`` per
-    worker: a refresh where little changed pays one GX import, not one per core.
+    Under a scheduler the mapped validate tasks are the parallel workers; here this pool
+    plays their part. Its worker processes (one per core, or ``workers``) are forked when the
+    pool is made (in the bench before any fetch thread exists; under ``dag.test()`` inside
+    Airflow's runner process, whose own threads are running: a lock one of them held at the
+    fork would stay held in the worker, a risk the runner's tests have not shown); the first
+    at once imports Great Expectations and builds its context while the caller goes on. The
+    others stay idle (a forked process, no import) until :meth:`expect` is told of enough
+    files to validate, at least ``files_per_worker`` per worker: a refresh where little
+    changed pays one GX import, not one per core. Where no worker can be forked (a daemonic
+    process, as a Celery pool's), everything runs in the calling process.
 
-    :meth:`validate` shares the files to validate between the workers in use, in groups of
-    at most :data:`BATCH_SIZE`, each group one :func:`validate_batch` call (so the same
-    staged files, reports and outcomes as in the DAG). A group whose worker fails is
-    validated again in the calling process, so no file is lost. With one worker,
-    everything runs in the calling process.
+    Three ways in, each group one :func:`validate_batch` call (so the same staged files,
+    reports and outcomes as the DAG's tasks): :meth:`validate` shares the files to validate
+    between the workers in use, in groups of at most :data:`BATCH_SIZE` files and
+    :data:`GROUP_BYTES` bytes; :meth:`validate_groups` takes groups already planned (the
+    DAG's); :meth:`add` takes fetch results as they come and sends groups while the caller
+    fetches on, :meth:`outcomes` gives them back. A group whose worker fails is validated
+    again in the calling process, so no file is lost. With one worker, everything runs in
+    the calling process.
     """
 
     def __init__(self, workers: int | None = None, files_per_worker: int = FILES_PER_WORKER):
