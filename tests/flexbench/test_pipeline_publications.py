@@ -369,7 +369,18 @@ def test_validating_on_every_core_gives_each_file_the_verdict_one_process_gives(
     assert staged(nation, "RAA") == as_quarters(VERSION_1)
 
 
-def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation):
+def _validate_all_at_once(pool, nation):
+    return pool.validate(nation, fetch_all(nation), TODAY)
+
+
+def _validate_while_fetching(pool, nation):
+    for batch in publications.batches(publications.registry(nation), size=2):
+        pool.add(nation, publications.fetch_batch(nation, batch), TODAY)
+    return pool.outcomes(nation, TODAY)
+
+
+@pytest.mark.parametrize("validate", [_validate_all_at_once, _validate_while_fetching])
+def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation, validate):
     parent = os.getpid()
     real = publications._verdicts
 
@@ -382,8 +393,9 @@ def test_a_validation_worker_that_dies_loses_no_file(monkeypatch, server, nation
     # validates normally.
     monkeypatch.setattr(publications, "_verdicts", dies_in_a_worker)
     with publications.ValidationPool(2, files_per_worker=1) as pool:
-        outcomes = pool.validate(nation, fetch_all(nation), TODAY)
+        outcomes = validate(pool, nation)
 
+    assert {o["org_code"]: o["status"] for o in outcomes} == NATION_STATUSES
     assert publications.load(nation, outcomes, "run-broken-pool", TODAY) == {
         "accepted": 3,
         "rejected": 2,
@@ -432,26 +444,6 @@ def test_a_refresh_where_little_changed_is_validated_in_one_group_after_the_fetc
         assert pool.active == 1  # the second worker never imported GX
 
     assert {o["org_code"]: o["status"] for o in outcomes} == NATION_STATUSES
-
-
-def test_a_worker_dying_while_the_fetch_goes_on_loses_no_file(monkeypatch, server, nation):
-    parent = os.getpid()
-    real = publications._verdicts
-
-    def dies_in_a_worker(todo, today, headcounts=None):
-        if os.getpid() != parent:
-            os._exit(3)
-        return real(todo, today, headcounts)
-
-    monkeypatch.setattr(publications, "_verdicts", dies_in_a_worker)
-    with publications.ValidationPool(2, files_per_worker=1) as pool:
-        for batch in publications.batches(publications.registry(nation), size=2):
-            pool.add(nation, publications.fetch_batch(nation, batch), TODAY)
-        outcomes = pool.outcomes(nation, TODAY)
-
-    assert {o["org_code"]: o["status"] for o in outcomes} == NATION_STATUSES
-    publications.load(nation, outcomes, "run-broken-stream", TODAY)
-    assert staged(nation, "RFF") == as_quarters(VERSION_1)
 
 
 def test_where_no_worker_can_be_forked_the_files_are_validated_in_one_process(
