@@ -136,7 +136,8 @@ def lp_solved_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows:
     one program minimises (then maximises) their sum, and every cell its solution puts at 0
     (at 4) needs no program of its own; the program is solved again for the cells left, and
     a cell is solved alone only where that moves no cell. The answer is the cell-by-cell
-    one (:func:`_lp_cell_by_cell_safe`), with about a third of the programs.
+    one (two programs per withheld cell; tests/transforms/test_breakdown_disclosure.py
+    holds it to that), with about a third of the programs.
     """
     import highspy
 
@@ -204,36 +205,6 @@ def _highs(boxes: list[tuple[float, float]], rows: list):
     h.setOptionValue("presolve", "off")
     h.passModel(lp)
     return h
-
-
-def _lp_cell_by_cell_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list):
-    """:func:`lp_solved_safe` as the rule reads: two linear programs per withheld cell, its
-    least and greatest value (kept to test the faster form against)."""
-    import highspy
-
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    for lo, hi in boxes:
-        h.addVar(lo, inf if math.isinf(hi) else hi)
-    for lo, hi, coefs in rows:
-        idx = np.array(list(coefs), dtype=np.int32)
-        h.addRow(lo, hi, len(idx), idx, np.array(list(coefs.values()), dtype=float))
-    for j, w in enumerate(withheld):
-        if not w:
-            continue
-        bounds = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            h.changeColCost(j, 1.0)
-            h.changeObjectiveSense(sense)
-            h.run()
-            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                return False
-            bounds.append(h.getInfo().objective_function_value)
-            h.changeColCost(j, 0.0)
-        if bounds[0] > 1e-6 or bounds[1] < MAX_SUPPRESSED_COUNT - 1e-6:
-            return False
-    return True
 
 
 #: Slack on the bounds :func:`narrowed_by_bounds` proves, far above rounding error and the
@@ -466,10 +437,7 @@ def _sum_safe(total: float, cells: list[tuple[float, bool]]) -> bool:
         return True
     lo_sum, lo_inf, hi_sum = total, 0, total
     for v, w in cells:
-        if w or not isinstance(v, float) or v != v or v == 0:
-            b_lo, b_hi = box(v, w)
-        else:  # box() of a published rounded count, inline (most cells)
-            b_lo, b_hi = max(v - HALF, MAX_SUPPRESSED_COUNT + 1.0), v + HALF
+        b_lo, b_hi = _box(v, w) if v is None or isinstance(v, float) else box(v, w)
         if math.isinf(b_hi):
             lo_inf += 1
         else:
