@@ -616,18 +616,9 @@ class ValidationPool:
         """The outcomes of :func:`validate_batch` for each of ``groups`` (already planned),
         in the order of the groups: the groups shared between the workers that the files to
         validate (status ``fetched``) are worth (:meth:`expect`)."""
-        outcomes: list[dict[str, Any]] = []
-        if not self._executors:
-            for group in groups:
-                outcomes.extend(validate_batch(settings, group, today))
-            return outcomes
-        self.expect(sum(f["status"] == "fetched" for g in groups for f in g))
-        in_use = self._executors[: self.active]
-        sent = [
-            (g, _submit(in_use[i % len(in_use)], _validate_group, settings, g, today))
-            for i, g in enumerate(groups)
-        ]
-        return outcomes + _collect(settings, sent, today)
+        if self._executors:
+            self.expect(sum(f["status"] == "fetched" for g in groups for f in g))
+        return _collect(settings, self._dispatch(settings, groups, today), today)
 
     def add(self, settings: Settings, fetched: list[dict[str, Any]], today: date) -> None:
         """Fetch results as they come (a registry batch's, say), validated while the caller
@@ -647,13 +638,25 @@ class ValidationPool:
 
     def _send(self, settings: Settings, groups: list[list[dict[str, Any]]], today: date) -> None:
         self._waiting = []
+        self._sent.extend(self._dispatch(settings, groups, today))
+
+    def _dispatch(
+        self, settings: Settings, groups: list[list[dict[str, Any]]], today: date
+    ) -> list[tuple[list[dict[str, Any]], Any]]:
+        """``(group, future)`` for each group, sent to the worker in use with the fewest groups
+        still to do; future None where there is no worker (:func:`_collect` validates it in
+        the calling process)."""
+        if not self._executors:
+            return [(group, None) for group in groups]
         in_use = self._executors[: self.active]
+        sent = []
         for group in groups:
             busiest = [sum(not f.done() for f in self._queued.get(id(e), [])) for e in in_use]
             executor = in_use[busiest.index(min(busiest))]
             future = _submit(executor, _validate_group, settings, group, today)
             self._queued.setdefault(id(executor), []).append(future)
-            self._sent.append((group, future))
+            sent.append((group, future))
+        return sent
 
     def outcomes(self, settings: Settings, today: date) -> list[dict[str, Any]]:
         """Outcomes for every item given to :meth:`add`, as :meth:`validate` gives them: the
@@ -662,11 +665,8 @@ class ValidationPool:
             settings, [f for f in self._added if f["status"] != "fetched"], today
         )
         rest = self._waiting
-        if not self._executors:
-            sent = [(g, None) for g in bounded_groups(rest)]
-        else:
-            self._send(settings, bounded_groups(rest, self.workers_for(len(rest))), today)
-            sent = self._sent
+        self._send(settings, bounded_groups(rest, self.workers_for(len(rest))), today)
+        sent = self._sent
         self._added, self._waiting, self._sent, self._queued, self._new = [], [], [], {}, 0
         self.groups_validated = len(sent)
         return outcomes + _collect(settings, sent, today)
