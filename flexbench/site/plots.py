@@ -184,14 +184,8 @@ class FunnelPlot:
             return top + ph * (1 - (np.asarray(v, dtype=float) - y_lo) / (y_hi - y_lo))
 
         parts = [f'<rect class="frame" x="{left}" y="{top}" width="{pw}" height="{ph}"/>']
-        for t in _ticks(y_lo, y_hi):
-            y = _fmt(float(sy(t)))
-            parts.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>')
-            parts.append(
-                f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" '
-                f'dominant-baseline="middle">{escape(pct(t, 0 if (y_hi - y_lo) > 0.08 else 1))}'
-                "</text>"
-            )
+        digits = 0 if (y_hi - y_lo) > 0.08 else 1
+        parts += _y_ticks(_ticks(y_lo, y_hi), sy, left, left + pw, lambda t: pct(t, digits))
         for t in _ticks(0, x_max):
             x = _fmt(float(sx(t)))
             parts.append(
@@ -433,6 +427,20 @@ def _x_ticks(values, sx, y1, y2, label_y, text) -> list[str]:
     return out
 
 
+def _y_ticks(values, sy, x1, x2, text) -> list[str]:
+    """A y axis's tick at each of ``values``: a grid line from ``x1`` to ``x2`` and its label
+    (``text(value)``) right-aligned 6 px left of ``x1``."""
+    out = []
+    for t in values:
+        y = _fmt(float(sy(t)))
+        out.append(
+            f'<line class="grid" x1="{x1}" x2="{x2}" y1="{y}" y2="{y}"/>'
+            f'<text class="tick" x="{x1 - 6}" y="{y}" text-anchor="end" '
+            f'dominant-baseline="middle">{escape(text(t))}</text>'
+        )
+    return out
+
+
 def _polylines(css: str, shown: list[int], ys, sx, sy) -> list[str]:
     """One polyline per run of consecutive indices in ``shown`` (two points or more): never a
     line across a gap."""
@@ -543,13 +551,7 @@ def measure_trend_plot(
         digits = 0 if tick_step >= 0.01 else 1
     else:
         digits = 0 if tick_step >= 1 else (1 if tick_step >= 0.1 else 2)
-    for t in ticks:
-        y = _fmt(sy(t))
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>'
-            f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" '
-            f'dominant-baseline="middle">{escape(show(t, digits))}</text>'
-        )
+    parts += _y_ticks(ticks, sy, left, left + pw, lambda t: show(t, digits))
     every = max(1, math.ceil(len(q) / 10))
     for i, lab in enumerate(labels):
         x = _fmt(sx(i))
