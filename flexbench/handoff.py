@@ -30,9 +30,11 @@ Standard library only at import: the DAG files import nothing of this at parse t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +42,19 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: The module a Celery worker imports for its tasks before forking its pool
+#: (``flexbench.celery_config``; docs/deploy.md, "Workers import once").
+PRELOAD_MODULE = "flexbench.preload"
+
+
+def worker_preloaded() -> bool:
+    """True when this process's worker imported :data:`PRELOAD_MODULE` before forking it: the
+    module is here though no task imports it."""
+    return PRELOAD_MODULE in sys.modules
+
 
 #: Handoff folders of runs older than this are removed when a new run plans its batches.
 KEEP_DAYS = 14
@@ -169,6 +184,13 @@ def validate(settings, group_paths: list[str] | str, today: date) -> dict[str, A
 
     if isinstance(group_paths, str):
         group_paths = [group_paths]
+    log.info(
+        "Great Expectations, pandas and DuckDB: %s",
+        "imported by the worker before this task (flexbench.preload)"
+        if worker_preloaded()
+        else "imported by this task (a Celery worker can import them once for all its tasks: "
+        'docs/deploy.md, "Workers import once")',
+    )
     groups = [read_records(p) for p in group_paths]
     if len(groups) == 1:
         outcomes = publications.validate_batch(settings, groups[0], today)

@@ -545,6 +545,8 @@ def cluster_environment(
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
             "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+            # As in docker-compose.yml: workers import flexbench.preload before forking.
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "flexbench.celery_config.CELERY_CONFIG",
         }
     )
     return env

@@ -97,6 +97,11 @@ def runs(cluster, nation):
         if state != "success":
             break
     print(f"\ncluster timings (s): {cluster.timings}; runs (s): {seconds}")
+    durations = cluster.query(
+        "select dag_id, task_id, count(*), round(sum(duration)::numeric, 2)::float"
+        " from task_instance group by dag_id, task_id order by dag_id, task_id"
+    )
+    print("task seconds (task instances, summed duration):", durations)
     return done
 
 
@@ -153,6 +158,18 @@ def test_every_warehouse_writer_runs_on_the_duckdb_queue_in_the_one_slot_pool(cl
         assert cluster.workers_that_ran(dag_id, run_id, task_id) == {"celery-worker-duckdb"}
     slots = cluster.query("select slots from slot_pool where pool = 'duckdb_writer'")
     assert slots == [(1,)]
+
+
+def test_each_worker_imports_the_task_libraries_once_before_its_tasks(cluster, runs):
+    # Both workers import flexbench.preload as they start (flexbench.celery_config), before
+    # forking their pool: the tasks are forked with Great Expectations, pandas and DuckDB in.
+    for name in ("celery-worker", "celery-worker-duckdb"):
+        log = (cluster.home / f"{name}.log").read_text(errors="replace")
+        assert log.count("preloaded for this worker's tasks in") == 1, cluster.log_tail(name)
+    run_id, _ = runs["flexbench_publications"]
+    log = cluster.task_log("flexbench_publications", run_id, "validate", chars=200_000)
+    assert "imported by the worker before this task (flexbench.preload)" in log, log[-3000:]
+    assert "imported by this task" not in log
 
 
 def test_the_admin_user_logs_in_to_the_api_server_and_a_wrong_password_is_refused(cluster):

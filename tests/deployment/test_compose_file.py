@@ -94,6 +94,19 @@ def test_airflow_services_use_celery_postgres_redis_and_the_execution_api(servic
     )
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["FLEXBENCH_WAREHOUSE"].startswith("/opt/flexbench/data/")
+    # Every service the same Celery settings; the workers import flexbench.preload with them.
+    assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "flexbench.celery_config.CELERY_CONFIG"
+
+
+def test_the_celery_settings_are_airflows_with_the_task_libraries_preloaded():
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    from flexbench.celery_config import CELERY_CONFIG
+
+    assert {k: v for k, v in CELERY_CONFIG.items() if k != "imports"} == {
+        k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"
+    }
+    assert "flexbench.preload" in CELERY_CONFIG["imports"]
 
 
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)

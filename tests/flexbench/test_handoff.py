@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,45 @@ def test_validation_groups_pay_the_fixed_cost_once_within_the_memory_bound(files
     assert [len(g) for g in groups] == sizes
     assert [x for g in groups for x in g] == list(range(files))
     assert all(len(g) <= publications.BATCH_SIZE for g in groups)
+
+
+def test_a_process_forked_from_a_preloaded_worker_starts_with_the_task_libraries():
+    # What a Celery worker does with flexbench.celery_config: import flexbench.preload, then
+    # fork; the forked process (a task) finds Great Expectations, pandas and DuckDB there and
+    # its validate task says so. A process that did not preload imports them itself.
+    script = (
+        "import os, sys\n"
+        "from flexbench import handoff\n"
+        "before = handoff.worker_preloaded()\n"
+        "import flexbench.preload\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = handoff.worker_preloaded() and all(m in sys.modules for m in "
+        "('great_expectations', 'pandas', 'duckdb', 'pyarrow', 'flexbench.validate'))\n"
+        "    os._exit(0 if ok else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(before, os.waitstatus_to_exitcode(status))\n"
+    )
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONPATH": _ROOT}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "0"]
+
+
+def test_the_validate_task_log_says_whether_its_worker_preloaded(tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.delitem(sys.modules, handoff.PRELOAD_MODULE, raising=False)
+    group = tmp_path / "group-0.jsonl"
+    handoff.write_records(group, [])
+    s = settings_mod.load(warehouse=tmp_path / "w.duckdb")
+    with caplog.at_level(logging.INFO, logger="flexbench.handoff"):
+        handoff.validate(s, str(group), date(2026, 10, 31))
+    assert "imported by this task" in caplog.text
+    caplog.clear()
+    monkeypatch.setitem(sys.modules, handoff.PRELOAD_MODULE, object())
+    with caplog.at_level(logging.INFO, logger="flexbench.handoff"):
+        handoff.validate(s, str(group), date(2026, 10, 31))
+    assert "imported by the worker before this task" in caplog.text
