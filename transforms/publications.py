@@ -1497,6 +1497,10 @@ def decided_within_two_months(received: pd.Series, decided: pd.Series) -> pd.Ser
     return (pd.to_datetime(decided) <= limit).fillna(False).astype(bool)
 
 
+#: The outcomes that are decisions (counted by decided_within_2_months when timely).
+_DECIDED: tuple[str, ...] = ("approved_in_full", "approved_with_changes", "declined")
+
+
 def aggregate_requests(
     frame: pd.DataFrame, period: str = "quarter", by: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -1530,7 +1534,7 @@ def aggregate_requests(
     outcome = frame["outcome"].to_numpy(dtype=object)
     appeal = frame["appeal"].to_numpy(dtype=object)
     reason = frame["decline_reason"].to_numpy(dtype=object)
-    decided = np.isin(outcome, ["approved_in_full", "approved_with_changes", "declined"])
+    decided = np.isin(outcome, list(_DECIDED))
     within = decided_within_two_months(frame["received_date"], frame["decision_date"])
     declined = outcome == "declined"
     counts: dict[str, Any] = {"requests_received": np.ones(len(frame), dtype="int64")}
@@ -1769,17 +1773,7 @@ def request_breakdown_sql(
     One scan: a grouping set per dimension. Detailed ethnic groups only for the files and
     trusts that name one.
     """
-    start = {
-        "quarter": "date_trunc('quarter', received)",
-        "month": "date_trunc('month', received)",
-        "financial_year": (
-            "make_timestamp(year(received) - (month(received) < 4)::int, 4, 1, 0, 0, 0)"
-        ),
-    }.get(period)
-    if start is None:
-        raise ValueError(f"period must be quarter, month or financial_year, not {period!r}")
-    months = {"quarter": 3, "month": 1, "financial_year": 12}[period]
-    end = f"period_start + interval {months} month - interval 1 day"
+    start, end = _period_sql(period)
     groups = [f"g{i}" for i in range(len(codes.dimensions))]
     if not groups:
         return (
@@ -1843,3 +1837,145 @@ def breakdown_from_counts(counts: pd.DataFrame, codes: BreakdownCodes) -> pd.Dat
         }
     )
     return out
+
+
+# --- the aggregation to the summary form in SQL ---------------------------------------------
+
+
+@dataclass
+class RequestCodes:
+    """Coerced request-level rows as whole numbers, for :func:`request_summary_sql`.
+
+    ``table`` has a row per request: ``file``, ``org`` and ``grp`` (file, org_code and
+    staff_group codes, -1 where missing; a code is the place of the value in the sorted
+    ``labels``, so codes sort as the values), ``received`` and ``decided`` (datetime64, NaT
+    where missing), ``outcome`` (its place in :data:`OUTCOME_COLUMNS`), ``appeal`` (its place
+    in :data:`APPEALS`), ``reason`` (its place in :data:`DECLINE_REASONS`; -1 for none of
+    them) and ``escalated`` (yes).
+    """
+
+    table: pd.DataFrame
+    labels: dict[str, np.ndarray]
+
+
+def _places(values: Any, names: tuple[str, ...]) -> np.ndarray:
+    values = np.asarray(values, dtype=object)
+    out = np.full(len(values), -1, dtype="int64")
+    for i, name in enumerate(names):
+        out[values == name] = i
+    return out
+
+
+def request_codes(frame: pd.DataFrame, files: Any) -> RequestCodes:
+    """Coerced request-level rows (:func:`coerce_request_level`) of one or more files
+    (``files``: each row's file) -> :class:`RequestCodes`."""
+    file_codes, file_labels = _sorted_codes(files)
+    org_codes, org_labels = _sorted_codes(frame["org_code"])
+    group_codes, group_labels = _sorted_codes(frame["staff_group"])
+    table = pd.DataFrame(
+        {
+            "file": file_codes,
+            "org": org_codes,
+            "grp": group_codes,
+            "received": pd.to_datetime(frame["received_date"]).to_numpy(),
+            "decided": pd.to_datetime(frame["decision_date"]).to_numpy(),
+            "outcome": _places(frame["outcome"], OUTCOME_COLUMNS),
+            "appeal": _places(frame["appeal"], APPEALS),
+            "reason": _places(frame["decline_reason"], DECLINE_REASONS),
+            "escalated": frame["escalated"].to_numpy(dtype=object) == "yes",
+        }
+    )
+    labels = {"file": file_labels, "org_code": org_labels, "staff_group": group_labels}
+    return RequestCodes(table, labels)
+
+
+def _period_sql(period: str) -> tuple[str, str]:
+    """(first day, last day) of the period of ``received``, in SQL (:func:`period_of`)."""
+    start = {
+        "quarter": "date_trunc('quarter', received)",
+        "month": "date_trunc('month', received)",
+        "financial_year": (
+            "make_timestamp(year(received) - (month(received) < 4)::int, 4, 1, 0, 0, 0)"
+        ),
+    }.get(period)
+    if start is None:
+        raise ValueError(f"period must be quarter, month or financial_year, not {period!r}")
+    months = {"quarter": 3, "month": 1, "financial_year": 12}[period]
+    return start, f"{start} + interval {months} month - interval 1 day"
+
+
+def request_summary_sql(
+    codes: RequestCodes, today: date, period: str = "quarter", relation: str = "requests"
+) -> str:
+    """The query aggregating :class:`RequestCodes` (registered as ``relation``) to the
+    summary form: :func:`aggregate_requests` with ``by=("file",)`` in SQL, the requests of a
+    period not over on ``today`` left out.
+
+    Rows: ``file``, ``org``, ``period_start``, ``period_end``, ``grp`` (null for the "All
+    staff groups" row) and :data:`COUNT_COLUMNS`, sorted as :func:`aggregate_requests` sorts
+    them. One scan: two grouping sets (each staff group, and all of them).
+    """
+    start, end = _period_sql(period)
+    decided = ", ".join(str(OUTCOME_COLUMNS.index(o)) for o in _DECIDED)
+    declined = OUTCOME_COLUMNS.index("declined")
+    upheld = APPEALS.index("upheld")
+    lodged = ", ".join(str(APPEALS.index(a)) for a in ("upheld", "not_upheld", "pending"))
+    counts = [
+        "count(*) as requests_received",
+        *(f"count(*) filter (where outcome = {i}) as {o}" for i, o in enumerate(OUTCOME_COLUMNS)),
+        "count(*) filter (where escalated) as escalated",
+        f"count(*) filter (where appeal in ({lodged})) as appeals",
+        f"count(*) filter (where appeal = {upheld}) as appeals_upheld",
+        f"count(*) filter (where outcome in ({decided}) and decided <= received "
+        "+ interval 2 month) as decided_within_2_months",
+        *(
+            f"count(*) filter (where outcome = {declined} and reason = {i}) as {c}"
+            for i, c in enumerate(DECLINE_REASON_COLUMNS)
+        ),
+    ]
+    labels = codes.labels["staff_group"]
+    whole = np.flatnonzero(labels == ALL_STAFF_GROUPS)
+    whole_code = int(whole[0]) if len(whole) else -1
+    return (
+        f"with dated as (select *, {start} as period_start, {end} as period_end from "
+        f"{relation} where received is not null and org >= 0) "
+        "select file, org, period_start, period_end, "
+        "case when grouping(grp) = 0 then grp end as grp, "
+        + ", ".join(counts)
+        + f" from dated where period_end <= timestamp '{today.isoformat()}' "
+        "group by grouping sets ((file, org, period_start, period_end), "
+        "(file, org, period_start, period_end, grp)) "
+        "having grouping(grp) = 1 or grp >= 0 "
+        "order by file, org, period_start, period_end, "
+        f"coalesce(grp <> {whole_code}, false), grp nulls first"
+    )
+
+
+def request_ongoing_sql(today: date, period: str = "quarter", relation: str = "requests") -> str:
+    """The query counting, per ``file``, the requests of a period not over on ``today``
+    (left out of :func:`request_summary_sql`)."""
+    _, end = _period_sql(period)
+    return (
+        f"select file, count(*) as left_out from {relation} "
+        f"where {end} > timestamp '{today.isoformat()}' group by file order by file"
+    )
+
+
+def summary_from_counts(counts: pd.DataFrame, codes: RequestCodes) -> pd.DataFrame:
+    """The rows of :func:`request_summary_sql` -> columns ``file`` (its label) then
+    :data:`SUMMARY_COLUMNS`, as :func:`aggregate_requests` gives them."""
+    unit = codes.table["received"].dtype  # as period_of gives the periods of those dates
+    grp = counts["grp"].to_numpy(dtype="float64")
+    staff_group = np.full(len(counts), ALL_STAFF_GROUPS, dtype=object)
+    named = ~np.isnan(grp)
+    staff_group[named] = codes.labels["staff_group"][grp[named].astype("int64")]
+    return pd.DataFrame(
+        {
+            "file": codes.labels["file"][counts["file"].to_numpy(dtype="int64")],
+            "org_code": codes.labels["org_code"][counts["org"].to_numpy(dtype="int64")],
+            "period_start": counts["period_start"].to_numpy(dtype=unit),
+            "period_end": counts["period_end"].to_numpy(dtype=unit),
+            "staff_group": staff_group,
+            **{c: counts[c].to_numpy(dtype="int64") for c in COUNT_COLUMNS},
+        }
+    )
