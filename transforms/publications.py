@@ -1722,16 +1722,12 @@ def breakdown_codes(frame: pd.DataFrame, files: Any) -> BreakdownCodes:
 
     file_codes, file_labels = _sorted_codes(files)
     org_codes, org_labels = _sorted_codes(frame["org_code"])
-    outcome = frame["outcome"].to_numpy(dtype=object)
-    outcome_codes = np.full(len(frame), -1, dtype="int64")
-    for i, o in enumerate(OUTCOME_COLUMNS):
-        outcome_codes[outcome == o] = i
     table = pd.DataFrame(
         {
             "file": file_codes,
             "org": org_codes,
             "received": pd.to_datetime(frame["received_date"]).to_numpy(),
-            "outcome": outcome_codes,
+            "outcome": _places(frame["outcome"], OUTCOME_COLUMNS),
         }
     )
     labels = {"file": file_labels, "org_code": org_labels}
@@ -1859,11 +1855,16 @@ class RequestCodes:
 
 
 def _places(values: Any, names: tuple[str, ...]) -> np.ndarray:
-    values = np.asarray(values, dtype=object)
-    out = np.full(len(values), -1, dtype="int64")
-    for i, name in enumerate(names):
-        out[values == name] = i
-    return out
+    """Each value's place in ``names``, -1 where it is none of them (each distinct value
+    looked up once)."""
+    rows, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    table = np.full(len(distinct) + 1, -1, dtype="int64")  # the last: a blank (code -1)
+    for i, value in enumerate(distinct):
+        for place, name in enumerate(names):
+            if value == name:
+                table[i] = place
+                break
+    return table[rows]
 
 
 def request_codes(frame: pd.DataFrame, files: Any) -> RequestCodes:
