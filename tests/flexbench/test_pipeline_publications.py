@@ -560,13 +560,16 @@ def test_breakdowns_of_a_group_are_each_files_own_counts_by_the_documented_aggre
             columns=["sex", "ethnic_group"]
         ),
         "key-RJ1": log(broad_only),  # broad ethnic groups only: no detailed ones
+        "key-RXX": log([hostile[-1].replace("RAB", "RXX")]),  # only a quarter not yet over
     }
 
     counted = publications.breakdowns(files, TODAY)
 
     every = list(dict.fromkeys(c for f in files.values() for c in f.columns))
-    assert set(counted) == set(files)
+    assert set(counted) == set(files) - {"key-RXX"}  # nothing to stage for it yet
     for key, raw in files.items():
+        if key not in counted:
+            continue
         filled = raw.assign(**{c: None for c in every if c not in raw.columns})
         typed = coerce_request_level(filled)
         _, end = period_of(typed["received_date"])

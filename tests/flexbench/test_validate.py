@@ -1150,6 +1150,10 @@ REQUEST_LEVEL_BATCH = {
         "RJ1,C1,2024-12-31,2025-01-10,approved_in_full,no,none,,Central functions",
         "RJ1,C2,2025-01-05,,pending,no,none,,Central functions",  # Jan-Mar 2025: left out
     ),
+    "every request in a quarter not yet over": _request_file(
+        "RJ1,G1,2025-01-02,,pending,no,none,,Central functions",
+    ),
+    "a header and no requests": _request_file(),
     "two months to the day, at a month's end": _request_file(
         "RJ1,D1,2024-10-31,2024-12-31,approved_with_changes,no,none,,Central functions",
         "RJ1,D2,2024-10-31,2025-01-01,approved_in_full,no,none,,Central functions",
@@ -1221,6 +1225,7 @@ def test_a_batch_aggregates_request_level_files_as_each_alone_is_aggregated():
     assert (total["declined_costs"], total["declined_insufficient_work"]) == (1, 1)
     assert total["decided_within_2_months"] == 1  # 3 Apr -> 30 Jun, 30 Apr -> 1 Jul: late
     assert set(odd.index) == {"All staff groups", "Nurses & health visitors", "Central functions"}
+    assert together["every request in a quarter not yet over"].summary.empty
     on_the_day = together["two months to the day, at a month's end"].summary.iloc[0]
     assert on_the_day["decided_within_2_months"] == 1
 
