@@ -1966,7 +1966,7 @@ def summary_from_counts(counts: pd.DataFrame, codes: RequestCodes) -> pd.DataFra
     """The rows of :func:`request_summary_sql` -> columns ``file`` (its label) then
     :data:`SUMMARY_COLUMNS`, as :func:`aggregate_requests` gives them."""
     unit = codes.table["received"].dtype  # as period_of gives the periods of those dates
-    grp = counts["grp"].to_numpy(dtype="float64")
+    grp = counts["grp"].to_numpy(dtype="float64", na_value=np.nan)
     staff_group = np.full(len(counts), ALL_STAFF_GROUPS, dtype=object)
     named = ~np.isnan(grp)
     staff_group[named] = codes.labels["staff_group"][grp[named].astype("int64")]
