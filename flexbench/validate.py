@@ -215,7 +215,10 @@ def validate_many(
     heads = {str(k).strip().upper(): v for k, v in (headcounts or {}).items()}
     verdicts: dict[Hashable, Verdict] = {}
     parsed: dict[str, tuple[Hashable, ParsedPublication, str | None]] = {}
-    declared = read_declared(items, paths) if len(items) >= DECLARED_READ_MIN_FILES else {}
+    # A batch is read, and its request-level files aggregated, by DuckDB; a file or a few
+    # are read and aggregated by pandas alone, without importing DuckDB (the same rows).
+    in_sql = len(items) >= DECLARED_READ_MIN_FILES
+    declared = read_declared(items, paths) if in_sql else {}
     for number, (file_id, data, filename, org) in enumerate(items):
         publication = declared.get(number)
         if publication is None:
@@ -232,7 +235,9 @@ def validate_many(
     ):
         keys = [k for k, (_, p, _) in parsed.items() if p.form == form]
         for run in _runs_by_rows(keys, parsed, max_rows):
-            verdicts.update(_check_run(run, parsed, form, rules, build, today, period, heads))
+            verdicts.update(
+                _check_run(run, parsed, form, rules, build, today, period, heads, in_sql)
+            )
             release_freed_memory()  # the run's check frame
     return {file_id: verdicts[file_id] for file_id, *_ in items}
 
@@ -481,8 +486,10 @@ def _check_run(
     today: date,
     period: str,
     headcounts: Mapping[str, int],
+    in_sql: bool = False,
 ) -> dict[Hashable, Verdict]:
-    """One GX run over the files ``keys`` of one form: check frame built once for them all."""
+    """One GX run over the files ``keys`` of one form: check frame built once for them all
+    (``in_sql``: see :func:`_summaries`)."""
     frame, files, orgs = _batch_frame(keys, parsed)
     # Each file's headcount looked up once (Series.map over one value per file gives the
     # values, and dtype, the map over every row gave), then repeated over its rows.
@@ -533,33 +540,47 @@ def _check_run(
         whole = len(rows) == len(check)
         del check
         release_freed_memory()
-        summaries = _summaries(kept if whole else kept.iloc[rows], form, today, period, warnings)
+        summaries = _summaries(
+            kept if whole else kept.iloc[rows], form, today, period, warnings, in_sql
+        )
         for k in accepted:
             verdicts[parsed[k][0]].summary = summaries[k]
     return verdicts
 
 
 def _summaries(
-    check: pd.DataFrame, form: str, today: date, period: str, warnings: dict[str, list[str]]
+    check: pd.DataFrame,
+    form: str,
+    today: date,
+    period: str,
+    warnings: dict[str, list[str]],
+    in_sql: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Accepted rows in the typed summary form, per file (request-level files aggregated).
 
     ``check`` holds the accepted files' rows of one run; ``warnings`` (file -> its verdict's
     warnings) is added to for requests left out because their period is not over.
+    ``in_sql``: request-level rows are aggregated by DuckDB (:func:`_aggregate_in_sql`), as
+    for a batch read by :func:`read_declared`; else by pandas
+    (``transforms.publications.aggregate_requests``), the same rows without importing
+    DuckDB (``flexbench validate`` of one file).
     """
     if form == "summary":
         out = check[[FILE_COLUMN, *SUMMARY_COLUMNS]].copy()
     else:
-        _, period_end = period_of(check["received_date"], period)
-        ongoing = (period_end > pd.Timestamp(today)).to_numpy()
-        left_out = pd.Series(ongoing).groupby(check[FILE_COLUMN].to_numpy()).sum()
+        if in_sql:
+            out, left_out = _aggregate_in_sql(check, today, period)
+        else:
+            _, period_end = period_of(check["received_date"], period)
+            ongoing = (period_end > pd.Timestamp(today)).to_numpy()
+            left_out = pd.Series(ongoing).groupby(check[FILE_COLUMN].to_numpy()).sum()
+            out = aggregate_requests(check[~ongoing], period=period, by=(FILE_COLUMN,))
         for k, n in left_out.items():
             if n:
                 warnings[k].append(
                     f"{int(n)} request(s) received in a {period.replace('_', ' ')} "
                     "not yet over are left out of the summary until it ends"
                 )
-        out = aggregate_requests(check[~ongoing], period=period, by=(FILE_COLUMN,))
     out[list(COUNT_COLUMNS)] = out[list(COUNT_COLUMNS)].astype("int64")
     for c in ("period_start", "period_end"):
         out[c] = pd.to_datetime(out[c]).dt.normalize()
@@ -568,6 +589,38 @@ def _summaries(
     parts = _split_by_file(out)
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
     return {k: parts.get(k, empty.copy()) for k in warnings}
+
+
+def _aggregate_in_sql(
+    check: pd.DataFrame, today: date, period: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Request-level rows of a run (typed, as in the check frame) -> their summary rows
+    (``aggregate_requests`` with ``by=(FILE_COLUMN,)``) and the requests left out per file
+    (their period not over on ``today``), counted by DuckDB
+    (``transforms.publications.request_summary_sql``)."""
+    import duckdb
+
+    from transforms.publications import (
+        request_codes,
+        request_ongoing_sql,
+        request_summary_sql,
+        summary_from_counts,
+    )
+
+    codes = request_codes(check, check[FILE_COLUMN].to_numpy(dtype=object))
+    con = duckdb.connect()
+    try:
+        con.execute("set enable_progress_bar = false")
+        if READ_THREADS:
+            con.execute(f"set threads = {int(READ_THREADS)}")
+        con.register("requests", codes.table)
+        counts = con.execute(request_summary_sql(codes, today, period)).df()
+        ongoing = con.execute(request_ongoing_sql(today, period)).fetchall()
+    finally:
+        con.close()
+    out = summary_from_counts(counts, codes).rename(columns={"file": FILE_COLUMN})
+    left_out = {codes.labels["file"][f]: n for f, n in ongoing}
+    return out, left_out
 
 
 def _split_by_file(out: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -9,7 +9,9 @@ data) with a :class:`PublicationError` whose rule id and message a trust HR lead
 
 Row-level checks (whole numbers, sums, periods, ...) are not made here: they are the GX
 suites in ``expectations/publications.py``. This module also aggregates the request-level
-form to the summary form (:func:`aggregate_requests`).
+form to the summary form (:func:`aggregate_requests`) and counts it by equity group
+(:func:`aggregate_request_breakdown`; the pipeline counts a whole group of files at once with
+the same counts as SQL text, :func:`request_breakdown_sql`, which it runs on DuckDB).
 
 The standard itself, with every rule id, is documented in ``docs/flex-data-standard.md``.
 Pure: no Airflow, no network, no DuckDB.
@@ -1427,24 +1429,34 @@ def _request_id(value: Any) -> Any:
     return str(value).strip()
 
 
-def coerce_request_level(frame: pd.DataFrame) -> pd.DataFrame:
-    """Request-level form as read -> typed, coded values (see :func:`normalise_code`)."""
+def coerce_request_level(
+    frame: pd.DataFrame, columns: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """Request-level form as read -> typed, coded values (see :func:`normalise_code`).
+
+    ``columns``: only these of the form are typed (and kept, where the frame has them),
+    e.g. :data:`BREAKDOWN_INPUT_COLUMNS`; default all.
+    """
+    wanted = set(REQUEST_LEVEL_COLUMNS if columns is None else columns)
     out = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].astype("int64")}, index=frame.index)
-    out["org_code"] = _each(frame["org_code"], normalise_org_code)
-    out["request_id"] = _each(frame["request_id"], _request_id)
-    out["received_date"] = parse_dates(frame["received_date"])
-    out["decision_date"] = parse_dates(frame["decision_date"])
-    out["outcome"] = _each(frame["outcome"], lambda v: normalise_code(v, "outcome"))
-    out["escalated"] = _each(frame["escalated"], lambda v: normalise_code(v, "yes_no"))
-    out["appeal"] = _each(frame["appeal"], lambda v: normalise_code(v, "appeal"))
-    out["decline_reason"] = _each(
-        frame["decline_reason"], lambda v: normalise_code(v, "decline_reason")
-    )
-    out["staff_group"] = _each(frame["staff_group"], normalise_staff_group)
-    if "flex_type" in frame.columns:
+    codes = {
+        "org_code": normalise_org_code,
+        "request_id": _request_id,
+        "received_date": None,
+        "decision_date": None,
+        "outcome": lambda v: normalise_code(v, "outcome"),
+        "escalated": lambda v: normalise_code(v, "yes_no"),
+        "appeal": lambda v: normalise_code(v, "appeal"),
+        "decline_reason": lambda v: normalise_code(v, "decline_reason"),
+        "staff_group": normalise_staff_group,
+    }
+    for c, convert in codes.items():
+        if c in wanted:
+            out[c] = parse_dates(frame[c]) if convert is None else _each(frame[c], convert)
+    if "flex_type" in frame.columns and "flex_type" in wanted:
         out["flex_type"] = _each(frame["flex_type"], lambda v: normalise_code(v, "flex_type"))
     for c in REQUEST_LEVEL_OPTIONAL[1:]:
-        if c in frame.columns:
+        if c in frame.columns and c in wanted:
             out[c] = frame[c]
     return out
 
@@ -1485,6 +1497,10 @@ def decided_within_two_months(received: pd.Series, decided: pd.Series) -> pd.Ser
     return (pd.to_datetime(decided) <= limit).fillna(False).astype(bool)
 
 
+#: The outcomes that are decisions (counted by decided_within_2_months when timely).
+_DECIDED: tuple[str, ...] = ("approved_in_full", "approved_with_changes", "declined")
+
+
 def aggregate_requests(
     frame: pd.DataFrame, period: str = "quarter", by: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -1518,7 +1534,7 @@ def aggregate_requests(
     outcome = frame["outcome"].to_numpy(dtype=object)
     appeal = frame["appeal"].to_numpy(dtype=object)
     reason = frame["decline_reason"].to_numpy(dtype=object)
-    decided = np.isin(outcome, ["approved_in_full", "approved_with_changes", "declined"])
+    decided = np.isin(outcome, list(_DECIDED))
     within = decided_within_two_months(frame["received_date"], frame["decision_date"])
     declined = outcome == "declined"
     counts: dict[str, Any] = {"requests_received": np.ones(len(frame), dtype="int64")}
@@ -1658,3 +1674,309 @@ def aggregate_request_breakdown(
     out = out.sort_values([*keys, "_dim", "group_value"]).reset_index(drop=True)
     out[list(BREAKDOWN_COUNT_COLUMNS)] = out[list(BREAKDOWN_COUNT_COLUMNS)].astype("int64")
     return out[columns]
+
+
+# --- the breakdown by group in SQL ----------------------------------------------------------
+
+#: The columns of the request-level form the breakdown by group reads (the others are not
+#: typed for it: :func:`coerce_request_level` with ``columns``).
+BREAKDOWN_INPUT_COLUMNS: tuple[str, ...] = (
+    "org_code",
+    "received_date",
+    "outcome",
+    "staff_group",
+    *REQUEST_LEVEL_OPTIONAL,
+)
+
+
+@dataclass
+class BreakdownCodes:
+    """Coerced request-level rows as whole numbers, for :func:`request_breakdown_sql`.
+
+    ``table`` has a row per request: ``file`` and ``org`` (codes, -1 where missing),
+    ``received`` (datetime64, NaT where missing), ``outcome`` (its place in
+    :data:`OUTCOME_COLUMNS`, -1 for none) and ``g0``, ``g1``, ... the request's group in each
+    of ``dimensions`` (-1 where none). A code is the place of the value in ``labels``
+    (file, org_code and each dimension's groups), which are sorted: codes sort as the values.
+    """
+
+    table: pd.DataFrame
+    dimensions: tuple[str, ...]
+    labels: dict[str, np.ndarray]
+    detailed_named: tuple[int, ...] = ()
+
+
+def _sorted_codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
+    return codes.astype("int64"), np.asarray(uniques, dtype=object)
+
+
+def breakdown_codes(frame: pd.DataFrame, files: Any) -> BreakdownCodes:
+    """Coerced request-level rows (:func:`coerce_request_level`, at least
+    :data:`BREAKDOWN_INPUT_COLUMNS`) of one or more files (``files``: each row's file) ->
+    :class:`BreakdownCodes`. The groups are those of :func:`transforms.equity.group_values`,
+    read from each distinct value of a column once (in Python); only the counting is left
+    to SQL.
+    """
+    from transforms import equity
+
+    file_codes, file_labels = _sorted_codes(files)
+    org_codes, org_labels = _sorted_codes(frame["org_code"])
+    table = pd.DataFrame(
+        {
+            "file": file_codes,
+            "org": org_codes,
+            "received": pd.to_datetime(frame["received_date"]).to_numpy(),
+            "outcome": _places(frame["outcome"], OUTCOME_COLUMNS),
+        }
+    )
+    labels = {"file": file_labels, "org_code": org_labels}
+    groups: dict[str, np.ndarray] = {}
+    for column in dict.fromkeys(equity.DIMENSION_COLUMNS.values()):
+        if column not in frame:
+            continue
+        # group_values of the column's distinct values (and a blank, the last: code -1)
+        # gives each row's groups, a value being read the same wherever it stands.
+        rows, distinct = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
+        each = np.empty(len(distinct) + 1, dtype=object)
+        each[:-1] = distinct
+        each[-1] = None
+        for dimension, values in equity.group_values(pd.DataFrame({column: each})).items():
+            codes, labels[dimension] = _sorted_codes(values)
+            groups[dimension] = codes[rows]
+    dimensions = tuple(d for d in equity.DIMENSIONS if d in groups)
+    for i, dimension in enumerate(dimensions):
+        table[f"g{i}"] = groups[dimension]
+    named: tuple[int, ...] = ()
+    if "ethnic_group_detailed" in labels:
+        detailed = labels["ethnic_group_detailed"]
+        named = tuple(
+            int(i) for i in np.flatnonzero(np.isin(detailed, list(equity.ETHNIC_DETAILED)))
+        )
+    return BreakdownCodes(table, dimensions, labels, named)
+
+
+def request_breakdown_sql(
+    codes: BreakdownCodes, today: date, period: str = "quarter", relation: str = "requests"
+) -> str:
+    """The query counting :class:`BreakdownCodes` (registered as ``relation``) by file,
+    trust, period, dimension and group: :func:`aggregate_request_breakdown` in SQL, with
+    the requests of a period not over on ``today`` left out (docs/methodology.md, "Equity").
+
+    Rows: ``file``, ``org``, ``period_start``, ``period_end``, ``dim`` (the place of the
+    dimension in ``codes.dimensions``), ``grp`` (the group's code) and the counts of
+    :data:`BREAKDOWN_COUNT_COLUMNS`, sorted as :func:`aggregate_request_breakdown` sorts them.
+    One scan: a grouping set per dimension. Detailed ethnic groups only for the files and
+    trusts that name one.
+    """
+    start, end = _period_sql(period)
+    groups = [f"g{i}" for i in range(len(codes.dimensions))]
+    if not groups:
+        return (
+            "select null::bigint as file, null::bigint as org, null::timestamp as period_start, "
+            "null::timestamp as period_end, null::bigint as dim, null::bigint as grp, "
+            + ", ".join(f"null::bigint as {c}" for c in BREAKDOWN_COUNT_COLUMNS)
+            + " limit 0"
+        )
+    which = " ".join(f"when grouping({g}) = 0 then {i}" for i, g in enumerate(groups))
+    value = " ".join(f"when grouping({g}) = 0 then {g}" for g in groups)
+    counts = ", ".join(
+        [
+            "count(*) as requests_received",
+            *(
+                f"count(*) filter (where outcome = {i}) as {o}"
+                for i, o in enumerate(OUTCOME_COLUMNS)
+            ),
+        ]
+    )
+    sets = ", ".join(f"(file, org, period_start, period_end, {g})" for g in groups)
+    detailed = ""
+    if "ethnic_group_detailed" in codes.dimensions:
+        d = codes.dimensions.index("ethnic_group_detailed")
+        named = ", ".join(str(c) for c in codes.detailed_named) or "null"
+        detailed = (
+            f" qualify dim <> {d} or "
+            f"bool_or(dim = {d} and grp in ({named})) over (partition by file, org)"
+        )
+    return (
+        f"with dated as (select *, {start} as period_start from {relation} "
+        "where received is not null and org >= 0), "
+        f"kept as (select *, {end} as period_end from dated "
+        f"where {end} <= timestamp '{today.isoformat()}'), "
+        f"counted as (select file, org, period_start, period_end, case {which} end as dim, "
+        f"case {value} end as grp, {counts} from kept group by grouping sets ({sets})) "
+        f"select * from counted where grp >= 0{detailed} "
+        "order by file, org, period_start, period_end, dim, grp"
+    )
+
+
+def breakdown_from_counts(counts: pd.DataFrame, codes: BreakdownCodes) -> pd.DataFrame:
+    """The rows of :func:`request_breakdown_sql` -> columns ``file`` (its label) then
+    :data:`BREAKDOWN_COLUMNS`, typed as :func:`aggregate_request_breakdown` types them."""
+    dim = counts["dim"].to_numpy(dtype="int64")
+    grp = counts["grp"].to_numpy(dtype="int64")
+    names = np.array(codes.dimensions, dtype=object)
+    unit = codes.table["received"].dtype  # as period_of gives the periods of those dates
+    group_value = np.empty(len(counts), dtype=object)
+    for i, dimension in enumerate(codes.dimensions):
+        here = dim == i
+        group_value[here] = codes.labels[dimension][grp[here]]
+    out = pd.DataFrame(
+        {
+            "file": codes.labels["file"][counts["file"].to_numpy(dtype="int64")],
+            "org_code": codes.labels["org_code"][counts["org"].to_numpy(dtype="int64")],
+            "period_start": counts["period_start"].to_numpy(dtype=unit),
+            "period_end": counts["period_end"].to_numpy(dtype=unit),
+            "dimension": names[dim],
+            "group_value": group_value,
+            **{c: counts[c].to_numpy(dtype="int64") for c in BREAKDOWN_COUNT_COLUMNS},
+        }
+    )
+    return out
+
+
+# --- the aggregation to the summary form in SQL ---------------------------------------------
+
+
+@dataclass
+class RequestCodes:
+    """Coerced request-level rows as whole numbers, for :func:`request_summary_sql`.
+
+    ``table`` has a row per request: ``file``, ``org`` and ``grp`` (file, org_code and
+    staff_group codes, -1 where missing; a code is the place of the value in the sorted
+    ``labels``, so codes sort as the values), ``received`` and ``decided`` (datetime64, NaT
+    where missing), ``outcome`` (its place in :data:`OUTCOME_COLUMNS`), ``appeal`` (its place
+    in :data:`APPEALS`), ``reason`` (its place in :data:`DECLINE_REASONS`; -1 for none of
+    them) and ``escalated`` (yes).
+    """
+
+    table: pd.DataFrame
+    labels: dict[str, np.ndarray]
+
+
+def _places(values: Any, names: tuple[str, ...]) -> np.ndarray:
+    """Each value's place in ``names``, -1 where it is none of them (each distinct value
+    looked up once)."""
+    rows, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    table = np.full(len(distinct) + 1, -1, dtype="int64")  # the last: a blank (code -1)
+    for i, value in enumerate(distinct):
+        for place, name in enumerate(names):
+            if value == name:
+                table[i] = place
+                break
+    return table[rows]
+
+
+def request_codes(frame: pd.DataFrame, files: Any) -> RequestCodes:
+    """Coerced request-level rows (:func:`coerce_request_level`) of one or more files
+    (``files``: each row's file) -> :class:`RequestCodes`."""
+    file_codes, file_labels = _sorted_codes(files)
+    org_codes, org_labels = _sorted_codes(frame["org_code"])
+    group_codes, group_labels = _sorted_codes(frame["staff_group"])
+    table = pd.DataFrame(
+        {
+            "file": file_codes,
+            "org": org_codes,
+            "grp": group_codes,
+            "received": pd.to_datetime(frame["received_date"]).to_numpy(),
+            "decided": pd.to_datetime(frame["decision_date"]).to_numpy(),
+            "outcome": _places(frame["outcome"], OUTCOME_COLUMNS),
+            "appeal": _places(frame["appeal"], APPEALS),
+            "reason": _places(frame["decline_reason"], DECLINE_REASONS),
+            "escalated": frame["escalated"].to_numpy(dtype=object) == "yes",
+        }
+    )
+    labels = {"file": file_labels, "org_code": org_labels, "staff_group": group_labels}
+    return RequestCodes(table, labels)
+
+
+def _period_sql(period: str) -> tuple[str, str]:
+    """(first day, last day) of the period of ``received``, in SQL (:func:`period_of`)."""
+    start = {
+        "quarter": "date_trunc('quarter', received)",
+        "month": "date_trunc('month', received)",
+        "financial_year": (
+            "make_timestamp(year(received) - (month(received) < 4)::int, 4, 1, 0, 0, 0)"
+        ),
+    }.get(period)
+    if start is None:
+        raise ValueError(f"period must be quarter, month or financial_year, not {period!r}")
+    months = {"quarter": 3, "month": 1, "financial_year": 12}[period]
+    return start, f"{start} + interval {months} month - interval 1 day"
+
+
+def request_summary_sql(
+    codes: RequestCodes, today: date, period: str = "quarter", relation: str = "requests"
+) -> str:
+    """The query aggregating :class:`RequestCodes` (registered as ``relation``) to the
+    summary form: :func:`aggregate_requests` with ``by=("file",)`` in SQL, the requests of a
+    period not over on ``today`` left out.
+
+    Rows: ``file``, ``org``, ``period_start``, ``period_end``, ``grp`` (null for the "All
+    staff groups" row) and :data:`COUNT_COLUMNS`, sorted as :func:`aggregate_requests` sorts
+    them. One scan: two grouping sets (each staff group, and all of them).
+    """
+    start, end = _period_sql(period)
+    decided = ", ".join(str(OUTCOME_COLUMNS.index(o)) for o in _DECIDED)
+    declined = OUTCOME_COLUMNS.index("declined")
+    upheld = APPEALS.index("upheld")
+    lodged = ", ".join(str(APPEALS.index(a)) for a in ("upheld", "not_upheld", "pending"))
+    counts = [
+        "count(*) as requests_received",
+        *(f"count(*) filter (where outcome = {i}) as {o}" for i, o in enumerate(OUTCOME_COLUMNS)),
+        "count(*) filter (where escalated) as escalated",
+        f"count(*) filter (where appeal in ({lodged})) as appeals",
+        f"count(*) filter (where appeal = {upheld}) as appeals_upheld",
+        f"count(*) filter (where outcome in ({decided}) and decided <= received "
+        "+ interval 2 month) as decided_within_2_months",
+        *(
+            f"count(*) filter (where outcome = {declined} and reason = {i}) as {c}"
+            for i, c in enumerate(DECLINE_REASON_COLUMNS)
+        ),
+    ]
+    labels = codes.labels["staff_group"]
+    whole = np.flatnonzero(labels == ALL_STAFF_GROUPS)
+    whole_code = int(whole[0]) if len(whole) else -1
+    return (
+        f"with dated as (select *, {start} as period_start, {end} as period_end from "
+        f"{relation} where received is not null and org >= 0) "
+        "select file, org, period_start, period_end, "
+        "case when grouping(grp) = 0 then grp end as grp, "
+        + ", ".join(counts)
+        + f" from dated where period_end <= timestamp '{today.isoformat()}' "
+        "group by grouping sets ((file, org, period_start, period_end), "
+        "(file, org, period_start, period_end, grp)) "
+        "having grouping(grp) = 1 or grp >= 0 "
+        "order by file, org, period_start, period_end, "
+        f"coalesce(grp <> {whole_code}, false), grp nulls first"
+    )
+
+
+def request_ongoing_sql(today: date, period: str = "quarter", relation: str = "requests") -> str:
+    """The query counting, per ``file``, the requests of a period not over on ``today``
+    (left out of :func:`request_summary_sql`)."""
+    _, end = _period_sql(period)
+    return (
+        f"select file, count(*) as left_out from {relation} "
+        f"where {end} > timestamp '{today.isoformat()}' group by file order by file"
+    )
+
+
+def summary_from_counts(counts: pd.DataFrame, codes: RequestCodes) -> pd.DataFrame:
+    """The rows of :func:`request_summary_sql` -> columns ``file`` (its label) then
+    :data:`SUMMARY_COLUMNS`, as :func:`aggregate_requests` gives them."""
+    unit = codes.table["received"].dtype  # as period_of gives the periods of those dates
+    grp = counts["grp"].to_numpy(dtype="float64", na_value=np.nan)
+    staff_group = np.full(len(counts), ALL_STAFF_GROUPS, dtype=object)
+    named = ~np.isnan(grp)
+    staff_group[named] = codes.labels["staff_group"][grp[named].astype("int64")]
+    return pd.DataFrame(
+        {
+            "file": codes.labels["file"][counts["file"].to_numpy(dtype="int64")],
+            "org_code": codes.labels["org_code"][counts["org"].to_numpy(dtype="int64")],
+            "period_start": counts["period_start"].to_numpy(dtype=unit),
+            "period_end": counts["period_end"].to_numpy(dtype=unit),
+            "staff_group": staff_group,
+            **{c: counts[c].to_numpy(dtype="int64") for c in COUNT_COLUMNS},
+        }
+    )

@@ -358,84 +358,68 @@ def _validate_breakdown(
     return out
 
 
-#: Request rows whose breakdowns are counted in one pass at most (:func:`breakdowns`): typing
-#: and counting take about 1 KB per request row at once, so a group's files are counted a
-#: few at a time, each file's rows in one pass.
-BREAKDOWN_ROWS = 60_000
-
-
 def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -> dict[str, Any]:
     """Counts by equity dimension and group of accepted request-level files (staged key ->
     rows in :data:`transforms.publications.BREAKDOWN_COLUMNS`).
 
     As for the summary rows (``flexbench.validate``), a request belongs to the period of its
     received_date, and requests of a period not over on ``today`` are left out until it ends
-    (docs/methodology.md, "Equity"). A file's counts are its own, so the files are counted
-    in passes of about :data:`BREAKDOWN_ROWS` rows (each file whole in one pass): the same
-    counts in bounded memory.
+    (docs/methodology.md, "Equity"). The files are counted in one pass: the columns the
+    counts read are typed, each distinct value read once in Python
+    (:func:`transforms.publications.breakdown_codes`), and DuckDB counts the rows of all the
+    files at once (:func:`transforms.publications.request_breakdown_sql`). A file's counts
+    are its own; a file without a dimension's column, beside files with it, has that
+    dimension "Not stated", as in one pandas pass over them all.
     """
-    from flexbench.validate import release_freed_memory
-    from transforms.publications import coerce_request_level
-
-    # Every pass has the columns of all the files, as one pass of them all would (a file
-    # without a dimension's column, beside files with it, has that dimension "Not stated").
-    shapes: dict[tuple[str, ...], Any] = {}
-    for f in requests.values():
-        shapes.setdefault(tuple(f.columns), f)
-    columns = list(
-        dict.fromkeys(c for f in shapes.values() for c in coerce_request_level(f[:0]).columns)
-    )
-    out: dict[str, Any] = {}
-    chunk: dict[str, Any] = {}
-    rows = 0
-    for k, f in requests.items():
-        if chunk and rows + len(f) > BREAKDOWN_ROWS:
-            out.update(_breakdowns(chunk, today, period, columns))
-            release_freed_memory()
-            chunk, rows = {}, 0
-        chunk[k] = f
-        rows += len(f)
-    if chunk:
-        out.update(_breakdowns(chunk, today, period, columns))
-    return out
-
-
-def _breakdowns(
-    requests: dict[str, Any], today: date, period: str, columns: list[str]
-) -> dict[str, Any]:
-    """:func:`breakdowns` of ``requests`` in one pass, the frame given ``columns`` (blank
-    where no file of the pass has one)."""
+    import duckdb
     import numpy as np
     import pandas as pd
 
+    from flexbench import validate
     from transforms.publications import (
-        aggregate_request_breakdown,
+        BREAKDOWN_COLUMNS,
+        BREAKDOWN_INPUT_COLUMNS,
+        ROW_COLUMN,
+        breakdown_codes,
+        breakdown_from_counts,
         coerce_request_level,
-        period_of,
+        request_breakdown_sql,
     )
 
     if not requests:
         return {}
-    # Files with the same columns are typed together (coercion works a column at a time);
-    # a file without an equality column gets no rows for that dimension.
-    shapes: dict[tuple[str, ...], list[Any]] = {}
+    read = {ROW_COLUMN, *BREAKDOWN_INPUT_COLUMNS}
+    # Files with the same columns are typed together (coercion works a column at a time).
+    shapes: dict[tuple[str, ...], list[str]] = {}
     for k, f in requests.items():
-        shapes.setdefault(tuple(f.columns), []).append(f.assign(**{STAGED_KEY: k}))
-    frames = [
-        coerce_request_level(pd.concat(fs, ignore_index=True)).assign(
-            **{STAGED_KEY: pd.concat([f[STAGED_KEY] for f in fs], ignore_index=True)}
-        )
-        for fs in shapes.values()
-    ]
-    frame = pd.concat(frames, ignore_index=True)
-    for c in columns:
-        if c not in frame.columns:
-            frame[c] = pd.Series(np.nan, index=frame.index, dtype=object)
-    frame = frame[frame["received_date"].notna()]
-    _, period_end = period_of(frame["received_date"], period)
-    frame = frame[(period_end <= pd.Timestamp(today)).to_numpy()]
-    out = aggregate_request_breakdown(frame, period=period, by=(STAGED_KEY,))
-    return {k: part.drop(columns=STAGED_KEY) for k, part in out.groupby(STAGED_KEY, sort=False)}
+        shapes.setdefault(tuple(f.columns), []).append(k)
+    frames, files = [], []
+    for columns, keys in shapes.items():
+        fs = [requests[k][[c for c in columns if c in read]] for k in keys]
+        whole = pd.concat(fs, ignore_index=True) if len(fs) > 1 else fs[0].reset_index(drop=True)
+        frames.append(coerce_request_level(whole, BREAKDOWN_INPUT_COLUMNS))
+        files.append(np.repeat(np.array(keys, dtype=object), [len(f) for f in fs]))
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    del frames
+    codes = breakdown_codes(frame, np.concatenate(files))
+    del frame
+    con = duckdb.connect()
+    try:
+        con.execute("set enable_progress_bar = false")
+        if validate.READ_THREADS:
+            con.execute(f"set threads = {int(validate.READ_THREADS)}")
+        con.register("requests", codes.table)
+        counts = con.execute(request_breakdown_sql(codes, today, period)).df()
+    finally:
+        con.close()
+    out = breakdown_from_counts(counts, codes)
+    file = out["file"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, file[1:] != file[:-1]]) if len(file) else []
+    ends = [*starts[1:], len(file)]
+    table = out[list(BREAKDOWN_COLUMNS)]
+    return {
+        file[a]: table.iloc[a:b].reset_index(drop=True) for a, b in zip(starts, ends, strict=True)
+    }
 
 
 def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") -> dict[str, str]:

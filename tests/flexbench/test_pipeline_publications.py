@@ -519,25 +519,77 @@ def test_groups_are_also_bounded_by_the_bytes_of_their_files(monkeypatch):
     assert [len(g) for g in pool.groups(small)] == [134, 134, 133]
 
 
-def test_breakdowns_counted_a_few_files_at_a_time_are_the_same(monkeypatch):
+def test_breakdowns_of_a_group_are_each_files_own_counts_by_the_documented_aggregation():
+    # The pipeline counts a group's files in one DuckDB pass; each file's rows must be the
+    # ones transforms.publications.aggregate_request_breakdown gives that file alone, typed
+    # alike, however the files are written.
     import pandas as pd
 
-    from transforms.publications import read_publication
+    from transforms.publications import (
+        aggregate_request_breakdown,
+        coerce_request_level,
+        period_of,
+        read_publication,
+    )
 
-    def log(org: str) -> pd.DataFrame:
-        body = "\n".join([REQUEST_HEADER, *(r.replace("RRL", org) for r in REQUESTS)])
-        return read_publication(body.encode(), "x.csv").frame
+    def log(rows: list[str], header: str = REQUEST_HEADER) -> pd.DataFrame:
+        return read_publication("\n".join([header, *rows]).encode(), "x.csv").frame
 
-    files = {f"key-{org}": log(org) for org in ("RRL", "RAB", "RHB", "RJ1")}
-    # A file without a dimension's column, counted beside files with it.
-    files["key-RJ1"] = files["key-RJ1"].drop(columns=["sex"])
-    whole = publications.breakdowns(files, TODAY)
-    monkeypatch.setattr(publications, "BREAKDOWN_ROWS", 6)  # one file (5 rows) per pass
-    apart = publications.breakdowns(files, TODAY)
+    hostile = [  # odd case and spacing, blanks, "Not stated", a request of a quarter not over
+        " rab ,A1,2024-04-03,2024-04-20,AGREED,no,none,,nurses and health visitors,"
+        "Part time,band 5,  FEMALE ,25-34, not stated ,",
+        "RAB,A2,2024-04-09,2024-05-01,Declined,yes,none,costs,Central functions,,,"
+        "Not Stated,,Black: African,Disabled",
+        "RAB,A3,2024-05-10,,pending,no,none,,CENTRAL FUNCTIONS ,flexitime,Band 9,m,"
+        "Unknown band,White: Irish,no",
+        "RAB,A4,2025-01-05,,pending,no,none,,Central functions,part_time,Band 4,Female,"
+        "55-64,White,No",
+    ]
+    broad = {"RRL": "RJ1", "White: Irish": "White", "Black: African": "Black or Black British",
+             "Indian": "Asian or Asian British"}  # fmt: skip
+    broad_only = []
+    for row in REQUESTS:
+        for written, instead in broad.items():
+            row = row.replace(written, instead)
+        broad_only.append(row)
+    files = {
+        "key-RRL": log(REQUESTS),
+        "key-RAB": log(hostile),
+        # Without the sex and ethnic group columns, beside files with them.
+        "key-RHB": log([r.replace("RRL", "RHB") for r in REQUESTS]).drop(
+            columns=["sex", "ethnic_group"]
+        ),
+        "key-RJ1": log(broad_only),  # broad ethnic groups only: no detailed ones
+        "key-RXX": log([hostile[-1].replace("RAB", "RXX")]),  # only a quarter not yet over
+    }
 
-    assert set(apart) == set(whole) == set(files)  # staged in key order (_stage)
-    for key in files:
-        assert apart[key].reset_index(drop=True).equals(whole[key].reset_index(drop=True)), key
+    counted = publications.breakdowns(files, TODAY)
+
+    every = list(dict.fromkeys(c for f in files.values() for c in f.columns))
+    assert set(counted) == set(files) - {"key-RXX"}  # nothing to stage for it yet
+    for key, raw in files.items():
+        if key not in counted:
+            continue
+        filled = raw.assign(**{c: None for c in every if c not in raw.columns})
+        typed = coerce_request_level(filled)
+        _, end = period_of(typed["received_date"])
+        typed = typed[(typed["received_date"].notna() & (end <= pd.Timestamp(TODAY))).to_numpy()]
+        pd.testing.assert_frame_equal(counted[key], aggregate_request_breakdown(typed), obj=key)
+    rab = counted["key-RAB"].set_index(["dimension", "group_value"])
+    assert rab["requests_received"].groupby("dimension").sum().eq(3).all()  # A4 not yet
+    assert rab.loc[("sex", "Female"), "requests_received"] == 1
+    assert rab.loc[("sex", "Not stated"), "requests_received"] == 1
+    assert rab.loc[("staff_group", "Central functions"), "declined"] == 1
+    assert rab.loc[("ethnic_group", "Not stated"), "requests_received"] == 1
+    rhb = counted["key-RHB"]
+    sex = rhb[rhb["dimension"] == "sex"]
+    assert set(sex["group_value"]) == {"Not stated"}
+    assert "ethnic_group_detailed" in set(counted["key-RRL"]["dimension"])
+    assert "ethnic_group_detailed" not in set(counted["key-RJ1"]["dimension"])
+    assert "ethnic_group" in set(counted["key-RJ1"]["dimension"])
+    # A quarter is over on its last day: counted then, not a day later.
+    last_day = publications.breakdowns({"k": files["key-RRL"]}, date(2024, 9, 30))["k"]
+    assert last_day["period_end"].max() == pd.Timestamp("2024-09-30")
 
 
 _SECOND_WORKER = """

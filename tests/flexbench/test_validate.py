@@ -1121,3 +1121,116 @@ def test_a_batch_gives_the_verdicts_files_get_one_by_one_duckdb_or_not():
         assert together[name].report() == alone.report(), name
         if alone.accepted:
             assert together[name].summary.equals(alone.summary), name
+
+
+_REQUEST_HEADER = (
+    "org_code,request_id,received_date,decision_date,outcome,escalated,appeal,"
+    "decline_reason,staff_group"
+)
+_EQUITY_HEADER = _REQUEST_HEADER + ",flex_type,sex,age_band,ethnic_group,disability,band"
+
+
+def _request_file(*rows: str, header: str = _REQUEST_HEADER) -> bytes:
+    return "\n".join([header, *rows]).encode()
+
+
+REQUEST_LEVEL_BATCH = {
+    "plain": request_csv(),
+    "odd case and spacing": _request_file(
+        " rj1 ,A1, 2024-04-03 ,2024-04-20, AGREED ,Y,,,nurses and health visitors",
+        "RJ1,A2,3 April 2024,2024-06-30,Declined,yes,Upheld,Burden of additional costs,"
+        "CENTRAL FUNCTIONS",
+        "rj1,A3,2024-04-30,2024-07-01,declined,N,not upheld,Insufficient work,Central functions ",
+    ),
+    "blank cells": _request_file(
+        "RJ1,B1,2024-05-01,,pending,no,,,Central functions",
+        "RJ1,B2,2024-05-02,,withdrawn,no,,,Central functions",
+    ),
+    "a quarter not yet over": _request_file(
+        "RJ1,C1,2024-12-31,2025-01-10,approved_in_full,no,none,,Central functions",
+        "RJ1,C2,2025-01-05,,pending,no,none,,Central functions",  # Jan-Mar 2025: left out
+    ),
+    "every request in a quarter not yet over": _request_file(
+        "RJ1,G1,2025-01-02,,pending,no,none,,Central functions",
+    ),
+    "a header and no requests": _request_file(),
+    "two months to the day, at a month's end": _request_file(
+        "RJ1,D1,2024-10-31,2024-12-31,approved_with_changes,no,none,,Central functions",
+        "RJ1,D2,2024-10-31,2025-01-01,approved_in_full,no,none,,Central functions",
+    ),
+    "equity columns, some 'Not stated'": _request_file(
+        "RJ1,E1,2024-04-03,2024-04-20,approved_in_full,no,none,,Central functions,"
+        "part_time,Not stated,25-34,,Disabled,Band 5",
+        "RJ1,E2,2024-04-04,2024-04-21,declined,no,pending,costs,Central functions,,F,,White,No,",
+        header=_EQUITY_HEADER,
+    ),
+    "a spreadsheet": xlsx_bytes(
+        {
+            "Requests": [
+                _REQUEST_HEADER.split(","),
+                [
+                    "RJ1",
+                    7,
+                    date(2024, 4, 3),
+                    date(2024, 4, 20),
+                    "approved_in_full",
+                    "no",
+                    None,
+                    None,
+                    "Central functions",
+                ],
+                [
+                    "RJ1",
+                    8,
+                    date(2024, 7, 3),
+                    None,
+                    "pending",
+                    "no",
+                    "none",
+                    None,
+                    "Nurses & health visitors",
+                ],
+            ]  # fmt: skip
+        }
+    ),
+    "decision before receipt": _request_file(
+        "RJ1,F1,2024-04-03,2024-04-01,approved_in_full,no,none,,Central functions",
+    ),
+}
+
+
+def test_a_batch_aggregates_request_level_files_as_each_alone_is_aggregated():
+    # A batch's request-level files are aggregated by DuckDB, a file alone by pandas: the
+    # same summary rows (typed alike), warnings and reports, however the file is written.
+    items = [
+        (name, data, "f.xlsx" if name == "a spreadsheet" else "f.csv", "RJ1")
+        for name, data in REQUEST_LEVEL_BATCH.items()
+    ]
+    together = validate_many(items, today=TODAY)
+    for name, data, filename, org in items:
+        alone = validate_publication(data, filename, org, today=TODAY)
+        assert together[name].report() == alone.report(), name
+        if alone.accepted:
+            pd_testing().assert_frame_equal(together[name].summary, alone.summary, obj=name)
+    assert not together["decision before receipt"].accepted
+    late = together["a quarter not yet over"]
+    assert late.warnings == [
+        "1 request(s) received in a quarter not yet over are left out of the summary until it ends"
+    ]
+    assert list(late.summary["requests_received"]) == [1, 1]  # all staff groups, one group
+    odd = together["odd case and spacing"].summary.set_index("staff_group")
+    total = odd.loc["All staff groups"]
+    assert (total["requests_received"], total["approved_in_full"], total["declined"]) == (3, 1, 2)
+    assert (total["appeals"], total["appeals_upheld"], total["escalated"]) == (2, 1, 2)
+    assert (total["declined_costs"], total["declined_insufficient_work"]) == (1, 1)
+    assert total["decided_within_2_months"] == 1  # 3 Apr -> 30 Jun, 30 Apr -> 1 Jul: late
+    assert set(odd.index) == {"All staff groups", "Nurses & health visitors", "Central functions"}
+    assert together["every request in a quarter not yet over"].summary.empty
+    on_the_day = together["two months to the day, at a month's end"].summary.iloc[0]
+    assert on_the_day["decided_within_2_months"] == 1
+
+
+def pd_testing():
+    import pandas as pd
+
+    return pd.testing

@@ -538,3 +538,72 @@ def test_quoted_cells_are_found_as_the_first_pattern_found_them():
     line = 'RJ1,"White: English, Welsh","a ""b"" c",x'
     assert pub._QUOTED_FIELD[","].sub("", line) == "RJ1,,,x"
     assert pub._QUOTED_FIELD[","].sub("", 'a"b,"c"') == 'a"b,'  # a quote inside a cell stays
+
+
+# --- the same counts in SQL (the pipeline's DuckDB pass over a batch) -------------------------
+
+
+def _over_by(typed: pd.DataFrame, today: date, period: str) -> pd.DataFrame:
+    """The rows whose period is over on ``today`` (the ones a summary or breakdown counts)."""
+    _, end = pub.period_of(typed["received_date"], period)
+    return typed[(end <= pd.Timestamp(today)).to_numpy()]
+
+
+def _run(sql: str, table: pd.DataFrame) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("requests", table)
+    return con.execute(sql).df()
+
+
+# A period's last day is the as-of date of each case: that period is counted, the next not.
+PERIOD_ENDS = [
+    ("quarter", date(2024, 6, 30)),
+    ("month", date(2024, 4, 30)),
+    ("financial_year", date(2025, 3, 31)),
+    ("quarter", date(2024, 9, 30)),
+]
+
+
+@pytest.mark.parametrize("period, today", PERIOD_ENDS)
+def test_the_summary_counted_in_sql_is_the_one_aggregate_requests_gives(period, today):
+    typed = coerce_request_level(REQUESTS.astype(object))
+    other = typed.assign(org_code="RBB", received_date=typed["received_date"][::-1].to_numpy())
+    both = pd.concat([typed.assign(_file="b"), other.assign(_file="a")], ignore_index=True)
+    codes = pub.request_codes(both, both["_file"])
+
+    got = pub.summary_from_counts(
+        _run(pub.request_summary_sql(codes, today, period), codes.table), codes
+    )
+
+    expected = aggregate_requests(_over_by(both, today, period), period=period, by=("_file",))
+    pd.testing.assert_frame_equal(got.rename(columns={"file": "_file"}), expected)
+    ongoing = _run(pub.request_ongoing_sql(today, period), codes.table)
+    _, end = pub.period_of(both["received_date"], period)
+    late = both[(end > pd.Timestamp(today)).to_numpy()].groupby("_file").size()
+    left_out = zip(codes.labels["file"][ongoing["file"]], ongoing["left_out"], strict=True)
+    assert dict(left_out) == late.to_dict()
+
+
+@pytest.mark.parametrize("period, today", PERIOD_ENDS)
+def test_the_breakdown_counted_in_sql_is_the_one_aggregate_request_breakdown_gives(period, today):
+    a = _with_equity(
+        REQUESTS,
+        sex=["F", "Female", " MALE ", None, "Not stated", "M"],
+        ethnic_group=["White", "Black: African", "N", "Indian", "", "Purple"],
+        band=["Band 5", "5", "8A", "Band 2", "Band 5", "Band 3"],
+    )
+    b = _with_equity(REQUESTS.assign(org_code="RBB"), ethnic_group=["White"] * 6)
+    both = pd.concat([a.assign(_file="a"), b.assign(_file="b")], ignore_index=True)
+    codes = pub.breakdown_codes(both, both["_file"])
+
+    got = pub.breakdown_from_counts(
+        _run(pub.request_breakdown_sql(codes, today, period), codes.table), codes
+    )
+
+    expected = pub.aggregate_request_breakdown(
+        _over_by(both, today, period), period=period, by=("_file",)
+    )
+    pd.testing.assert_frame_equal(got.rename(columns={"file": "_file"}), expected)
+    assert len(got) > 0
