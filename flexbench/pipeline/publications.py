@@ -368,8 +368,11 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     counts read are typed, each distinct value read once in Python
     (:func:`transforms.publications.breakdown_codes`), and DuckDB counts the rows of all the
     files at once (:func:`transforms.publications.request_breakdown_sql`). A file's counts
-    are its own; a file without a dimension's column, beside files with it, has that
-    dimension "Not stated", as in one pandas pass over them all.
+    are its own, as :func:`transforms.publications.aggregate_request_breakdown` gives them
+    for the file alone: a dimension only where the file has its column
+    (docs/flex-data-standard.md, "The equality columns"), whatever the other files of the
+    group have (in the pass, a file without the column reads as blank, "Not stated", so its
+    rows of that dimension are dropped).
     """
     import duckdb
     import numpy as np
@@ -413,6 +416,13 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     finally:
         con.close()
     out = breakdown_from_counts(counts, codes)
+    lacking = _dimensions_lacking(requests)
+    if lacking:
+        dims = out["dimension"].to_numpy(dtype=object)
+        lacks = np.zeros(len(out), dtype=bool)
+        for k, missing in lacking.items():
+            lacks |= (out["file"].to_numpy(dtype=object) == k) & np.isin(dims, list(missing))
+        out = out[~lacks].reset_index(drop=True)
     file = out["file"].to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, file[1:] != file[:-1]]) if len(file) else []
     ends = [*starts[1:], len(file)]
@@ -420,6 +430,20 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     return {
         file[a]: table.iloc[a:b].reset_index(drop=True) for a, b in zip(starts, ends, strict=True)
     }
+
+
+def _dimensions_lacking(requests: dict[str, Any]) -> dict[str, set[str]]:
+    """Staged key -> the equity dimensions whose column the file does not have (only files
+    lacking one)."""
+    from transforms.equity import DIMENSION_COLUMNS
+
+    source = {**DIMENSION_COLUMNS, "ethnic_group_detailed": DIMENSION_COLUMNS["ethnic_group"]}
+    out = {}
+    for k, f in requests.items():
+        missing = {d for d, c in source.items() if c not in f.columns}
+        if missing:
+            out[k] = missing
+    return out
 
 
 def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") -> dict[str, str]:
