@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flexbench import extract
@@ -136,6 +137,17 @@ def _unit(column: str, given: dict[str, str]) -> str | None:
 
 
 def _type(series: pd.Series) -> str:
+    dtype = series.dtype
+    if dtype.kind in "biuf" and (
+        isinstance(dtype, np.dtype)
+        or isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        and dtype.name in _MASKED
+    ):
+        # numbers or booleans: their type follows from the dtype alone (no text to be the
+        # marker, each value a number or a bool), as the checks below find it value by value
+        if not series.notna().any():
+            return "string"
+        return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
     s = series.dropna()
     s = s[s.astype(str) != SUPPRESSION_MARKER]
     if s.empty:
@@ -151,6 +163,13 @@ def _type(series: pd.Series) -> str:
     return (
         "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
     )
+
+
+#: pandas' own nullable dtypes of numbers and booleans (NA for a missing value).
+_MASKED = frozenset(
+    ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32",
+     "Float64", "boolean")
+)  # fmt: skip
 
 
 def _column_type(r: Resource, column: str) -> str:
