@@ -158,20 +158,31 @@ def area_context(
 
 
 def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFrame, folder,
-                         as_of) -> dict:  # fmt: skip
+                         as_of, rows_of: tuple | None = None) -> dict:  # fmt: skip
     """An area page's downloads in ``folder``: its row of public.areas and its trusts' rows of
-    public.trust_window, as the page shows them; the links relative to the page."""
+    public.trust_window, as the page shows them; the links relative to the page. ``rows_of``,
+    where given, is where those rows are: the area's position in ``areas``, and the table of
+    every trust's :data:`MEMBER_COLUMNS` with the positions of ``mine``'s rows in it (the
+    tables are written once for every page, :attr:`downloads.Resource.rows_of`)."""
     from flexbench.site import downloads
     from flexbench.site.trust_charts import download_links
 
     name = f"{area['area_name']} ({KINDS[area['area_kind']].lower()} {area['area_code']})"
+    position, members, positions = rows_of if rows_of is not None else (None, None, None)
     resources = [
-        downloads.Resource("area", f"Totals of {name}", area.to_frame().T, types_from=areas),
+        downloads.Resource(
+            "area",
+            f"Totals of {name}",
+            area.to_frame().T,
+            types_from=areas,
+            rows_of=None if position is None else (areas, [position]),
+        ),
         downloads.Resource(
             "trusts",
             f"The trusts of {name}",
             mine[[c for c in MEMBER_COLUMNS if c in mine.columns]].reset_index(drop=True),
             types_from=mine,
+            rows_of=None if members is None else (members, positions),
         ),
     ]
     files = downloads.write_downloads(folder, name, resources, as_of)
@@ -207,12 +218,19 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
 
     window = data.public.reset_index(drop=True)
     members = Members(window)
-    for _, a in areas.iterrows():
+    # every trust's columns of the pages' tables of trusts, written once for every page
+    member_table = window[[c for c in MEMBER_COLUMNS if c in window.columns]]
+    for position, (_, a) in enumerate(areas.iterrows()):
         mine = members(a)
         ctx = area_context(a, window, points, model, member, mine)
         page = area_page(a["area_kind"], a["area_code"])
         links = write_area_downloads(
-            a, mine, areas, folder / page.removesuffix(".html"), data.as_of
+            a,
+            mine,
+            areas,
+            folder / page.removesuffix(".html"),
+            data.as_of,
+            rows_of=(position, member_table, mine.index.to_numpy()),
         )
         (folder / page).write_text(
             template.render(root="../", page="area", area=ctx, downloads=links, **common),
