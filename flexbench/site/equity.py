@@ -173,7 +173,21 @@ class Breakdowns:
             if table is not None and not table.empty and {"level", "org_code"} <= set(table):
                 self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
+                self.unit_records(name, "", "")
                 downloads.table_lines(table)
+
+    def unit_records(self, name: str, level: str, org_code: str) -> list[dict]:
+        """:func:`_records` of :meth:`unit_rows`, cut from the values of the whole table (made
+        into objects once, not a unit's rows at a time)."""
+        key = f"{name} values"
+        if key not in self._units:
+            table = self.tables[name]
+            self._units[key] = (list(table.columns), table.to_numpy(object))
+        columns, values = self._units[key]
+        return [
+            dict(zip(columns, values[i], strict=True))
+            for i in self.unit_positions(name, level, org_code)
+        ]
 
     def unit_positions(self, name: str, level: str, org_code: str):
         """The positions in table ``name`` of the rows :meth:`unit_rows` gives."""
@@ -326,9 +340,11 @@ def sections(
     if not isinstance(tables, Breakdowns):
         tables = Breakdowns(tables)
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
+    by_unit = equity is not None and not equity.empty and {"level", "org_code"} <= set(equity)
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code)),
+            tables.unit_rows("equity", level, org_code),
+            tables.unit_records("equity", level, org_code) if by_unit else None),
         "flex": None if flex is None or flex.empty else flex_context(
             tables.unit_rows("flex_type_mix", level, org_code)),
         "equity_downloads": None,
