@@ -141,6 +141,12 @@ class SiteData:
         rows = self._by_trust[table].get(code)
         return frame.iloc[0:0] if rows is None else rows
 
+    def prepare(self) -> None:
+        """Group the tables :meth:`rows_of` reads now (e.g. once before forking the processes
+        that write the pages, not once in each of them)."""
+        for table in ("flags", "pledge", "status"):
+            self.rows_of(table, "")
+
 
 def read_site_data(con, warehouse_dir: Path) -> SiteData:
     """Read the public tables the site shows (``con`` from :func:`extract.open_public`)."""
@@ -828,6 +834,7 @@ def write_trust_pages(
     here while the forked processes write, or after the pages where there are none."""
     import multiprocessing
 
+    pages.data.prepare()
     pages.tables.prepare()
     pages.breakdowns.prepare()
     use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))

@@ -213,6 +213,12 @@ def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
     return kept["written"]
 
 
+def written(frame: pd.DataFrame) -> None:
+    """Work out now :func:`_written` of a frame several pages download, and its sheet's rows
+    (e.g. before forking the processes that write the pages, so that they share them)."""
+    workbook.keep_rows(_written(frame)[1])
+
+
 def _each_row_alone(column: pd.Series) -> bool:
     """Whether ``to_csv`` writes each value of the column as it writes it in a frame of that
     row alone: true of numbers, booleans and text (a value at a time), not of dates with

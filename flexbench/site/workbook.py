@@ -96,6 +96,15 @@ def _rows_xml(rows: Iterable[Sequence]) -> tuple[str, bool]:
     return rows.written
 
 
+def keep_rows(rows: SheetRows) -> None:
+    """Work out now the ``<row>`` elements of rows several workbooks hold (e.g. before forking
+    the processes that write them); nothing where openpyxl is to write them."""
+    try:
+        _rows_xml(rows)
+    except _Unusual:
+        pass
+
+
 def _sheet_rows(rows: Iterable[Sequence]) -> tuple[str, bool]:
     """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date."""
     out, dated = [], False
