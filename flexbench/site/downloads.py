@@ -290,11 +290,13 @@ def _schema(r: Resource) -> tuple[dict, dict | None]:
     """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
     once for the columns of a table that several pages cut rows from, where every column's
     type is read from the table (kept while the table lives); else None."""
+    key = (tuple(r.frame.columns), tuple(r.units.items()))
+    if r.types_from is not None:  # a schema kept for these columns (shared, then)
+        kept = _of_table(r.types_from).setdefault("schemas", {})
+        if key in kept:
+            return kept[key]["schema"], kept[key]
     shared = r.types_from is not None and all(c in r.types_from for c in r.frame.columns)
     kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
-    key = (tuple(r.frame.columns), tuple(r.units.items()))
-    if kept is not None and key in kept:
-        return kept[key]["schema"], kept[key]
     schema = {
         "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
         "missingValues": ["", SUPPRESSION_MARKER],
