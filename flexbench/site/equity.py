@@ -260,15 +260,24 @@ def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dic
     return {"dimensions": dims, "flags": flags}
 
 
-def flex_context(mine: pd.DataFrame) -> dict | None:
+def flex_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
     """The flex-type mix of a unit's page from its rows of public.flex_type_mix (None where
-    the unit has none)."""
+    the unit has none); ``records``, where given, are those rows as :func:`_records` gives
+    them."""
     if mine.empty:
         return None
-    mine = mine.sort_values("flex_type")
-    withheld = bool((mine["dimension_status"] == "withheld").all())
+    types = None if records is None else [r["flex_type"] for r in records]
+    if types is not None and all(type(t) is str for t in types) and len(set(types)) == len(types):
+        # distinct texts: in the order sort_values gives them
+        records = sorted(records, key=lambda r: r["flex_type"])
+    else:
+        records = _records(mine.sort_values("flex_type"))
+    withheld = all(
+        isinstance(r["dimension_status"], str) and r["dimension_status"] == "withheld"
+        for r in records
+    )
     rows = []
-    for r in _records(mine):
+    for r in records:
         rate, interval = _rate(r)
         rows.append(
             {
@@ -282,7 +291,7 @@ def flex_context(mine: pd.DataFrame) -> dict | None:
             }
         )
     bars = [(str(r["flex_type"]).replace("_", " "), r["share_requested"])
-            for r in _records(mine)]  # fmt: skip
+            for r in records]  # fmt: skip
     svg = bar_svg(bars, "Share of requests by type of flexible working")
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
@@ -340,13 +349,17 @@ def sections(
     if not isinstance(tables, Breakdowns):
         tables = Breakdowns(tables)
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
-    by_unit = equity is not None and not equity.empty and {"level", "org_code"} <= set(equity)
+
+    def records(name: str, table) -> list[dict] | None:
+        if table is None or table.empty or not {"level", "org_code"} <= set(table):
+            return None
+        return tables.unit_records(name, level, org_code)
+
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code),
-            tables.unit_records("equity", level, org_code) if by_unit else None),
+            tables.unit_rows("equity", level, org_code), records("equity", equity)),
         "flex": None if flex is None or flex.empty else flex_context(
-            tables.unit_rows("flex_type_mix", level, org_code)),
+            tables.unit_rows("flex_type_mix", level, org_code), records("flex_type_mix", flex)),
         "equity_downloads": None,
     }  # fmt: skip
     if folder is not None and (out["equity"] or out["flex"]):
