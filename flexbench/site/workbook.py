@@ -224,7 +224,8 @@ def write_workbook(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence]]])
     template = _template(titles, tuple(dated for _xml, dated in written))
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     sheet_parts = iter(zip(sheets, written, strict=True))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+    buffer = io.BytesIO()  # the file written at once (not a part, and its header, at a time)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
         for name, part in template:
             if name.startswith("xl/worksheets/sheet"):
                 (_title, rows), (xml, _dated) = next(sheet_parts)
@@ -247,3 +248,4 @@ def write_workbook(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence]]])
             else:
                 data, deflated = part, _deflated(part)
             _write_part(z, name, data, deflated)
+    Path(path).write_bytes(buffer.getvalue())
