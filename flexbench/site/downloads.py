@@ -272,7 +272,7 @@ def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | No
     return kept["lines"]
 
 
-def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
+def _written_rows(r: Resource) -> tuple[bytes, workbook.TableRows] | None:
     """:func:`_written` of rows of a table (:attr:`Resource.rows_of`), cut from the table
     written once; None where they must be written on their own."""
     table, positions = r.rows_of
@@ -281,9 +281,7 @@ def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
         return None
     header, lines, columns, values = written
     csv = header + "".join(lines[i] for i in positions)
-    rows = workbook.SheetRows([list(columns)])
-    rows.extend([extract._cell(v) for v in values[i]] for i in positions)
-    return csv.encode("utf-8"), rows
+    return csv.encode("utf-8"), workbook.TableRows(columns, values, positions, extract._cell)
 
 
 def _schema(r: Resource) -> tuple[dict, dict | None]:

@@ -88,7 +88,26 @@ class SheetRows(list):
     parts: dict[bytes, tuple[bytes, bytes]] | None = None
 
 
+class TableRows:
+    """Rows of a table's values (a 2-D array of objects, as the table holds them) at
+    ``positions``, under ``header``: made cells (``cell(value)``: a value as a sheet takes
+    it, None for an empty cell; a text, an int or a float but NaN as it is, NaN as None) only
+    where openpyxl is to write them, their ``<row>`` elements written from the values."""
+
+    def __init__(self, header: Sequence, values, positions: Sequence[int], cell):
+        self.header, self.values, self.positions, self.cell = header, values, positions, cell
+
+    def __iter__(self):
+        yield list(self.header)
+        cell, values = self.cell, self.values
+        for i in self.positions:
+            yield [cell(v) for v in values[i]]
+
+
 def _rows_xml(rows: Iterable[Sequence]) -> tuple[str, bool]:
+    if isinstance(rows, TableRows):
+        values = rows.values
+        return _sheet_rows([rows.header, *(values[i] for i in rows.positions)], rows.cell)
     if not isinstance(rows, SheetRows):
         return _sheet_rows(rows)
     if rows.written is None:
@@ -105,18 +124,27 @@ def keep_rows(rows: SheetRows) -> None:
         pass
 
 
-def _sheet_rows(rows: Iterable[Sequence]) -> tuple[str, bool]:
-    """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date."""
+def _sheet_rows(rows: Iterable[Sequence], cell=None) -> tuple[str, bool]:
+    """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date;
+    ``cell``, where given, makes each value but the first row's a cell as
+    :class:`TableRows` says."""
     out, dated = [], False
     tails = _TAILS
     inf, minus_inf = float("inf"), float("-inf")
     for number, values in enumerate(rows, 1):
         letters = _letters(len(values))
         cells = []
+        convert = cell is not None and number > 1
         for letter, value in zip(letters, values, strict=True):
+            kind = type(value)
+            if convert and kind is not str and kind is not int:
+                if kind is not float:
+                    value = cell(value)
+                    kind = type(value)
+                elif value != value:  # NaN: an empty cell
+                    continue
             if value is None:
                 continue
-            kind = type(value)
             if kind is float or kind is int:  # as _tail writes a number
                 if value != value or value == inf or value == minus_inf:
                     raise _Unusual(value)
