@@ -152,9 +152,20 @@ def area_context(
             ("Timeliness rate", _rate(area, "timeliness_rate")),
             ("Escalation rate", _rate(area, "escalation_rate")),
         ],
-        "members": [rows_fn(r) for _, r in mine.iterrows()],
+        "members": _members(mine, rows_fn),
         "funnel": funnel,
     }
+
+
+def _members(mine: pd.DataFrame, rows_fn) -> list:
+    """``rows_fn`` of each row of ``mine``: the row's values by column as iterrows gives them
+    (``mine.values``), read as a Series is (builder.Row), not a Series a row."""
+    from flexbench.site.builder import Row
+
+    if not mine.columns.is_unique:
+        return [rows_fn(r) for _, r in mine.iterrows()]
+    columns = list(mine.columns)
+    return [rows_fn(Row(zip(columns, values, strict=True))) for values in mine.values]
 
 
 def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFrame, folder,

@@ -449,24 +449,30 @@ def _interval(pub: pd.Series, rate: str) -> str:
     return f"{plots.pct(lo, _digits(lo))} to {plots.pct(hi, _digits(hi))}"
 
 
-class _Row(dict):
-    """A row of a table (a Series) as its values by column, read as the Series is read
-    (``column in row.index``, ``row.get(column)``, ``row[column]``) at a dict's cost: the
-    trust page reads its row a hundred times."""
+class Row(dict):
+    """A row of a table as its values by column (``pairs``: (column, value)), read as a row's
+    Series is read (``column in row.index``, ``row.get(column)``, ``row[column]``) at a
+    dict's cost: a trust page reads its row a hundred times."""
 
     __slots__ = ("index",)
 
-    def __init__(self, series: pd.Series):
-        super().__init__(zip(series.index, series.to_numpy(), strict=True))
+    def __init__(self, pairs):
+        super().__init__(pairs)
         self.index = self  # a column is in row.index as it is a key of the row
+
+    @classmethod
+    def of(cls, series: pd.Series) -> Row | pd.Series:
+        """The Series' values (as it gives them) by column; the Series itself where a column
+        name comes twice."""
+        if not series.index.is_unique:
+            return series
+        return cls(zip(series.index, series.to_numpy(), strict=True))
 
 
 def trust_context(
     data: SiteData, code: str, models: dict[str, plots.FunnelModel], national: dict
 ) -> dict:
-    pub = data.public.loc[code]
-    if isinstance(pub, pd.Series) and pub.index.is_unique:
-        pub = _Row(pub)
+    pub = Row.of(data.public.loc[code])
     nat = national["national"]
     measures = []
     for label, rate, num, den, key in CARD_MEASURES:
