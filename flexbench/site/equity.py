@@ -300,7 +300,9 @@ def _unit_rows(tables: Breakdowns, name: str, level: str, org_code: str) -> pd.D
     table = tables.get(name)
     if table is None or table.empty:
         return pd.DataFrame()
-    return tables.unit_rows(name, level, org_code).reset_index(drop=True)
+    # the rows as the table holds them (their index is never written: a copy renumbered
+    # for each page cost more than the rest of the frame's use)
+    return tables.unit_rows(name, level, org_code)
 
 
 def write_section_downloads(
