@@ -544,7 +544,13 @@ def trust_context(
 def _flags(mine: pd.DataFrame) -> list[dict]:
     """The trust's rows of public.flags (evidence as the public layer wrote it)."""
     out = []
-    for _, r in mine.iterrows():
+    # each row's values by column as iterrows gives them (mine.values), read as a Series is
+    rows = (
+        (Row(zip(mine.columns, values, strict=True)) for values in mine.values)
+        if mine.columns.is_unique
+        else (r for _, r in mine.iterrows())
+    )
+    for r in rows:
         out.append(
             {
                 "label": _plain_text(r.get("flag")).replace("_", " "),
