@@ -858,11 +858,27 @@ def write_trust_pages(
     page depends on its trust and the tables read once, never on which process writes it or
     when, so the site is the same either way. ``meanwhile`` (the site's other pages) is run
     here while the forked processes write, or after the pages where there are none."""
-    import multiprocessing
+    import gc
 
     pages.data.prepare()
     pages.tables.prepare()
     pages.breakdowns.prepare()
+    # What is read and prepared once lives for the whole build: frozen out of the collector's
+    # reach, its full collections stop walking those millions of objects again and again
+    # (here and in each forked process, where walking them also copied the memory they lie
+    # in). Unfrozen after, for whatever runs next in this process.
+    gc.freeze()
+    try:
+        _write_pages(pages, codes, workers, meanwhile)
+    finally:
+        gc.unfreeze()
+
+
+def _write_pages(
+    pages: TrustPages, codes: list[str], workers: int, meanwhile: Callable[[], None] | None
+) -> None:
+    import multiprocessing
+
     use = min(workers, max(1, len(codes) // TRUSTS_PER_WORKER))
     if use <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for code in codes:
