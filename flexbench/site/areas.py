@@ -83,8 +83,10 @@ class Members:
     """:func:`members_of` every area of a window, its rows of each region and ICB found once
     (a mask of the whole window for each of hundreds of areas cost more than the pages)."""
 
-    def __init__(self, window: pd.DataFrame):
+    def __init__(self, window: pd.DataFrame, columns: list[str] | None = None):
         self.window = window
+        #: the columns of the window a member's row is read for (all by default)
+        self.shown = window if columns is None else window[columns]
         self._rows = {
             col: window.groupby(col, sort=False).indices if col in window else None
             for col in ("region_code", "icb_code")
@@ -97,7 +99,7 @@ class Members:
             return members_of(area, self.window)
         # the rows the mask of members_of keeps, in the window's order, then sorted as there
         mine = groups.get(area["area_code"], [])
-        return self.window.take(mine).sort_values("name")
+        return self.shown.take(mine).sort_values("name")
 
 
 def area_context(
@@ -228,9 +230,10 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
         }
 
     window = data.public.reset_index(drop=True)
-    members = Members(window)
-    # every trust's columns of the pages' tables of trusts, written once for every page
+    # every trust's columns of the pages' tables of trusts (all a member's row is read for),
+    # written once for every page
     member_table = window[[c for c in MEMBER_COLUMNS if c in window.columns]]
+    members = Members(window, list(member_table.columns) if "name" in member_table else None)
     for position, (_, a) in enumerate(areas.iterrows()):
         mine = members(a)
         ctx = area_context(a, window, points, model, member, mine)
