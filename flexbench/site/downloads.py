@@ -148,6 +148,13 @@ def _type(series: pd.Series) -> str:
         if not series.notna().any():
             return "string"
         return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
+    if dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype):
+        # a column of text: text only, one value of which cannot be a number (the checks below
+        # would find pd.to_numeric failing on it and no date among the texts)
+        shown = [v for v in series.tolist() if not pd.isna(v) and str(v) != SUPPRESSION_MARKER]
+        if shown and all(type(v) is str for v in shown):
+            if any(not _NUMBER_CHARS.issuperset(v) for v in shown):
+                return "string"
     s = series.dropna()
     s = s[s.astype(str) != SUPPRESSION_MARKER]
     if s.empty:
@@ -164,6 +171,10 @@ def _type(series: pd.Series) -> str:
         "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
     )
 
+
+#: Every character of a text that pd.to_numeric reads as a number (ASCII digits, sign, point,
+#: exponent, inf, infinity or nan, ASCII white space): a text with another is not one.
+_NUMBER_CHARS = frozenset("0123456789+-.eEiInNfFtTyYaA \t\n\r\f\v")
 
 #: pandas' own nullable dtypes of numbers and booleans (NA for a missing value).
 _MASKED = frozenset(
