@@ -128,18 +128,27 @@ class SiteData:
     warehouse_dir: Path
     _by_trust: dict = field(default_factory=dict, init=False, repr=False)
 
-    def rows_of(self, table: str, code: str) -> pd.DataFrame:
+    def rows_of(self, table: str, code: str) -> list:
         """The trust's rows of ``table`` (``"flags"``, ``"pledge"``, ``"status"``), in the
-        table's order; the table is grouped by org_code once per build, not masked per page."""
-        frame = getattr(self, table)
+        table's order, each its values by column as iterrows gives them (:class:`Row`): the
+        table is grouped by org_code, and its values made objects, once per build, not per
+        page."""
         if table not in self._by_trust:
+            frame = getattr(self, table)
             self._by_trust[table] = (
-                {c: rows for c, rows in frame.groupby("org_code", sort=False)}
+                (
+                    frame.groupby("org_code", sort=False).indices,
+                    list(frame.columns),
+                    frame.values if frame.columns.is_unique else None,
+                )
                 if "org_code" in frame
-                else {}
+                else ({}, [], None)
             )
-        rows = self._by_trust[table].get(code)
-        return frame.iloc[0:0] if rows is None else rows
+        positions, columns, values = self._by_trust[table]
+        mine = positions.get(code, ())
+        if values is None:  # a column name twice: the rows as Series
+            return [getattr(self, table).iloc[i] for i in mine]
+        return [Row(zip(columns, values[i], strict=True)) for i in mine]
 
     def prepare(self) -> None:
         """Group the tables :meth:`rows_of` reads now (e.g. once before forking the processes
@@ -541,16 +550,10 @@ def trust_context(
     }
 
 
-def _flags(mine: pd.DataFrame) -> list[dict]:
+def _flags(mine: list) -> list[dict]:
     """The trust's rows of public.flags (evidence as the public layer wrote it)."""
     out = []
-    # each row's values by column as iterrows gives them (mine.values), read as a Series is
-    rows = (
-        (Row(zip(mine.columns, values, strict=True)) for values in mine.values)
-        if mine.columns.is_unique
-        else (r for _, r in mine.iterrows())
-    )
-    for r in rows:
+    for r in mine:
         out.append(
             {
                 "label": _plain_text(r.get("flag")).replace("_", " "),
@@ -625,11 +628,11 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
     }
 
 
-def _pledge(mine: pd.DataFrame) -> dict | None:
+def _pledge(mine: list) -> dict | None:
     """The trust's row of public.pledge (None without one)."""
-    if mine.empty:
+    if not mine:
         return None
-    r = mine.iloc[0]
+    r = mine[0]
 
     def yes(c):
         return None if c not in r or _missing(r[c]) else bool(r[c])
@@ -660,9 +663,9 @@ def _pledge(mine: pd.DataFrame) -> dict | None:
 
 def _publication(data: SiteData, code: str) -> dict:
     mine = data.rows_of("status", code)
-    if mine.empty:
+    if not mine:
         return {"known": False}
-    r = mine.iloc[0]
+    r = mine[0]
     status = None if _missing(r.get("last_attempt_status")) else str(r["last_attempt_status"])
     out = {
         "known": True,
