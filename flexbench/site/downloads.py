@@ -295,11 +295,26 @@ def _written_rows(r: Resource) -> tuple[bytes, workbook.TableRows] | None:
     return csv.encode("utf-8"), workbook.TableRows(columns, values, positions, extract._cell)
 
 
+#: The names of a frame's columns by the columns' Index (kept with it, so that its id is its
+#: own): the frames cut from one table share their Index, and a tuple of text taken from an
+#: Arrow-backed Index costs a conversion a name.
+_NAMES: dict[int, tuple[pd.Index, tuple]] = {}
+
+
+def _names(columns: pd.Index) -> tuple:
+    entry = _NAMES.get(id(columns))
+    if entry is None or entry[0] is not columns:
+        if len(_NAMES) >= 10_000:
+            _NAMES.clear()
+        entry = _NAMES[id(columns)] = (columns, tuple(columns))
+    return entry[1]
+
+
 def _schema(r: Resource) -> tuple[dict, dict | None]:
     """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
     once for the columns of a table that several pages cut rows from, where every column's
     type is read from the table (kept while the table lives); else None."""
-    key = (tuple(r.frame.columns), tuple(r.units.items()))
+    key = (_names(r.frame.columns), tuple(r.units.items()))
     if r.types_from is not None:  # a schema kept for these columns (shared, then)
         kept = _of_table(r.types_from).setdefault("schemas", {})
         if key in kept:
