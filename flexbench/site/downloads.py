@@ -148,7 +148,9 @@ def _type(series: pd.Series) -> str:
         if not series.notna().any():
             return "string"
         return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
-    if dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype):
+    if len(series) <= _SHORT_COLUMN and (
+        dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)
+    ):
         # a column of text: text only, one value of which cannot be a number (the checks below
         # would find pd.to_numeric failing on it and no date among the texts)
         shown = [v for v in series.tolist() if not pd.isna(v) and str(v) != SUPPRESSION_MARKER]
@@ -172,6 +174,10 @@ def _type(series: pd.Series) -> str:
     )
 
 
+#: Rows up to which a column of text is typed by a loop over its values (pandas' checks below
+#: cost less for a longer one).
+_SHORT_COLUMN = 1000
+
 #: Every character of a text that pd.to_numeric reads as a number (ASCII digits, sign, point,
 #: exponent, inf, infinity or nan, ASCII white space): a text with another is not one.
 _NUMBER_CHARS = frozenset("0123456789+-.eEiInNfFtTyYaA \t\n\r\f\v")
@@ -191,6 +197,17 @@ def _column_type(r: Resource, column: str) -> str:
     if column not in types:
         types[column] = _type(source[column])
     return types[column]
+
+
+def keep_types(table: pd.DataFrame) -> None:
+    """Work out now the type of each column of a table pages read their columns' types from
+    (:attr:`Resource.types_from`; e.g. once before forking the processes that write them)."""
+    if not table.columns.is_unique:
+        return
+    types = _of_table(table).setdefault("types", {})
+    for column in table.columns:
+        if column not in types:
+            types[column] = _type(table[column])
 
 
 def _field(column: str, kind: str, units: dict[str, str]) -> dict:

@@ -175,6 +175,7 @@ class Breakdowns:
                 self.unit_positions(name, "", "")
                 self.unit_records(name, "", "")
                 downloads.table_lines(table)
+                downloads.keep_types(table)
 
     def unit_records(self, name: str, level: str, org_code: str) -> list[dict]:
         """:func:`_records` of :meth:`unit_rows`, cut from the values of the whole table (made

@@ -367,6 +367,8 @@ class TrustTables:
             self.trend_records("", None, (self._all_trends[0], []))
         if self.positions is not None:
             downloads.table_lines(self.public)
+        downloads.keep_types(self.public)
+        downloads.keep_types(self.measure_quarters)
         if "peer_group" in self.public:
             # each peer group's plot and table, and their download written (once, not once
             # in each process writing pages)
