@@ -9,6 +9,8 @@ here, in openpyxl's own form (inline strings, ``t="n"`` numbers as ``%.16g``, ``
 booleans, dates as serial numbers with the date style). A value of any other kind (a formula,
 an error code, a datetime, text a worksheet cannot hold, ...) sends the whole workbook to
 openpyxl, so the file is always the one openpyxl would have written, its save time aside.
+The parts every workbook holds, and a sheet several hold (a peer group's), are deflated once
+and their deflated bytes written again into each file.
 """
 
 from __future__ import annotations
