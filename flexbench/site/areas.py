@@ -83,8 +83,10 @@ class Members:
     """:func:`members_of` every area of a window, its rows of each region and ICB found once
     (a mask of the whole window for each of hundreds of areas cost more than the pages)."""
 
-    def __init__(self, window: pd.DataFrame):
+    def __init__(self, window: pd.DataFrame, columns: list[str] | None = None):
         self.window = window
+        #: the columns of the window a member's row is read for (all by default)
+        self.shown = window if columns is None else window[columns]
         self._rows = {
             col: window.groupby(col, sort=False).indices if col in window else None
             for col in ("region_code", "icb_code")
@@ -97,7 +99,7 @@ class Members:
             return members_of(area, self.window)
         # the rows the mask of members_of keeps, in the window's order, then sorted as there
         mine = groups.get(area["area_code"], [])
-        return self.window.take(mine).sort_values("name")
+        return self.shown.take(mine).sort_values("name")
 
 
 def area_context(
@@ -152,26 +154,48 @@ def area_context(
             ("Timeliness rate", _rate(area, "timeliness_rate")),
             ("Escalation rate", _rate(area, "escalation_rate")),
         ],
-        "members": [rows_fn(r) for _, r in mine.iterrows()],
+        "members": _members(mine, rows_fn),
         "funnel": funnel,
     }
 
 
+def _members(mine: pd.DataFrame, rows_fn) -> list:
+    """``rows_fn`` of each row of ``mine``: the row's values by column as iterrows gives them
+    (``mine.values``), read as a Series is (builder.Row), not a Series a row."""
+    from flexbench.site.builder import Row
+
+    if not mine.columns.is_unique:
+        return [rows_fn(r) for _, r in mine.iterrows()]
+    columns = list(mine.columns)
+    return [rows_fn(Row(zip(columns, values, strict=True))) for values in mine.values]
+
+
 def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFrame, folder,
-                         as_of) -> dict:  # fmt: skip
+                         as_of, rows_of: tuple | None = None) -> dict:  # fmt: skip
     """An area page's downloads in ``folder``: its row of public.areas and its trusts' rows of
-    public.trust_window, as the page shows them; the links relative to the page."""
+    public.trust_window, as the page shows them; the links relative to the page. ``rows_of``,
+    where given, is where those rows are: the area's position in ``areas``, and the table of
+    every trust's :data:`MEMBER_COLUMNS` with the positions of ``mine``'s rows in it (the
+    tables are written once for every page, :attr:`downloads.Resource.rows_of`)."""
     from flexbench.site import downloads
     from flexbench.site.trust_charts import download_links
 
     name = f"{area['area_name']} ({KINDS[area['area_kind']].lower()} {area['area_code']})"
+    position, members, positions = rows_of if rows_of is not None else (None, None, None)
     resources = [
-        downloads.Resource("area", f"Totals of {name}", area.to_frame().T, types_from=areas),
+        downloads.Resource(
+            "area",
+            f"Totals of {name}",
+            area.to_frame().T,
+            types_from=areas,
+            rows_of=None if position is None else (areas, [position]),
+        ),
         downloads.Resource(
             "trusts",
             f"The trusts of {name}",
             mine[[c for c in MEMBER_COLUMNS if c in mine.columns]].reset_index(drop=True),
             types_from=mine,
+            rows_of=None if members is None else (members, positions),
         ),
     ]
     files = downloads.write_downloads(folder, name, resources, as_of)
@@ -206,13 +230,21 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
         }
 
     window = data.public.reset_index(drop=True)
-    members = Members(window)
-    for _, a in areas.iterrows():
+    # every trust's columns of the pages' tables of trusts (all a member's row is read for),
+    # written once for every page
+    member_table = window[[c for c in MEMBER_COLUMNS if c in window.columns]]
+    members = Members(window, list(member_table.columns) if "name" in member_table else None)
+    for position, (_, a) in enumerate(areas.iterrows()):
         mine = members(a)
         ctx = area_context(a, window, points, model, member, mine)
         page = area_page(a["area_kind"], a["area_code"])
         links = write_area_downloads(
-            a, mine, areas, folder / page.removesuffix(".html"), data.as_of
+            a,
+            mine,
+            areas,
+            folder / page.removesuffix(".html"),
+            data.as_of,
+            rows_of=(position, member_table, mine.index.to_numpy()),
         )
         (folder / page).write_text(
             template.render(root="../", page="area", area=ctx, downloads=links, **common),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flexbench import extract
@@ -136,6 +137,26 @@ def _unit(column: str, given: dict[str, str]) -> str | None:
 
 
 def _type(series: pd.Series) -> str:
+    dtype = series.dtype
+    if dtype.kind in "biuf" and (
+        isinstance(dtype, np.dtype)
+        or isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        and dtype.name in _MASKED
+    ):
+        # numbers or booleans: their type follows from the dtype alone (no text to be the
+        # marker, each value a number or a bool), as the checks below find it value by value
+        if not series.notna().any():
+            return "string"
+        return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
+    if len(series) <= _SHORT_COLUMN and (
+        dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)
+    ):
+        # a column of text: text only, one value of which cannot be a number (the checks below
+        # would find pd.to_numeric failing on it and no date among the texts)
+        shown = [v for v in series.tolist() if not pd.isna(v) and str(v) != SUPPRESSION_MARKER]
+        if shown and all(type(v) is str for v in shown):
+            if any(not _NUMBER_CHARS.issuperset(v) for v in shown):
+                return "string"
     s = series.dropna()
     s = s[s.astype(str) != SUPPRESSION_MARKER]
     if s.empty:
@@ -153,6 +174,21 @@ def _type(series: pd.Series) -> str:
     )
 
 
+#: Rows up to which a column of text is typed by a loop over its values (pandas' checks below
+#: cost less for a longer one).
+_SHORT_COLUMN = 1000
+
+#: Every character of a text that pd.to_numeric reads as a number (ASCII digits, sign, point,
+#: exponent, inf, infinity or nan, ASCII white space): a text with another is not one.
+_NUMBER_CHARS = frozenset("0123456789+-.eEiInNfFtTyYaA \t\n\r\f\v")
+
+#: pandas' own nullable dtypes of numbers and booleans (NA for a missing value).
+_MASKED = frozenset(
+    ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32",
+     "Float64", "boolean")
+)  # fmt: skip
+
+
 def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
@@ -161,6 +197,17 @@ def _column_type(r: Resource, column: str) -> str:
     if column not in types:
         types[column] = _type(source[column])
     return types[column]
+
+
+def keep_types(table: pd.DataFrame) -> None:
+    """Work out now the type of each column of a table pages read their columns' types from
+    (:attr:`Resource.types_from`; e.g. once before forking the processes that write them)."""
+    if not table.columns.is_unique:
+        return
+    types = _of_table(table).setdefault("types", {})
+    for column in table.columns:
+        if column not in types:
+            types[column] = _type(table[column])
 
 
 def _field(column: str, kind: str, units: dict[str, str]) -> dict:
@@ -192,6 +239,12 @@ def _written(frame: pd.DataFrame) -> tuple[bytes, list[list]]:
         rows.extend([extract._cell(v) for v in values] for values in out.to_numpy(object))
         kept["written"] = (out.to_csv(index=False).encode("utf-8"), rows)
     return kept["written"]
+
+
+def written(frame: pd.DataFrame) -> None:
+    """Work out now :func:`_written` of a frame several pages download, and its sheet's rows
+    (e.g. before forking the processes that write the pages, so that they share them)."""
+    workbook.keep_rows(_written(frame)[1])
 
 
 def _each_row_alone(column: pd.Series) -> bool:
@@ -247,7 +300,7 @@ def table_lines(table: pd.DataFrame) -> tuple[str, list[str], list, object] | No
     return kept["lines"]
 
 
-def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
+def _written_rows(r: Resource) -> tuple[bytes, workbook.TableRows] | None:
     """:func:`_written` of rows of a table (:attr:`Resource.rows_of`), cut from the table
     written once; None where they must be written on their own."""
     table, positions = r.rows_of
@@ -256,20 +309,35 @@ def _written_rows(r: Resource) -> tuple[bytes, list[list]] | None:
         return None
     header, lines, columns, values = written
     csv = header + "".join(lines[i] for i in positions)
-    rows = workbook.SheetRows([list(columns)])
-    rows.extend([extract._cell(v) for v in values[i]] for i in positions)
-    return csv.encode("utf-8"), rows
+    return csv.encode("utf-8"), workbook.TableRows(columns, values, positions, extract._cell)
+
+
+#: The names of a frame's columns by the columns' Index (kept with it, so that its id is its
+#: own): the frames cut from one table share their Index, and a tuple of text taken from an
+#: Arrow-backed Index costs a conversion a name.
+_NAMES: dict[int, tuple[pd.Index, tuple]] = {}
+
+
+def _names(columns: pd.Index) -> tuple:
+    entry = _NAMES.get(id(columns))
+    if entry is None or entry[0] is not columns:
+        if len(_NAMES) >= 10_000:
+            _NAMES.clear()
+        entry = _NAMES[id(columns)] = (columns, tuple(columns))
+    return entry[1]
 
 
 def _schema(r: Resource) -> tuple[dict, dict | None]:
     """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
     once for the columns of a table that several pages cut rows from, where every column's
     type is read from the table (kept while the table lives); else None."""
+    key = (_names(r.frame.columns), tuple(r.units.items()))
+    if r.types_from is not None:  # a schema kept for these columns (shared, then)
+        kept = _of_table(r.types_from).setdefault("schemas", {})
+        if key in kept:
+            return kept[key]["schema"], kept[key]
     shared = r.types_from is not None and all(c in r.types_from for c in r.frame.columns)
     kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
-    key = (tuple(r.frame.columns), tuple(r.units.items()))
-    if kept is not None and key in kept:
-        return kept[key]["schema"], kept[key]
     schema = {
         "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
         "missingValues": ["", SUPPRESSION_MARKER],

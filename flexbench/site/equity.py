@@ -173,7 +173,22 @@ class Breakdowns:
             if table is not None and not table.empty and {"level", "org_code"} <= set(table):
                 self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
+                self.unit_records(name, "", "")
                 downloads.table_lines(table)
+                downloads.keep_types(table)
+
+    def unit_records(self, name: str, level: str, org_code: str) -> list[dict]:
+        """:func:`_records` of :meth:`unit_rows`, cut from the values of the whole table (made
+        into objects once, not a unit's rows at a time)."""
+        key = f"{name} values"
+        if key not in self._units:
+            table = self.tables[name]
+            self._units[key] = (list(table.columns), table.to_numpy(object))
+        columns, values = self._units[key]
+        return [
+            dict(zip(columns, values[i], strict=True))
+            for i in self.unit_positions(name, level, org_code)
+        ]
 
     def unit_positions(self, name: str, level: str, org_code: str):
         """The positions in table ``name`` of the rows :meth:`unit_rows` gives."""
@@ -246,15 +261,24 @@ def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dic
     return {"dimensions": dims, "flags": flags}
 
 
-def flex_context(mine: pd.DataFrame) -> dict | None:
+def flex_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
     """The flex-type mix of a unit's page from its rows of public.flex_type_mix (None where
-    the unit has none)."""
+    the unit has none); ``records``, where given, are those rows as :func:`_records` gives
+    them."""
     if mine.empty:
         return None
-    mine = mine.sort_values("flex_type")
-    withheld = bool((mine["dimension_status"] == "withheld").all())
+    types = None if records is None else [r["flex_type"] for r in records]
+    if types is not None and all(type(t) is str for t in types) and len(set(types)) == len(types):
+        # distinct texts: in the order sort_values gives them
+        records = sorted(records, key=lambda r: r["flex_type"])
+    else:
+        records = _records(mine.sort_values("flex_type"))
+    withheld = all(
+        isinstance(r["dimension_status"], str) and r["dimension_status"] == "withheld"
+        for r in records
+    )
     rows = []
-    for r in _records(mine):
+    for r in records:
         rate, interval = _rate(r)
         rows.append(
             {
@@ -268,7 +292,7 @@ def flex_context(mine: pd.DataFrame) -> dict | None:
             }
         )
     bars = [(str(r["flex_type"]).replace("_", " "), r["share_requested"])
-            for r in _records(mine)]  # fmt: skip
+            for r in records]  # fmt: skip
     svg = bar_svg(bars, "Share of requests by type of flexible working")
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
@@ -277,7 +301,9 @@ def _unit_rows(tables: Breakdowns, name: str, level: str, org_code: str) -> pd.D
     table = tables.get(name)
     if table is None or table.empty:
         return pd.DataFrame()
-    return tables.unit_rows(name, level, org_code).reset_index(drop=True)
+    # the rows as the table holds them (their index is never written: a copy renumbered
+    # for each page cost more than the rest of the frame's use)
+    return tables.unit_rows(name, level, org_code)
 
 
 def write_section_downloads(
@@ -326,11 +352,17 @@ def sections(
     if not isinstance(tables, Breakdowns):
         tables = Breakdowns(tables)
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
+
+    def records(name: str, table) -> list[dict] | None:
+        if table is None or table.empty or not {"level", "org_code"} <= set(table):
+            return None
+        return tables.unit_records(name, level, org_code)
+
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code)),
+            tables.unit_rows("equity", level, org_code), records("equity", equity)),
         "flex": None if flex is None or flex.empty else flex_context(
-            tables.unit_rows("flex_type_mix", level, org_code)),
+            tables.unit_rows("flex_type_mix", level, org_code), records("flex_type_mix", flex)),
         "equity_downloads": None,
     }  # fmt: skip
     if folder is not None and (out["equity"] or out["flex"]):

@@ -57,6 +57,10 @@ def page_context(public: pd.DataFrame, ind: Indicator) -> dict:
     percent = ind.unit.startswith("proportion")
     status = frame.get(f"{ind.column}_status")
     published = frame[ind.column].notna() & (status.eq("published") if status is not None else True)
+    # each row's values by column as iterrows gives them (frame.values), without a Series a row
+    columns = list(frame.columns)
+    records = (dict(zip(columns, values, strict=True)) for values in frame.values)
+    with_interval = f"{ind.column}_lower95" in frame
     rows = [
         {
             "code": r["org_code"],
@@ -65,10 +69,10 @@ def page_context(public: pd.DataFrame, ind: Indicator) -> dict:
             "value": _value(ind, r),
             "interval": f"{plots.pct(r[f'{ind.column}_lower95'], 0)} to "
             f"{plots.pct(r[f'{ind.column}_upper95'], 0)}"
-            if f"{ind.column}_lower95" in frame and published.loc[i]
+            if with_interval and is_published
             else "–",
         }
-        for i, r in frame.iterrows()
+        for r, is_published in zip(records, published.tolist(), strict=True)
     ]
     chart = plots.strip_plot(
         frame.loc[published, ind.column],

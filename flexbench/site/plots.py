@@ -497,10 +497,12 @@ def measure_trend_plot(
     # each value as a float, None where missing (every use goes through float() or pd.isna)
     values, lows, highs = ([None if pd.isna(v) else float(v) for v in c] for c in columns[2:])
     q = labels
-    published = [i for i in range(len(q)) if status[i] == "published" and not pd.isna(values[i])]
+    published = [i for i in range(len(q)) if status[i] == "published" and values[i] is not None]
+    is_published = set(published)
 
     def show(v, digits: int = 1) -> str:
-        if v is None or pd.isna(v):
+        # v: a float (the values made floats above, a tick, a national value) or None
+        if v is None or v != v:
             return "–"
         return pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
@@ -510,7 +512,7 @@ def measure_trend_plot(
     ]
     desc_parts = []
     for i, lab in enumerate(labels):
-        if i in published:
+        if i in is_published:
             desc_parts.append(
                 f"{lab}: {show(values[i])} (95% CI {show(lows[i])} to {show(highs[i])})"
             )
@@ -526,9 +528,9 @@ def measure_trend_plot(
         f'<title id="{escape(title_id)}">{escape(title)}</title>',
         f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
     ]
-    candidates = [
-        float(v) for i in published for v in (lows[i], highs[i], values[i]) if not pd.isna(v)
-    ] + [v for v in nat if v is not None]
+    candidates = [v for i in published for v in (lows[i], highs[i], values[i]) if v is not None] + [
+        v for v in nat if v is not None
+    ]
     top_limit = 1.0 if proportion else math.inf
     if candidates:
         y_lo, y_hi = min(candidates), max(candidates)
@@ -561,7 +563,7 @@ def measure_trend_plot(
                 f'<text class="tick" x="{x}" y="{top + ph + 17}" text-anchor="middle">'
                 f"{escape(lab)}</text>"
             )
-        if i not in published:
+        if i not in is_published:
             parts.append(
                 f'<text class="gap" x="{x}" y="{top + ph - 6}" text-anchor="middle">'
                 f"{escape(GAP_LABELS.get(status[i], '–'))}"
@@ -582,7 +584,7 @@ def measure_trend_plot(
     # Segments only between consecutive published quarters: never a line across a gap.
     parts += _polylines("series", sorted(published), values, sx, sy)
     for i in published:
-        if not pd.isna(lows[i]) and not pd.isna(highs[i]):
+        if lows[i] is not None and highs[i] is not None:
             parts.append(
                 f'<line class="ci" x1="{_fmt(sx(i))}" x2="{_fmt(sx(i))}" '
                 f'y1="{_fmt(sy(lows[i]))}" y2="{_fmt(sy(highs[i]))}"/>'

@@ -137,16 +137,17 @@ def measure_trends(
     trust_label: str,
     root: str = "../",
     national: dict[str, list] | None = None,
+    records: list | None = None,
 ) -> list[dict]:
     """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
     ``national`` (each measure's published national value for each quarter of the frame, from
     :meth:`TrustTables.national_values`) adds the national line where it publishes the
-    measure."""
+    measure; ``records``, where given, are the frame's rows as :func:`_records` gives them."""
     out = []
     # the rows of each measure in the frame's order, measures in order of first appearance
     # (as groupby(sort=False) gives them, without a frame a measure)
     groups: dict[str, list[_TrendRow]] = {}
-    for r in _records(frame):
+    for r in _records(frame) if records is None else records:
         if not pd.isna(r.measure):
             groups.setdefault(r.measure, []).append(r)
     for measure, rows in groups.items():
@@ -311,6 +312,7 @@ class TrustTables:
         )
         self._peers: dict = {}
         self._all_trends: tuple | None = None
+        self._all_records: list | None = None
 
     def trends(self, code: str) -> tuple[pd.DataFrame, tuple | None]:
         """The trust's :func:`trend_frame`, and where its rows are in the table of every
@@ -328,6 +330,17 @@ class TrustTables:
         if len(mine) and mine[-1] - mine[0] == len(mine) - 1:  # the trust's rows are a block
             return table.iloc[mine[0] : mine[-1] + 1], (table, mine)
         return table.take(mine).reset_index(drop=True), (table, mine)
+
+    def trend_records(self, code: str, frame: pd.DataFrame, where: tuple | None) -> list:
+        """:func:`_records` of the trust's :func:`trend_frame` (``frame``, ``where`` from
+        :meth:`trends`): its rows of the records of every trust's, made once."""
+        if where is None:
+            return _records(frame)
+        table, mine = where
+        if self._all_records is None:
+            self._all_records = _records(table)
+        records = self._all_records
+        return [records[i] for i in mine]
 
     @staticmethod
     def _kinds_kept(mq: pd.DataFrame) -> bool:
@@ -351,8 +364,18 @@ class TrustTables:
         self.trends("")
         if self._all_trends[0] is not None:
             downloads.table_lines(self._all_trends[0])
+            self.trend_records("", None, (self._all_trends[0], []))
         if self.positions is not None:
             downloads.table_lines(self.public)
+        downloads.keep_types(self.public)
+        downloads.keep_types(self.measure_quarters)
+        if "peer_group" in self.public:
+            # each peer group's plot and table, and their download written (once, not once
+            # in each process writing pages)
+            for group in self.public["peer_group"].dropna().unique():
+                frame, _caterpillar = self.peers(str(group))
+                if not frame.empty:
+                    downloads.written(frame)
 
     def trend_rows(self, code: str) -> pd.DataFrame:
         """The trust's rows of public.trust_measure_quarters."""
@@ -419,7 +442,12 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of, pub=None) -> dic
         )
     files = downloads.write_downloads(folder, f"{label} ({code})", resources, as_of)
     return {
-        "trends": measure_trends(trends, label, national=tables.national_values()),
+        "trends": measure_trends(
+            trends,
+            label,
+            national=tables.national_values(),
+            records=tables.trend_records(code, trends, trend_rows),
+        ),
         "caterpillar": caterpillar.for_trust(code),
         "downloads": download_links(files, f"{folder.name}/"),
     }

@@ -9,13 +9,17 @@ here, in openpyxl's own form (inline strings, ``t="n"`` numbers as ``%.16g``, ``
 booleans, dates as serial numbers with the date style). A value of any other kind (a formula,
 an error code, a datetime, text a worksheet cannot hold, ...) sends the whole workbook to
 openpyxl, so the file is always the one openpyxl would have written, its save time aside.
+The parts every workbook holds, and a sheet several hold (a peer group's), are deflated once
+and their deflated bytes written again into each file.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -40,8 +44,9 @@ def _letters(width: int) -> tuple[str, ...]:
     return tuple(get_column_letter(i) for i in range(1, width + 1))
 
 
-def _cell(ref: str, value) -> tuple[str, bool]:
-    """One cell as openpyxl's write-only worksheet writes it, and whether it is a date."""
+def _tail(value) -> tuple[str, bool]:
+    """A cell as openpyxl's write-only worksheet writes it, after its ``<c r="..."``, and
+    whether it is a date."""
     kind = type(value)
     if kind is str:
         if (
@@ -52,21 +57,28 @@ def _cell(ref: str, value) -> tuple[str, bool]:
         ):
             raise _Unusual(value)
         if not value:
-            return f'<c r="{ref}" t="inlineStr" />', False
+            return ' t="inlineStr" />', False
         stripped = value.strip()
         space = ' xml:space="preserve"' if stripped and stripped != value else ""
-        return f'<c r="{ref}" t="inlineStr"><is><t{space}>{escape(value)}</t></is></c>', False
+        return f' t="inlineStr"><is><t{space}>{escape(value)}</t></is></c>', False
     if kind is bool:
-        return f'<c r="{ref}" t="b"><v>{value:.16g}</v></c>', False
+        return f' t="b"><v>{value:.16g}</v></c>', False
     if kind is int or kind is float:
         if value != value or value in (float("inf"), float("-inf")):
             raise _Unusual(value)
-        return f'<c r="{ref}" t="n"><v>{value:.16g}</v></c>', False
+        return f' t="n"><v>{value:.16g}</v></c>', False
     if kind is date:
         from openpyxl.utils.datetime import to_excel
 
-        return f'<c r="{ref}" s="1" t="n"><v>{to_excel(value):.16g}</v></c>', True
+        return f' s="1" t="n"><v>{to_excel(value):.16g}</v></c>', True
     raise _Unusual(value)
+
+
+#: :func:`_tail` of texts and dates met already (a sheet repeats a few words and dates in every
+#: row; working out a text's cell again, its checks and escaping, was most of a sheet's cost):
+#: by the value's type and the value, emptied when it grows past :data:`_KEPT_TAILS`.
+_TAILS: dict[tuple[type, object], tuple[str, bool]] = {}
+_KEPT_TAILS = 200_000
 
 
 class SheetRows(list):
@@ -74,9 +86,30 @@ class SheetRows(list):
     a table several workbooks hold (a peer group's, in each of its trusts' downloads)."""
 
     written: tuple[str, bool] | None = None
+    #: the sheet's part of the file, and it deflated, by the template's part it fills
+    parts: dict[bytes, tuple[bytes, bytes]] | None = None
+
+
+class TableRows:
+    """Rows of a table's values (a 2-D array of objects, as the table holds them) at
+    ``positions``, under ``header``: made cells (``cell(value)``: a value as a sheet takes
+    it, None for an empty cell; a text, an int or a float but NaN as it is, NaN as None) only
+    where openpyxl is to write them, their ``<row>`` elements written from the values."""
+
+    def __init__(self, header: Sequence, values, positions: Sequence[int], cell):
+        self.header, self.values, self.positions, self.cell = header, values, positions, cell
+
+    def __iter__(self):
+        yield list(self.header)
+        cell, values = self.cell, self.values
+        for i in self.positions:
+            yield [cell(v) for v in values[i]]
 
 
 def _rows_xml(rows: Iterable[Sequence]) -> tuple[str, bool]:
+    if isinstance(rows, TableRows):
+        values = rows.values
+        return _sheet_rows([rows.header, *(values[i] for i in rows.positions)], rows.cell)
     if not isinstance(rows, SheetRows):
         return _sheet_rows(rows)
     if rows.written is None:
@@ -84,18 +117,52 @@ def _rows_xml(rows: Iterable[Sequence]) -> tuple[str, bool]:
     return rows.written
 
 
-def _sheet_rows(rows: Iterable[Sequence]) -> tuple[str, bool]:
-    """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date."""
+def keep_rows(rows: SheetRows) -> None:
+    """Work out now the ``<row>`` elements of rows several workbooks hold (e.g. before forking
+    the processes that write them); nothing where openpyxl is to write them."""
+    try:
+        _rows_xml(rows)
+    except _Unusual:
+        pass
+
+
+def _sheet_rows(rows: Iterable[Sequence], cell=None) -> tuple[str, bool]:
+    """The ``<row>`` elements of a sheet (None cells left out) and whether any cell is a date;
+    ``cell``, where given, makes each value but the first row's a cell as
+    :class:`TableRows` says."""
     out, dated = [], False
+    tails = _TAILS
+    inf, minus_inf = float("inf"), float("-inf")
     for number, values in enumerate(rows, 1):
         letters = _letters(len(values))
         cells = []
+        convert = cell is not None and number > 1
         for letter, value in zip(letters, values, strict=True):
+            kind = type(value)
+            if convert and kind is not str and kind is not int:
+                if kind is not float:
+                    value = cell(value)
+                    kind = type(value)
+                elif value != value:  # NaN: an empty cell
+                    continue
             if value is None:
                 continue
-            text, is_date = _cell(f"{letter}{number}", value)
-            cells.append(text)
-            dated = dated or is_date
+            if kind is float or kind is int:  # as _tail writes a number
+                if value != value or value == inf or value == minus_inf:
+                    raise _Unusual(value)
+                cells.append(f'<c r="{letter}{number}" t="n"><v>{value:.16g}</v></c>')
+                continue
+            if kind is str or kind is date:
+                key = (kind, value)
+                tail = tails.get(key)
+                if tail is None:
+                    if len(tails) >= _KEPT_TAILS:
+                        tails.clear()
+                    tail = tails[key] = _tail(value)
+            else:
+                tail = _tail(value)
+            cells.append(f'<c r="{letter}{number}"{tail[0]}')
+            dated = dated or tail[1]
         out.append(f'<row r="{number}">{"".join(cells)}</row>')
     return "".join(out), dated
 
@@ -135,6 +202,46 @@ def _openpyxl(path: Path, sheets: Sequence[tuple[str, Iterable[Sequence]]]) -> N
     wb.save(path)
 
 
+class _Deflated:
+    """A part's deflated bytes worked out before, given as zipfile's compressor gives them."""
+
+    def __init__(self, deflated: bytes):
+        self._left = deflated
+
+    def compress(self, _data) -> bytes:
+        out, self._left = self._left, b""
+        return out
+
+    def flush(self) -> bytes:
+        out, self._left = self._left, b""
+        return out
+
+
+def _deflate(data: bytes) -> bytes:
+    """``data`` deflated as zipfile deflates a part of a ZIP_DEFLATED file (the default level)."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+@lru_cache(maxsize=1024)
+def _deflated(data: bytes) -> bytes:
+    """:func:`_deflate` of a part every workbook of some sheet titles holds (kept)."""
+    return _deflate(data)
+
+
+def _write_part(z: zipfile.ZipFile, name: str, data: bytes, deflated: bytes) -> None:
+    """``z.writestr(name, data)``, its deflated bytes given (deflating the same parts of
+    hundreds of files again was a third of the cost of writing them)."""
+    zinfo = zipfile.ZipInfo(name, date_time=time.localtime(time.time())[:6])
+    zinfo.compress_type = zipfile.ZIP_DEFLATED
+    zinfo.external_attr = 0o600 << 16  # as writestr makes it
+    zinfo.file_size = len(data)
+    with z.open(zinfo, mode="w") as dest:
+        if isinstance(getattr(dest, "_compressor", None), type(zlib.compressobj())):
+            dest._compressor = _Deflated(deflated)
+        dest.write(data)
+
+
 def write_workbook(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence]]]) -> None:
     """Write ``sheets`` (title, rows: the header first, None for an empty cell) to ``path`` as
     openpyxl's write-only workbook would hold them."""
@@ -146,11 +253,29 @@ def write_workbook(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence]]])
     titles = tuple(title for title, _rows in sheets)
     template = _template(titles, tuple(dated for _xml, dated in written))
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sheet_xml = iter(xml for xml, _dated in written)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
-        for name, data in template:
+    sheet_parts = iter(zip(sheets, written, strict=True))
+    buffer = io.BytesIO()  # the file written at once (not a part, and its header, at a time)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+        for name, part in template:
             if name.startswith("xl/worksheets/sheet"):
-                data = data.replace(b"\0", next(sheet_xml).encode("utf-8"))
+                (_title, rows), (xml, _dated) = next(sheet_parts)
+                kept = rows.parts if isinstance(rows, SheetRows) else None
+                if kept is not None and part in kept:
+                    data, deflated = kept[part]
+                else:
+                    data = part.replace(b"\0", xml.encode("utf-8"))
+                    if not isinstance(rows, SheetRows) or rows.written is None:
+                        z.writestr(name, data)
+                        continue
+                    # the rows of a table several workbooks hold: deflated once
+                    deflated = _deflate(data)
+                    if rows.parts is None:
+                        rows.parts = {}
+                    rows.parts[part] = (data, deflated)
             elif name == "docProps/core.xml":
-                data = _CORE_TIMES.sub(rb"\g<1>" + now.encode() + rb"\g<3>", data)
-            z.writestr(name, data)
+                data = _CORE_TIMES.sub(rb"\g<1>" + now.encode() + rb"\g<3>", part)
+                deflated = _deflated(data)
+            else:
+                data, deflated = part, _deflated(part)
+            _write_part(z, name, data, deflated)
+    Path(path).write_bytes(buffer.getvalue())

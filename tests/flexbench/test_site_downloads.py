@@ -108,3 +108,37 @@ def test_a_peer_group_table_marks_the_pages_own_trust_only():
     assert [r.startswith('<tr class="this">') for r in rows] == [False, True, False]
     assert "&lt;" in rows[1] and "<B>" not in rows[1] and "&amp;" in rows[0]  # escaped
     assert '<td class="num">75.0%</td><td>60% to 85%</td></tr>' in rows[1]
+
+
+def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
+    # the datapackage's type of a column: from what its values are (withheld markers and
+    # missing values aside), text holding only numbers typed as numbers
+    frame = pd.DataFrame(
+        {
+            "codes": pd.array(["RA1", "12", None], dtype="str"),
+            "whole_text": pd.array(["12", " 7 ", "[c]"], dtype="str"),
+            "decimal_text": pd.array(["1.5", None, "1e5"], dtype="str"),
+            "only_marker": pd.array(["[c]", None, "[c]"], dtype="str"),
+            "mixed_objects": pd.Series(["x", 1, None], dtype=object),
+            "counts": pd.array([1, None, 3], dtype="Int64"),
+            "no_rate": [float("nan")] * 3,
+            "rates": [0.5, float("nan"), 1.0],
+            "flag": [True, False, True],
+            "day": pd.Series([date(2026, 1, 1), None, date(2026, 2, 1)], dtype=object),
+        }
+    )
+    resource = downloads.Resource("t", "T", frame)
+    downloads.write_downloads(tmp_path, "Page", [resource], AS_OF)
+    fields = json.loads((tmp_path / "datapackage.json").read_text())["resources"][0]["schema"]
+    assert {f["name"]: f["type"] for f in fields["fields"]} == {
+        "codes": "string",
+        "whole_text": "integer",
+        "decimal_text": "number",
+        "only_marker": "string",
+        "mixed_objects": "string",
+        "counts": "integer",
+        "no_rate": "string",
+        "rates": "number",
+        "flag": "boolean",
+        "day": "date",
+    }

@@ -71,3 +71,40 @@ def test_workbook_holds_what_openpyxl_writes(case, tmp_path):
 def test_a_sheet_title_openpyxl_refuses_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Invalid character"):
         workbook.write_workbook(tmp_path / "x.xlsx", [("a/b", [["x"]])])
+
+
+def test_rows_several_workbooks_hold_are_the_same_in_each(tmp_path):
+    # a peer group's rows, kept (and deflated) once, in the workbooks of two of its trusts
+    shared = workbook.SheetRows([["code", "rate"], ["RXX", 0.5], ["RYY", None]])
+    for i, own in enumerate(("first", "second")):
+        sheets = [("card", [["code"], [own]]), ("peers", shared)]
+        ours, theirs = tmp_path / f"ours{i}.xlsx", tmp_path / f"openpyxl{i}.xlsx"
+        workbook.write_workbook(ours, sheets)
+        workbook._openpyxl(theirs, sheets)
+        assert _parts(ours) == _parts(theirs)
+
+
+@pytest.mark.parametrize("formula", [False, True])
+def test_rows_cut_from_a_table_hold_its_cells(formula, tmp_path):
+    # rows of a table's values (numpy scalars, NaN and NA as the table holds them), a cell
+    # each as extract._cell makes it; a formula among them leaves the workbook to openpyxl
+    import numpy as np
+    import pandas as pd
+
+    from flexbench import extract
+
+    values = np.array(
+        [
+            ["RXX", np.float64(0.5), pd.NA, np.int64(7), True],
+            ["RYY", float("nan"), None, np.int64(-1), np.bool_(False)],
+            ["RZZ", 1.25, "=1+1" if formula else "x", 3, False],
+        ],
+        dtype=object,
+    )
+    header = ["code", "rate", "note", "n", "flag"]
+    rows = workbook.TableRows(header, values, [2, 0], extract._cell)
+    cells = [header] + [[extract._cell(v) for v in values[i]] for i in (2, 0)]
+    ours, theirs = tmp_path / "ours.xlsx", tmp_path / "openpyxl.xlsx"
+    workbook.write_workbook(ours, [("cut", rows)])
+    workbook._openpyxl(theirs, [("cut", cells)])
+    assert _parts(ours) == _parts(theirs)
