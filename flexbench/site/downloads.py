@@ -153,12 +153,12 @@ def _type(series: pd.Series) -> str:
     ):
         # a column of text: text only, one value of which cannot be a number (the checks below
         # would find pd.to_numeric failing on it and no date among the texts)
-        shown = [v for v in series.tolist() if not pd.isna(v) and str(v) != SUPPRESSION_MARKER]
+        shown = [v for v in series.tolist() if not pd.isna(v) and str(v) not in _NOT_VALUES]
         if shown and all(type(v) is str for v in shown):
             if any(not _NUMBER_CHARS.issuperset(v) for v in shown):
                 return "string"
     s = series.dropna()
-    s = s[s.astype(str) != SUPPRESSION_MARKER]
+    s = s[~s.astype(str).isin(_NOT_VALUES)]
     if s.empty:
         return "string"
     if pd.api.types.is_bool_dtype(series) or all(isinstance(v, bool) for v in s):
@@ -173,6 +173,10 @@ def _type(series: pd.Series) -> str:
         "integer" if (nums % 1 == 0).all() and not pd.api.types.is_float_dtype(series) else "number"
     )
 
+
+#: Cells that are no value of their column's type: the descriptor's ``missingValues`` (a
+#: blank and the suppression marker).
+_NOT_VALUES = ("", SUPPRESSION_MARKER)
 
 #: Rows up to which a column of text is typed by a loop over its values (pandas' checks below
 #: cost less for a longer one).
@@ -340,7 +344,7 @@ def _schema(r: Resource) -> tuple[dict, dict | None]:
     kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
     schema = {
         "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
-        "missingValues": ["", SUPPRESSION_MARKER],
+        "missingValues": list(_NOT_VALUES),
     }
     if kept is None:
         return schema, None

@@ -125,6 +125,9 @@ def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
             "rates": [0.5, float("nan"), 1.0],
             "flag": [True, False, True],
             "day": pd.Series([date(2026, 1, 1), None, date(2026, 2, 1)], dtype=object),
+            # "" is a missing value of the descriptor too: all blank is text, not a number
+            "all_blank": pd.Series(["", "", ""], dtype=object),
+            "blank_or_whole": pd.Series(["", "4", "[c]"], dtype=object),
         }
     )
     resource = downloads.Resource("t", "T", frame)
@@ -141,4 +144,6 @@ def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
         "rates": "number",
         "flag": "boolean",
         "day": "date",
+        "all_blank": "string",
+        "blank_or_whole": "integer",
     }
