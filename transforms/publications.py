@@ -1711,12 +1711,16 @@ def _sorted_codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype("int64"), np.asarray(uniques, dtype=object)
 
 
-def breakdown_codes(frame: pd.DataFrame, files: Any) -> BreakdownCodes:
+def breakdown_codes(
+    frame: pd.DataFrame, files: Any, absent: dict[str, Any] | None = None
+) -> BreakdownCodes:
     """Coerced request-level rows (:func:`coerce_request_level`, at least
     :data:`BREAKDOWN_INPUT_COLUMNS`) of one or more files (``files``: each row's file) ->
     :class:`BreakdownCodes`. The groups are those of :func:`transforms.equity.group_values`,
     read from each distinct value of a column once (in Python); only the counting is left
-    to SQL.
+    to SQL. ``absent`` maps a column to the rows (a boolean array) whose file has no such
+    column: they get no group of its dimensions, as :func:`aggregate_request_breakdown`
+    gives a file without it none.
     """
     from transforms import equity
 
@@ -1744,6 +1748,8 @@ def breakdown_codes(frame: pd.DataFrame, files: Any) -> BreakdownCodes:
         for dimension, values in equity.group_values(pd.DataFrame({column: each})).items():
             codes, labels[dimension] = _sorted_codes(values)
             groups[dimension] = codes[rows]
+            if absent is not None and column in absent:
+                groups[dimension] = np.where(absent[column], -1, groups[dimension])
     dimensions = tuple(d for d in equity.DIMENSIONS if d in groups)
     for i, dimension in enumerate(dimensions):
         table[f"g{i}"] = groups[dimension]

@@ -371,8 +371,8 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     are its own, as :func:`transforms.publications.aggregate_request_breakdown` gives them
     for the file alone: a dimension only where the file has its column
     (docs/flex-data-standard.md, "The equality columns"), whatever the other files of the
-    group have (in the pass, a file without the column reads as blank, "Not stated", so its
-    rows of that dimension are dropped).
+    group have (in the pass, its rows are given no group of that dimension, where a blank
+    cell would read as "Not stated").
     """
     import duckdb
     import numpy as np
@@ -396,15 +396,23 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     shapes: dict[tuple[str, ...], list[str]] = {}
     for k, f in requests.items():
         shapes.setdefault(tuple(f.columns), []).append(k)
-    frames, files = [], []
+    frames, files, has = [], [], []
     for columns, keys in shapes.items():
         fs = [requests[k][[c for c in columns if c in read]] for k in keys]
         whole = pd.concat(fs, ignore_index=True) if len(fs) > 1 else fs[0].reset_index(drop=True)
         frames.append(coerce_request_level(whole, BREAKDOWN_INPUT_COLUMNS))
         files.append(np.repeat(np.array(keys, dtype=object), [len(f) for f in fs]))
+        has.append((set(columns), len(whole)))
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     del frames
-    codes = breakdown_codes(frame, np.concatenate(files))
+    # The rows of the files without a column that other files of the group have: no group
+    # of its dimension (blank there would read as "Not stated").
+    absent = {
+        c: np.concatenate([np.full(n, c not in cs) for cs, n in has])
+        for c in frame.columns
+        if any(c not in cs for cs, _ in has)
+    }
+    codes = breakdown_codes(frame, np.concatenate(files), absent)
     del frame
     con = duckdb.connect()
     try:
@@ -416,13 +424,6 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     finally:
         con.close()
     out = breakdown_from_counts(counts, codes)
-    lacking = _dimensions_lacking(requests)
-    if lacking:
-        dims = out["dimension"].to_numpy(dtype=object)
-        lacks = np.zeros(len(out), dtype=bool)
-        for k, missing in lacking.items():
-            lacks |= (out["file"].to_numpy(dtype=object) == k) & np.isin(dims, list(missing))
-        out = out[~lacks].reset_index(drop=True)
     file = out["file"].to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, file[1:] != file[:-1]]) if len(file) else []
     ends = [*starts[1:], len(file)]
@@ -430,20 +431,6 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     return {
         file[a]: table.iloc[a:b].reset_index(drop=True) for a, b in zip(starts, ends, strict=True)
     }
-
-
-def _dimensions_lacking(requests: dict[str, Any]) -> dict[str, set[str]]:
-    """Staged key -> the equity dimensions whose column the file does not have (only files
-    lacking one)."""
-    from transforms.equity import DIMENSION_COLUMNS
-
-    source = {**DIMENSION_COLUMNS, "ethnic_group_detailed": DIMENSION_COLUMNS["ethnic_group"]}
-    out = {}
-    for k, f in requests.items():
-        missing = {d for d, c in source.items() if c not in f.columns}
-        if missing:
-            out[k] = missing
-    return out
 
 
 def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") -> dict[str, str]:
