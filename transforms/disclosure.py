@@ -188,6 +188,35 @@ def _missing(value) -> bool:
         return True
 
 
+Cell = tuple[str, str]  # (row key, column)
+
+
+def relations(
+    window: dict[str, dict[str, float]], quarters: dict[str, dict[str, float]]
+) -> tuple[list[list[Cell]], list[tuple[Cell, Cell]], dict[str, list[Cell]], list[tuple[str, str]]]:
+    """The published relations of one trust's counts that :func:`cells_to_withhold` keeps
+    (arguments as there): ``groups``, each a total and its parts in one row, or a count of
+    the window and the same count of its quarters; ``orders``, the (small, large) cells of
+    each row of :data:`ORDERS` (a withheld small one takes a zero large one with it);
+    ``together``, the quarters of each count of :data:`QUARTERS_TOGETHER`, published together
+    (only against a window); ``together_orders``, the (small, large) counts of those: where
+    the large count's quarters are withheld, so are the small one's."""
+    rows = {**window, **quarters}
+    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
+    groups: list[list[Cell]] = []
+    for key in window:
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
+    for key in quarters:
+        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
+    if window:
+        (wkey,) = window
+        for c in QUARTER_COUNTS:
+            groups.append([(wkey, c), *((q, c) for q in quarters)])
+    together = {c: [(q, c) for q in quarters] for c in QUARTERS_TOGETHER} if window else {}
+    together_orders = [(a, b) for a, b in ORDERS if a in together and b in together]
+    return groups, orders, together, together_orders
+
+
 def cells_to_withhold(
     window: dict[str, dict[str, float]], quarters: dict[str, dict[str, float]]
 ) -> dict[tuple[str, str], str]:
@@ -211,24 +240,9 @@ def cells_to_withhold(
     The two feed each other until nothing changes. Returns ``{(row key, column): reason}``.
     """
     rows = {**window, **quarters}
-    # (small, large) cells of each row: a withheld small one takes a zero large one with it.
-    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
+    groups, orders, together, together_orders = relations(window, quarters)
     values = {cell: rows[cell[0]].get(cell[1]) for pair in orders for cell in pair}
     withheld = {cell for cell, v in values.items() if _is_small(v)}
-    groups: list[list[tuple[str, str]]] = []
-    for key in window:
-        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
-    for key in quarters:
-        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
-    if window:
-        (wkey,) = window
-        for c in QUARTER_COUNTS:
-            groups.append([(wkey, c), *((q, c) for q in quarters)])
-    # The quarters of each count published together (only against a window).
-    together = {c: [(q, c) for q in quarters] for c in QUARTERS_TOGETHER} if window else {}
-    # (small, large) of QUARTERS_TOGETHER: where the large count's quarters are withheld, so
-    # are the small one's.
-    together_orders = [(a, b) for a, b in ORDERS if a in together and b in together]
     for g in groups:  # the cells of the relations that are not in an order
         for cell in g:
             if cell not in values:

@@ -178,33 +178,14 @@ def test_quarterly_appeals_are_withheld_all_or_none_over_the_window():
 def _cells_to_withhold_pass_by_pass(window, quarters):
     """cells_to_withhold as the rule reads: every relation checked again on every pass, each
     cell's value looked up where it is used."""
-    from transforms.disclosure import (
-        ORDERS,
-        QUARTER_COUNTS,
-        QUARTER_SUMS,
-        QUARTERS_TOGETHER,
-        WINDOW_SUMS,
-        _is_small,
-        _missing,
-    )  # fmt: skip
+    from transforms.disclosure import _is_small, _missing, relations
 
     rows = {**window, **quarters}
-    groups = []
-    for key in window:
-        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in WINDOW_SUMS]
-    for key in quarters:
-        groups += [[(key, t), *((key, x) for x in parts)] for t, parts in QUARTER_SUMS]
-    if window:
-        (wkey,) = window
-        for c in QUARTER_COUNTS:
-            groups.append([(wkey, c), *((q, c) for q in quarters)])
-    together = {c: [(q, c) for q in quarters] for c in QUARTERS_TOGETHER} if window else {}
-    together_orders = [(a, b) for a, b in ORDERS if a in together and b in together]
+    groups, orders, together, together_orders = relations(window, quarters)
 
     def value(cell):
         return rows[cell[0]].get(cell[1])
 
-    orders = [((key, a), (key, b)) for key in rows for a, b in ORDERS]
     withheld = {cell for g in groups for cell in g if _is_small(value(cell))}
     withheld |= {cell for pair in orders for cell in pair if _is_small(value(cell))}
     withheld |= {cell for cells in together.values() for cell in cells if _is_small(value(cell))}
