@@ -55,25 +55,33 @@ def test_a_withheld_count_must_keep_the_whole_range_under_the_relations(total, s
     assert bd.narrowed_by_bounds(boxes, [True, False], rows) is not safe
 
 
-def test_bound_propagation_never_changes_the_linear_programs_answer(monkeypatch):
-    """Over many random breakdowns, whenever the propagated bounds say a withheld count is
-    narrowed (and the linear programs are skipped), the linear programs say so too; and the
-    check gives the linear programs' answer in every case."""
+def _programs_of_random_breakdowns(check: str, rng: random.Random, count: int) -> list:
+    """The (boxes, withheld, rows) every call of ``bd.<check>`` was given while ``count``
+    random breakdowns (2 to 9 groups, small and larger counts) went through control_counts."""
     problems = []
-    real = bd.lp_safe
+    real = getattr(bd, check)
 
     def recording(boxes, withheld, rows):
         problems.append((boxes, withheld, rows))
         return real(boxes, withheld, rows)
 
-    monkeypatch.setattr(bd, "lp_safe", recording)
-    rng = random.Random(20)
-    for _ in range(400):
-        n = rng.randint(2, 9)
-        requests = [rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12, 20, 37]) for _ in range(n)]
-        approved = [rng.randint(0, r) for r in requests]
-        declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
-        bd.control_counts(*_breakdown(requests, approved, declined))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bd, check, recording)
+        for _ in range(count):
+            n = rng.randint(2, 9)
+            requests = [rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12, 20, 37]) for _ in range(n)]
+            approved = [rng.randint(0, r) for r in requests]
+            declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
+            bd.control_counts(*_breakdown(requests, approved, declined))
+    return problems
+
+
+def test_bound_propagation_never_changes_the_linear_programs_answer():
+    """Over many random breakdowns, whenever the propagated bounds say a withheld count is
+    narrowed (and the linear programs are skipped), the linear programs say so too; and the
+    check gives the linear programs' answer in every case."""
+    real = bd.lp_safe
+    problems = _programs_of_random_breakdowns("lp_safe", random.Random(20), 400)
     proved = 0
     for boxes, withheld, rows in problems:
         solved = bd.lp_solved_safe(boxes, withheld, rows)
@@ -90,22 +98,8 @@ def test_withheld_cells_taken_together_give_the_cell_by_cell_answer():
     none: over random breakdowns (the control's own relations, and the same with the totals
     moved so that cells are narrowed or no counts fit), its answer is that of two linear
     programs per withheld cell."""
-    problems = []
-    real = bd.lp_solved_safe
-
-    def recording(boxes, withheld, rows):
-        problems.append((boxes, withheld, rows))
-        return real(boxes, withheld, rows)
-
     rng = random.Random(33)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bd, "lp_solved_safe", recording)
-        for _ in range(1500):
-            n = rng.randint(2, 9)
-            requests = [rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12, 20, 37]) for _ in range(n)]
-            approved = [rng.randint(0, r) for r in requests]
-            declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
-            bd.control_counts(*_breakdown(requests, approved, declined))
+    problems = _programs_of_random_breakdowns("lp_solved_safe", rng, 1500)
     moved = []
     for boxes, withheld, rows in problems:
         shifted = [
