@@ -13,6 +13,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Hashable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -278,8 +279,6 @@ def read_declared(
         return {}
     import tempfile
 
-    import duckdb
-
     out: dict[int, ParsedPublication] = {}
     with tempfile.TemporaryDirectory(prefix="flexbench-read-") as tmp:
         files: dict[int, str] = {}
@@ -294,17 +293,27 @@ def read_declared(
         shapes: dict[tuple[str, int], list[int]] = {}
         for number, plan in plans.items():
             shapes.setdefault((plan.delimiter, plan.fields), []).append(number)
-        con = duckdb.connect()
-        try:
-            con.execute("set enable_progress_bar = false")
-            if READ_THREADS:
-                con.execute(f"set threads = {int(READ_THREADS)}")
+        with scratch_duckdb() as con:
             for (delimiter, fields), numbers in shapes.items():
                 out.update(_read_shape(con, delimiter, fields, numbers, plans, files))
-        finally:
-            con.close()
     release_freed_memory()
     return out
+
+
+@contextmanager
+def scratch_duckdb():
+    """An in-memory DuckDB connection for a batch's reading and counting (no progress bar;
+    :data:`READ_THREADS` threads where set), closed after the block."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("set enable_progress_bar = false")
+        if READ_THREADS:
+            con.execute(f"set threads = {int(READ_THREADS)}")
+        yield con
+    finally:
+        con.close()
 
 
 def release_freed_memory() -> None:
@@ -598,7 +607,6 @@ def _aggregate_in_sql(
     (``aggregate_requests`` with ``by=(FILE_COLUMN,)``) and the requests left out per file
     (their period not over on ``today``), counted by DuckDB
     (``transforms.publications.request_summary_sql``)."""
-    import duckdb
 
     from transforms.publications import (
         request_codes,
@@ -608,16 +616,10 @@ def _aggregate_in_sql(
     )
 
     codes = request_codes(check, check[FILE_COLUMN].to_numpy(dtype=object))
-    con = duckdb.connect()
-    try:
-        con.execute("set enable_progress_bar = false")
-        if READ_THREADS:
-            con.execute(f"set threads = {int(READ_THREADS)}")
+    with scratch_duckdb() as con:
         con.register("requests", codes.table)
         counts = con.execute(request_summary_sql(codes, today, period)).df()
         ongoing = con.execute(request_ongoing_sql(today, period)).fetchall()
-    finally:
-        con.close()
     out = summary_from_counts(counts, codes).rename(columns={"file": FILE_COLUMN})
     left_out = {codes.labels["file"][f]: n for f, n in ongoing}
     return out, left_out

@@ -374,7 +374,6 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     group have (in the pass, its rows are given no group of that dimension, where a blank
     cell would read as "Not stated").
     """
-    import duckdb
     import numpy as np
     import pandas as pd
 
@@ -414,15 +413,9 @@ def breakdowns(requests: dict[str, Any], today: date, period: str = "quarter") -
     }
     codes = breakdown_codes(frame, np.concatenate(files), absent)
     del frame
-    con = duckdb.connect()
-    try:
-        con.execute("set enable_progress_bar = false")
-        if validate.READ_THREADS:
-            con.execute(f"set threads = {int(validate.READ_THREADS)}")
+    with validate.scratch_duckdb() as con:
         con.register("requests", codes.table)
         counts = con.execute(request_breakdown_sql(codes, today, period)).df()
-    finally:
-        con.close()
     out = breakdown_from_counts(counts, codes)
     file = out["file"].to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, file[1:] != file[:-1]]) if len(file) else []
