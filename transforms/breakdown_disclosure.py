@@ -302,71 +302,95 @@ def control_counts(
 ) -> tuple[dict[str, list[float]], dict[str, list[bool]], str]:
     """:func:`control_trust_dimension` on plain lists: ``true`` maps each count to the true
     count of each group; returns the published counts (NaN withheld), the withheld flags and
-    the dimension's status."""
-    pub = {c: [round_count(int(v)) for v in true[c]] for c in ("requests_received", "approved",
-                                                                "declined")}  # fmt: skip
-    n = len(true["requests_received"])
-    withheld = {c: [v is None for v in pub[c]] for c in pub}
-    pub["decided"] = [
-        a + d if a is not None and d is not None else round_count(int(t))
-        for a, d, t in zip(pub["approved"], pub["declined"], true["decided"], strict=True)
-    ]
-    withheld["decided"] = [v is None for v in pub["decided"]]
+    the dimension's status (:func:`control_dimensions` of one dimension)."""
+    values, flags = [], []
+    for c in COUNTS:
+        value, withheld = totals.get(c, (None, False))
+        missing = value is None or (value != value if isinstance(value, float) else pd.isna(value))
+        values.append(math.nan if missing else float(value))
+        flags.append(bool(withheld))
+    counts = np.array([[[int(v) for v in true[c]] for c in COUNTS]], dtype=np.int64)
+    published, withheld, shown = control_dimensions(counts, np.array([values]), np.array([flags]))
+    return (
+        {c: published[0, k].tolist() for k, c in enumerate(COUNTS)},
+        {c: withheld[0, k].tolist() for k, c in enumerate(COUNTS)},
+        "published" if shown[0] else "withheld",
+    )
+
+
+def control_dimensions(
+    true: np.ndarray, totals: np.ndarray, totals_withheld: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The control of many trusts' dimensions of as many groups each, at once: ``true`` the
+    true counts (dimension, count of :data:`COUNTS`, group), ``totals`` each trust's published
+    totals (dimension, count; NaN where it has none) and ``totals_withheld`` whether each is
+    withheld. Returns the published counts (NaN withheld), the withheld flags (both shaped as
+    ``true``) and whether each dimension is published (else withheld as a whole).
+
+    Rounding, the zeros and the totals' agreement are worked out on the arrays; the linear
+    programs (:func:`lp_safe`) are solved dimension by dimension, with the same cells and
+    relations as one dimension alone gives."""
+    true = np.asarray(true, dtype=np.int64)
+    pub = _round_counts(true)
+    # decided is approved + declined as published where both are, else its own rounding
+    both = ~np.isnan(pub[:, 1]) & ~np.isnan(pub[:, 2])
+    pub[:, 3] = np.where(both, pub[:, 1] + pub[:, 2], pub[:, 3])
+    withheld = np.isnan(pub)
     # Zeros sharing a relation (same count, or same group) with a withheld count: withheld,
     # until no published 0 shares one (the order cells are taken in cannot change the end).
-    zeros = [(c, i) for c in COUNTS for i in range(n) if pub[c][i] == 0 and not withheld[c][i]]
-    if zeros:
-        in_count = {c: any(withheld[c]) for c in COUNTS}
-        in_group = [any(withheld[c][i] for c in COUNTS) for i in range(n)]
-        changed = True
-        while changed:
-            changed = False
-            left = []
-            for c, i in zeros:
-                if in_count[c] or in_group[i]:
-                    withheld[c][i] = in_count[c] = in_group[i] = changed = True
-                else:
-                    left.append((c, i))
-            zeros = left
-    status = "published"
-    boxes_of = {c: [_box(v, w) for v, w in zip(pub[c], withheld[c], strict=True)] for c in COUNTS}
-    for c in COUNTS:
-        value, total_withheld = totals.get(c, (None, False))
-        boxes = boxes_of[c]
-        total = box(value, total_withheld)
-        # the published groups must agree with the trust's published total: some true counts
-        # give both (else the page would contradict itself)
-        if sum(b[0] for b in boxes) > total[1] or sum(b[1] for b in boxes) < total[0]:
-            status = "withheld"
+    zero = pub == 0
+    while True:
+        shares = withheld.any(axis=2, keepdims=True) | withheld.any(axis=1, keepdims=True)
+        newly = zero & shares & ~withheld
+        if not newly.any():
+            break
+        withheld |= newly
+    # each cell's box (_box): 0 to 4 withheld, 0 a published 0, else its rounding's range
+    lo = np.where(withheld | (pub == 0), 0.0, np.maximum(pub - HALF, MAX_SUPPRESSED_COUNT + 1.0))
+    hi = np.where(withheld, float(MAX_SUPPRESSED_COUNT), np.where(pub == 0, 0.0, pub + HALF))
+    # each total's box (box): 0 to 4 withheld, unbounded missing, else as a cell's
+    totals = np.asarray(totals, dtype=float)
+    totals_withheld = np.asarray(totals_withheld, dtype=bool)
+    total_lo = np.where(
+        totals_withheld | np.isnan(totals) | (totals == 0),
+        0.0,
+        np.maximum(totals - HALF, MAX_SUPPRESSED_COUNT + 1.0),
+    )
+    total_hi = np.where(
+        totals_withheld,
+        float(MAX_SUPPRESSED_COUNT),
+        np.where(np.isnan(totals), math.inf, np.where(totals == 0, 0.0, totals + HALF)),
+    )
+    # the published groups must agree with the trust's published total: some true counts
+    # give both (else the page would contradict itself); the bounds are whole numbers, so the
+    # sums are exact in any order
+    shown = ~((lo.sum(axis=2) > total_hi) | (hi.sum(axis=2) < total_lo)).any(axis=1)
     # Linear programming over every relation of the dimension, with the trust's totals known
     # exactly (a reader can never know more): no withheld count narrowed below 0 to 4.
-    if status == "published" and any(any(w) for w in withheld.values()):
-        # the cells count by count, group by group: cell first[c] + i is count c of group i
-        boxes = [b for c in COUNTS for b in boxes_of[c]]
-        flags = [w for c in COUNTS for w in withheld[c]]
-        first = {c: k * n for k, c in enumerate(COUNTS)}
-        received, approved = first["requests_received"], first["approved"]
-        declined, decided = first["declined"], first["decided"]
+    n = true.shape[2]
+    sums = true.sum(axis=2).astype(float).tolist()
+    for d in np.flatnonzero(shown & withheld.any(axis=(1, 2))).tolist():
+        # the cells count by count, group by group: cell k * n + i is count k of group i
+        boxes = list(zip(lo[d].ravel().tolist(), hi[d].ravel().tolist(), strict=True))
+        received, approved, declined, decided = (k * n for k in range(len(COUNTS)))
         rows = []
         for i in range(n):
             rows.append((0.0, 0.0, {decided + i: 1.0, approved + i: -1.0,
                                     declined + i: -1.0}))  # fmt: skip
             rows.append((-1e30, 0.0, {decided + i: 1.0, received + i: -1.0}))
-        for c in COUNTS:
-            t = float(sum(true[c]))
-            rows.append((t, t, {first[c] + i: 1.0 for i in range(n)}))
-        if not lp_safe(boxes, flags, rows):
-            status = "withheld"
-    published: dict[str, list[float]] = {}
-    kept: dict[str, list[bool]] = {}
-    for c in COUNTS:
-        if status == "withheld":
-            published[c] = [np.nan] * n
-            kept[c] = [True] * n
-        else:
-            published[c] = [np.nan if w else v for v, w in zip(pub[c], withheld[c], strict=True)]
-            kept[c] = list(withheld[c])
-    return published, kept, status
+        for k, t in enumerate(sums[d]):
+            rows.append((t, t, {k * n + i: 1.0 for i in range(n)}))
+        if not lp_safe(boxes, withheld[d].ravel().tolist(), rows):
+            shown[d] = False
+    kept = withheld | ~shown[:, None, None]
+    return np.where(kept, np.nan, pub), kept, shown
+
+
+def _round_counts(true: np.ndarray) -> np.ndarray:
+    """:func:`round_count` of every count (NaN withheld), the same floats."""
+    x = true.astype(float)
+    rounded = np.floor(x / ROUND_TO + 0.5) * ROUND_TO
+    return np.where(true == 0, 0.0, np.where(true <= MAX_SUPPRESSED_COUNT, np.nan, rounded))
 
 
 def wilson(x: float, n: float, z: float) -> tuple[float, float]:

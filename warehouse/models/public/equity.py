@@ -83,7 +83,15 @@ def build(con, params: dict[str, str]) -> None:
         .apply(list)
         .to_dict()
     )
-    windows = {r["org_code"]: r for r in window.reset_index().to_dict("records")}
+    # each trust's published totals (value, NaN where it has none; withheld), count by count
+    no_totals = ([np.nan] * len(bd.COUNTS), [False] * len(bd.COUNTS))
+    totals_of = {}
+    for r in window.reset_index().to_dict("records"):
+        withheld = str(r["withheld"] or "").split(";")
+        totals_of[r["org_code"]] = (
+            [np.nan if _missing(r[c]) else float(r[c]) for c in bd.COUNTS],
+            [c in withheld for c in bd.COUNTS],
+        )
     # Plain lists by column, not records or a pandas lookup per trust and group: the same
     # figures at a fraction of the cost (a nation has about 700 trust x dimension pairs,
     # 6,500 rows). Each pair's unit columns (_IDENT) are its first value that is not missing,
@@ -93,59 +101,67 @@ def build(con, params: dict[str, str]) -> None:
     for i, key in enumerate(keys):
         pairs.setdefault(key, []).append(i)
     group_values = trust["group_value"].tolist()
-    # each group's true counts, 0 where missing (_count, column by column)
-    counts = {c: trust[c].fillna(0).astype("int64").tolist() for c in bd.COUNTS}
+    # each group's true counts, 0 where missing (_count), and a last row of zeros for the
+    # groups a trust does not have
+    counts = np.zeros((len(trust) + 1, len(bd.COUNTS)), dtype=np.int64)
+    for k, c in enumerate(bd.COUNTS):
+        counts[:-1, k] = trust[c].fillna(0).astype("int64").to_numpy()
     firsts = trust.groupby(["org_code", "dimension"], sort=False)[list(_UNIT)].first()
     first_row = {key: i for i, key in enumerate(firsts.index)}
     peer_of = firsts["peer_group"].tolist()
-    unit_rows: list[int] = []  # per published row, its pair's row of firsts
+    # each pair's groups (the dimension's, in England's order) and their rows of counts
+    ordered = sorted(pairs)
     out_gv: list = []
-    status_of: list[str] = []
-    pub_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
-    flag_cols: dict[str, list] = {c: [] for c in bd.COUNTS}
-    # each trust's published cells (value, withheld), for the peer-group and England sums:
-    # by dimension and group, and by dimension, group and peer group, count by count
-    cells_of: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
-    cells_in_peer: dict[tuple, dict[str, list[tuple[float, bool]]]] = {}
-    for code, dim in sorted(pairs):
+    at_of: list[list[int]] = []
+    for code, dim in ordered:
         positions = pairs[(code, dim)]
         by_group = {group_values[i]: i for i in positions}
         order = dims.get(dim, [group_values[i] for i in positions])
-        at = [by_group.get(gv) for gv in order]
-        true = {c: [0 if i is None else counts[c][i] for i in at] for c in bd.COUNTS}
-        w = windows.get(code)
-        totals = {}
-        for c in bd.COUNTS:
-            withheld = w is not None and c in str(w["withheld"] or "").split(";")
-            totals[c] = (None if w is None else w[c], withheld)
-        published, withheld_flags, status = bd.control_counts(true, totals)
-        row = first_row[(code, dim)]
-        peer = peer_of[row]
-        n = len(order)
-        unit_rows.extend([row] * n)
         out_gv.extend(order)
-        status_of.extend([status] * n)
-        for c in bd.COUNTS:
-            pub_cols[c].extend(published[c])
-            flag_cols[c].extend(withheld_flags[c])
-        shown = status == "published"
-        for i, gv in enumerate(order):
-            national = cells_of.get((dim, gv))
-            if national is None:
-                national = cells_of[(dim, gv)] = {c: [] for c in bd.COUNTS}
-            in_peer = cells_in_peer.get((dim, gv, peer))
-            if in_peer is None:
-                in_peer = cells_in_peer[(dim, gv, peer)] = {c: [] for c in bd.COUNTS}
-            for c in bd.COUNTS:
-                cell = (published[c][i], withheld_flags[c][i] and shown)
-                national[c].append(cell)
-                in_peer[c].append(cell)
+        at_of.append([by_group.get(gv, len(trust)) for gv in order])
+    sizes = np.array([len(at) for at in at_of])
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    # the disclosure control of the pairs of as many groups at once (bd.control_dimensions)
+    published = np.empty((len(bd.COUNTS), len(out_gv)))
+    withheld_flags = np.empty((len(bd.COUNTS), len(out_gv)), dtype=bool)
+    shown = np.empty(len(ordered), dtype=bool)
+    for n in np.unique(sizes).tolist():
+        members = np.flatnonzero(sizes == n)
+        true = counts[np.array([at_of[m] for m in members])].transpose(0, 2, 1)
+        totals = [totals_of.get(ordered[m][0], no_totals) for m in members.tolist()]
+        pub, flags, shown[members] = bd.control_dimensions(
+            true, np.array([t[0] for t in totals]), np.array([t[1] for t in totals])
+        )
+        at = starts[members][:, None] + np.arange(n)
+        published[:, at] = pub.transpose(1, 0, 2)
+        withheld_flags[:, at] = flags.transpose(1, 0, 2)
+    unit_rows = np.repeat([first_row[key] for key in ordered], sizes)
+    row_shown = np.repeat(shown, sizes)
+    # each trust's published cells (value, withheld), for the peer-group and England sums:
+    # by dimension and group, and by dimension, group and peer group, count by count
+    row_dims = np.repeat([dim for _, dim in ordered], sizes).tolist()
+    row_peers = [peer_of[i] for i in unit_rows.tolist()]
+    cells = {
+        c: list(zip(published[k].tolist(), (withheld_flags[k] & row_shown).tolist(), strict=True))
+        for k, c in enumerate(bd.COUNTS)
+    }
+    national: dict[tuple, list[int]] = {}
+    in_peer: dict[tuple, list[int]] = {}
+    for i, (dim, gv, peer) in enumerate(zip(row_dims, out_gv, row_peers, strict=True)):
+        national.setdefault((dim, gv), []).append(i)
+        in_peer.setdefault((dim, gv, peer), []).append(i)
+    cells_of = {
+        key: {c: [cells[c][i] for i in at] for c in bd.COUNTS} for key, at in national.items()
+    }
+    cells_in_peer = {
+        key: {c: [cells[c][i] for i in at] for c in bd.COUNTS} for key, at in in_peer.items()
+    }
     trusts = firsts.iloc[unit_rows].reset_index()[list(_IDENT)]
     trusts["group_value"] = out_gv
-    trusts["dimension_status"] = status_of
-    for c in bd.COUNTS:
-        trusts[c] = pub_cols[c]
-        trusts[f"{c}_withheld"] = flag_cols[c]
+    trusts["dimension_status"] = np.where(row_shown, "published", "withheld").tolist()
+    for k, c in enumerate(bd.COUNTS):
+        trusts[c] = published[k]
+        trusts[f"{c}_withheld"] = withheld_flags[k]
     rows = [trusts]
     # Peer groups and England: sums of the trusts' published figures, or withheld.
     for level, key in (("peer_group", "peer_group"), ("england", None)):
