@@ -16,6 +16,9 @@ withheld lists the counts withheld. flex_type is one of the dimensions (public.f
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pandas as pd
 
 READS = ("marts.equity_benchmark", "marts.equity_gaps", "public.trust_window")
@@ -52,9 +55,20 @@ def _text(v) -> str:
     return "[c]" if v is None or v != v else f"{int(v):,}"
 
 
-def build(con, params: dict[str, str]) -> None:
-    import numpy as np
+def _by_distinct(work, columns: tuple, rows: np.ndarray) -> tuple[list, np.ndarray]:
+    """``work`` of the values of ``columns`` (arrays, one value a row) at ``rows``, called once
+    for each distinct set of values (a NaN the same as any other: ``work`` reads them alike):
+    its answers, and the number of each row's answer among them."""
+    if not len(rows):
+        return [], np.zeros(0, dtype=np.int64)
+    frame = pd.DataFrame({k: column[rows] for k, column in enumerate(columns)})
+    number = frame.groupby(list(frame.columns), dropna=False, sort=False).ngroup().to_numpy()
+    _, first = np.unique(number, return_index=True)
+    values = [column[rows].tolist() for column in columns]
+    return [work(*(v[i] for v in values)) for i in first.tolist()], number
 
+
+def build(con, params: dict[str, str]) -> None:
     import warehouse
     from transforms import breakdown_disclosure as bd
 
@@ -210,39 +224,54 @@ def build(con, params: dict[str, str]) -> None:
             agg[f"{c}_withheld"] = flag_cols[c]
         rows.append(agg)
     out = pd.concat(rows, ignore_index=True)
-    flags = [out[f"{c}_withheld"].to_list() for c in bd.COUNTS]
-    out["withheld"] = [
+    # the counts withheld, named from the flags' 16 combinations (a combination's number
+    # read from the flags as bits, the first count highest)
+    names = [
         ";".join(c for c, w in zip(bd.COUNTS, ws, strict=True) if w)
-        for ws in zip(*flags, strict=True)
+        for ws in itertools.product((False, True), repeat=len(bd.COUNTS))
     ]
+    combination = np.zeros(len(out), dtype=np.int64)
+    for c in bd.COUNTS:
+        combination = 2 * combination + out[f"{c}_withheld"].to_numpy(dtype=bool)
+    out["withheld"] = np.array(names, dtype=object)[combination]
     keys = ["level", "org_code", "dimension"]
     for c, share in (("requests_received", "share_requested"), ("approved", "share_approved")):
         by = [out[k] for k in keys]
         missing = out[c].isna().groupby(by).transform("any")
         total = out[c].groupby(by).transform("sum").where(~missing.astype(bool))
         out[share] = (out[c] / total.replace(0, np.nan)).round(3)
-    rates = [bd.published_rate(a, d, z95) for a, d in zip(out["approved"], out["decided"],
-                                                          strict=True)]  # fmt: skip
-    out["approval_rate_status"] = [r[0] for r in rates]
-    out["approval_rate"] = [r[1] for r in rates]
-    out["approval_rate_lower95"] = [r[2] for r in rates]
-    out["approval_rate_upper95"] = [r[3] for r in rates]
+    # Rates and relative likelihoods from each distinct set of published counts once (they
+    # are rounded to 5, and most of a nation's 59,000 rows have none: a few thousand sets).
+    approved, decided = out["approved"].to_numpy(), out["decided"].to_numpy()
+    everyone = np.arange(len(out))
+    rates = _by_distinct(lambda a, d: bd.published_rate(a, d, z95), (approved, decided), everyone)
+    out["approval_rate_status"] = np.array([r[0] for r in rates[0]], dtype=object)[rates[1]]
+    for k, c in enumerate(("approval_rate", "approval_rate_lower95", "approval_rate_upper95")):
+        out[c] = np.array([r[k + 1] for r in rates[0]], dtype=float)[rates[1]]
     out["is_reference"] = out["group_value"] == out["reference_group"]
+    is_ref = out["is_reference"].to_numpy(dtype=bool)
     ref = {
-        (r["level"], r["org_code"], r["dimension"]): (r["approved"], r["decided"])
-        for r in out.loc[out["is_reference"], [*keys, "approved", "decided"]].to_dict("records")
+        tuple(k): (a, d)
+        for *k, a, d in zip(
+            *(out.loc[is_ref, c].tolist() for c in (*keys, "approved", "decided")), strict=True
+        )
     }
-    rl = []
-    rl_inputs = [out[c].tolist() for c in (*keys, "is_reference", "approved", "decided")]
-    for lv, org, dim, is_ref, a, d in zip(*rl_inputs, strict=True):
-        k = (lv, org, dim)
-        if is_ref or k not in ref:
-            rl.append((np.nan, np.nan, np.nan))
-            continue
-        rl.append(bd.relative_likelihood(*ref[k], a, d, z95))
-    out["relative_likelihood"] = [x[0] for x in rl]
-    out["relative_likelihood_lower95"] = [x[1] for x in rl]
-    out["relative_likelihood_upper95"] = [x[2] for x in rl]
+    # each row's unit (level, org_code, dimension) and the row of its reference group
+    unit = out.groupby(keys, sort=False).ngroup().to_numpy()
+    ref_row = np.full(unit.max() + 1 if len(out) else 0, -1)
+    ref_row[unit[is_ref]] = np.flatnonzero(is_ref)
+    compared = np.flatnonzero(~is_ref & (ref_row[unit] >= 0))
+    of_ref = ref_row[unit]
+    rl = _by_distinct(
+        lambda ra, rd, a, d: bd.relative_likelihood(ra, rd, a, d, z95),
+        (approved[of_ref], decided[of_ref], approved, decided),
+        compared,
+    )
+    for k, c in enumerate(("relative_likelihood", "relative_likelihood_lower95",
+                           "relative_likelihood_upper95")):  # fmt: skip
+        values = np.full(len(out), np.nan)
+        values[compared] = np.array([x[k] for x in rl[0]], dtype=float)[rl[1]]
+        out[c] = values
     # The equity gap flag, where the published figures can carry it.
     flagged = {
         (g["org_code"], g["dimension"], g["group_value"]): g for g in gaps.to_dict("records")
