@@ -452,50 +452,79 @@ def _present(v) -> bool:
     return v == v if isinstance(v, float) else bool(pd.notna(v))
 
 
-def _sum_safe(total: float, cells: list[tuple[float, bool]]) -> bool:
-    """:func:`relation_safe` of ``total - sum(cells) = 0`` (``cells`` (published value,
-    withheld) as :func:`box` reads them): every withheld cell has the box 0 to 4 and
-    coefficient -1, so one bound of the others serves them all; the same sums in the same
-    order."""
-    if not any(w for _, w in cells):
+#: What :func:`control_aggregate` reads of the trusts' cells (published value, withheld) of a
+#: figure, as :func:`member_sums` adds them up.
+MEMBER_SUMS = ("unpublished", "published", "withheld", "lower", "upper", "unbounded")
+
+
+def member_sums(values, withheld, figure, figures: int) -> np.ndarray:
+    """The trusts' cells of each figure added up, one row per figure (numbered 0 to
+    ``figures`` - 1; ``figure`` the number of each cell's figure), one column per
+    :data:`MEMBER_SUMS`: how many cells are not published (withheld, or no value: NaN), the sum
+    of the published values, how many are withheld, the sums of the cells' lower bounds and of
+    their finite upper bounds (:func:`box`) and how many have none. The values and bounds are
+    whole numbers, so the sums are exact in any order."""
+    values = np.asarray(values, dtype=float)
+    withheld = np.asarray(withheld, dtype=bool)
+    missing = np.isnan(values)
+    lower = np.where(
+        withheld | missing | (values == 0),
+        0.0,
+        np.maximum(values - HALF, MAX_SUPPRESSED_COUNT + 1.0),
+    )
+    upper = np.where(
+        withheld, float(MAX_SUPPRESSED_COUNT), np.where(values == 0, 0.0, values + HALF)
+    )
+    unbounded = ~withheld & missing
+    columns = (
+        withheld | missing,
+        np.where(withheld | missing, 0.0, values),
+        withheld,
+        lower,
+        np.where(unbounded, 0.0, upper),
+        unbounded,
+    )
+    return np.stack(
+        [np.bincount(figure, weights=c.astype(float), minlength=figures) for c in columns], axis=1
+    )
+
+
+def _sum_safe(total: float, sums) -> bool:
+    """:func:`relation_safe` of ``total - sum(cells) = 0`` (``sums`` the cells'
+    :func:`member_sums`): every withheld cell has the box 0 to 4 and coefficient -1, so one
+    bound of the others serves them all."""
+    _, _, withheld, lower, upper, unbounded = sums
+    if not withheld:
         return True
-    lo_sum, lo_inf, hi_sum = total, 0, total
-    for v, w in cells:
-        b_lo, b_hi = _box(v, w) if v is None or isinstance(v, float) else box(v, w)
-        if math.isinf(b_hi):
-            lo_inf += 1
-        else:
-            lo_sum += -b_hi
-        hi_sum += -b_lo
     # a withheld cell's term is -4 to 0: the others' bounds less its own
-    rest_lo = -math.inf if lo_inf else lo_sum - (-float(MAX_SUPPRESSED_COUNT))
-    lo, hi = sorted((hi_sum, rest_lo))
+    rest_lo = -math.inf if unbounded else total - upper - (-float(MAX_SUPPRESSED_COUNT))
+    lo, hi = sorted((total - lower, rest_lo))
     return not (lo > 0 or hi < MAX_SUPPRESSED_COUNT)
 
 
 def control_aggregate(
-    true: dict[str, list[int]], members: dict[str, list[list[tuple[float, bool]]]]
+    true: dict[str, list[int]], members: dict[str, np.ndarray]
 ) -> tuple[dict[str, list[float | None]], str]:
     """A peer group's or England's groups of one dimension: ``true`` its true counts per
-    group, ``members`` per count and group the (published value, withheld) of each trust that
-    gives the dimension (value NaN where the trust's dimension is withheld as a whole). A
-    figure is the sum of its trusts' published figures where all are published, else its own
-    rounding; the dimension is withheld as a whole where a figure would be withheld (0 to 4
-    with a trust's figure in it withheld) or a sum would narrow a trust's withheld figure."""
+    group, ``members`` per count the :func:`member_sums` of each group's trusts that give the
+    dimension (a trust whose dimension is withheld as a whole has no value). A figure is the
+    sum of its trusts' published figures where all are published, else its own rounding; the
+    dimension is withheld as a whole where a figure would be withheld (0 to 4 with a trust's
+    figure in it withheld) or a sum would narrow a trust's withheld figure."""
     out: dict[str, list[float | None]] = {}
     status = "published"
     for c in ("requests_received", "approved", "declined", "decided"):
         values = []
-        for i, cells in enumerate(members[c]):
-            if all(not w and _present(v) for v, w in cells):
-                values.append(float(sum(v for v, _ in cells)))
+        for i, sums in enumerate(np.asarray(members[c]).tolist()):
+            if not sums[0]:  # every trust's figure published
+                values.append(sums[1])
                 continue
             v = round_count(int(true[c][i]))
-            if v == 0 and any(w for _, w in cells):
+            if v == 0 and sums[2]:
                 v = None  # a 0 would pin every withheld trust figure in it to 0
             values.append(v)
             # the sum known exactly (a reader can never know more)
-            if status == "published" and not _sum_safe(float(true[c][i]), cells):
+            if status == "published" and not _sum_safe(float(true[c][i]), sums):
                 status = "withheld"
         out[c] = values
     out["decided"] = [

@@ -151,25 +151,22 @@ def build(con, params: dict[str, str]) -> None:
         withheld_flags[:, at] = flags.transpose(1, 0, 2)
     unit_rows = np.repeat([first_row[key] for key in ordered], sizes)
     row_shown = np.repeat(shown, sizes)
-    # each trust's published cells (value, withheld), for the peer-group and England sums:
-    # by dimension and group, and by dimension, group and peer group, count by count
+    # each trust's published cells (value, withheld) added up for the peer-group and England
+    # figures (bd.member_sums): by dimension and group, and by dimension, group and peer
+    # group, count by count; a last row of zeros for a figure no trust gives
     row_dims = np.repeat([dim for _, dim in ordered], sizes).tolist()
     row_peers = [peer_of[i] for i in unit_rows.tolist()]
-    cells = {
-        c: list(zip(published[k].tolist(), (withheld_flags[k] & row_shown).tolist(), strict=True))
-        for k, c in enumerate(bd.COUNTS)
-    }
-    national: dict[tuple, list[int]] = {}
-    in_peer: dict[tuple, list[int]] = {}
-    for i, (dim, gv, peer) in enumerate(zip(row_dims, out_gv, row_peers, strict=True)):
-        national.setdefault((dim, gv), []).append(i)
-        in_peer.setdefault((dim, gv, peer), []).append(i)
-    cells_of = {
-        key: {c: [cells[c][i] for i in at] for c in bd.COUNTS} for key, at in national.items()
-    }
-    cells_in_peer = {
-        key: {c: [cells[c][i] for i in at] for c in bd.COUNTS} for key, at in in_peer.items()
-    }
+    national_of: dict[tuple, int] = {}
+    in_peer_of: dict[tuple, int] = {}
+    national, in_peer = [], []
+    for dim, gv, peer in zip(row_dims, out_gv, row_peers, strict=True):
+        national.append(national_of.setdefault((dim, gv), len(national_of)))
+        in_peer.append(in_peer_of.setdefault((dim, gv, peer), len(in_peer_of)))
+    sums_of, sums_in_peer = {}, {}
+    for k, c in enumerate(bd.COUNTS):
+        shown_withheld = withheld_flags[k] & row_shown
+        sums_of[c] = bd.member_sums(published[k], shown_withheld, national, len(national_of) + 1)
+        sums_in_peer[c] = bd.member_sums(published[k], shown_withheld, in_peer, len(in_peer_of) + 1)
     trusts = firsts.iloc[unit_rows].reset_index()[list(_IDENT)]
     trusts["group_value"] = out_gv
     trusts["dimension_status"] = np.where(row_shown, "published", "withheld").tolist()
@@ -192,15 +189,16 @@ def build(con, params: dict[str, str]) -> None:
         for code, dim in sorted(groups):
             positions = list(groups[(code, dim)])
             true = {c: [_count(unit_counts[c][i]) for i in positions] for c in bd.COUNTS}
-            cells = {c: [] for c in bd.COUNTS}
-            for i in positions:
-                gv = unit_gv[i]
-                mine = (
-                    cells_of.get((dim, gv)) if key is None else cells_in_peer.get((dim, gv, code))
-                )
-                for c in bd.COUNTS:
-                    cells[c].append(mine[c] if mine else [])
-            published, status = bd.control_aggregate(true, cells)
+            if key is None:
+                sums = sums_of
+                figures = [national_of.get((dim, unit_gv[i]), len(national_of)) for i in positions]
+            else:
+                sums = sums_in_peer
+                figures = [
+                    in_peer_of.get((dim, unit_gv[i], code), len(in_peer_of)) for i in positions
+                ]
+            members = {c: sums[c][figures] for c in bd.COUNTS}
+            published, status = bd.control_aggregate(true, members)
             n = len(positions)
             at.extend(positions)
             codes.extend([code] * n)
