@@ -23,6 +23,7 @@ the trust's totals:
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pandas as pd
@@ -175,9 +176,15 @@ def lp_solved_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows:
     return True
 
 
+#: One HiGHS instance per thread, given each model afresh (passing a model clears the last
+#: one's solution and basis: the same solutions, step by step, as a new instance), since a new
+#: instance's first solve costs several times what these small programs take.
+_SOLVER = threading.local()
+
+
 def _highs(boxes: list[tuple[float, float]], rows: list):
     """A HiGHS model of the cells in ``boxes`` under ``rows`` (lower, upper, {cell: coef}),
-    with no objective, passed whole."""
+    with no objective, passed whole to the thread's instance (:data:`_SOLVER`)."""
     import highspy
 
     inf = highspy.kHighsInf
@@ -198,11 +205,13 @@ def _highs(boxes: list[tuple[float, float]], rows: list):
     lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value, dtype=float)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    # a few dozen cells: presolving costs more than it saves (the same answers, tested
-    # against the cell-by-cell programs, which presolve)
-    h.setOptionValue("presolve", "off")
+    h = getattr(_SOLVER, "highs", None)
+    if h is None:
+        h = _SOLVER.highs = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        # a few dozen cells: presolving costs more than it saves (the same answers, tested
+        # against the cell-by-cell programs, which presolve)
+        h.setOptionValue("presolve", "off")
     h.passModel(lp)
     return h
 

@@ -117,6 +117,36 @@ def test_withheld_cells_taken_together_give_the_cell_by_cell_answer():
     assert len(problems) > 50 and min(answers[True], answers[False]) > 20
 
 
+def test_the_threads_solver_gives_each_program_a_new_instances_solutions():
+    """_highs passes every model to one HiGHS instance per thread: after the programs before
+    it, each program's solutions (least and greatest sum of its withheld cells, then of each
+    cell alone) are those of a new instance, bit for bit."""
+    import highspy
+
+    def solutions(h, withheld):
+        found = []
+        cells = [j for j, w in enumerate(withheld) if w]
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            h.changeObjectiveSense(sense)
+            for group in [cells, *([j] for j in cells)]:
+                for j in group:
+                    h.changeColCost(j, 1.0)
+                h.run()
+                found.append((h.getModelStatus(), list(h.getSolution().col_value)))
+                for j in group:
+                    h.changeColCost(j, 0.0)
+        return found
+
+    problems = _programs_of_random_breakdowns("lp_solved_safe", random.Random(41), 300)
+    assert len(problems) > 20
+    for boxes, withheld, rows in problems:
+        new = highspy.Highs()
+        new.setOptionValue("output_flag", False)
+        new.setOptionValue("presolve", "off")
+        new.passModel(bd._highs(boxes, rows).getLp())  # the same model, on a new instance
+        assert solutions(bd._highs(boxes, rows), withheld) == solutions(new, withheld)
+
+
 def _lp_cell_by_cell_safe(boxes: list[tuple[float, float]], withheld: list[bool], rows: list):
     """lp_solved_safe as the rule reads: two linear programs per withheld cell, its least and
     greatest value (the reference the faster form is held to)."""
