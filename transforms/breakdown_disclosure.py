@@ -475,6 +475,7 @@ def member_sums(values, withheld, figure, figures: int) -> np.ndarray:
     whole numbers, so the sums are exact in any order."""
     values = np.asarray(values, dtype=float)
     withheld = np.asarray(withheld, dtype=bool)
+    figure = np.asarray(figure, dtype=np.intp)
     missing = np.isnan(values)
     lower = np.where(
         withheld | missing | (values == 0),

@@ -162,6 +162,7 @@ def build(con, params: dict[str, str]) -> None:
     for dim, gv, peer in zip(row_dims, out_gv, row_peers, strict=True):
         national.append(national_of.setdefault((dim, gv), len(national_of)))
         in_peer.append(in_peer_of.setdefault((dim, gv, peer), len(in_peer_of)))
+    national, in_peer = np.array(national), np.array(in_peer)
     sums_of, sums_in_peer = {}, {}
     for k, c in enumerate(bd.COUNTS):
         shown_withheld = withheld_flags[k] & row_shown
