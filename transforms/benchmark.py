@@ -217,9 +217,12 @@ def poisson_interval(count, confidence: float = 0.95) -> tuple[np.ndarray, np.nd
     """
     x = _num(count).to_numpy()
     alpha = 1 - confidence
+    # each distinct count once (the quantiles are worked out value by value; counts repeat
+    # across units and quarters)
+    values, at = np.unique(x, return_inverse=True)
     with np.errstate(invalid="ignore"):
-        lower = np.where(x > 0, _chi2_ppf(alpha / 2, 2 * x) / 2, 0.0)
-        upper = _chi2_ppf(1 - alpha / 2, 2 * x + 2) / 2
+        lower = np.where(values > 0, _chi2_ppf(alpha / 2, 2 * values) / 2, 0.0)[at]
+        upper = (_chi2_ppf(1 - alpha / 2, 2 * values + 2) / 2)[at]
     bad = ~np.isfinite(x) | (x < 0)
     return np.where(bad, np.nan, lower), np.where(bad, np.nan, upper)
 
