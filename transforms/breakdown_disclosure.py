@@ -59,18 +59,6 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
     return max(v - HALF, MAX_SUPPRESSED_COUNT + 1.0), v + HALF
 
 
-def _box(value: float | None, withheld: bool) -> tuple[float, float]:
-    """:func:`box` of a cell :func:`control_counts` publishes (a float or None, not
-    derived)."""
-    if withheld:
-        return 0.0, float(MAX_SUPPRESSED_COUNT)
-    if value is None or value != value:
-        return 0.0, math.inf
-    if value == 0:
-        return 0.0, 0.0
-    return max(value - HALF, MAX_SUPPRESSED_COUNT + 1.0), value + HALF
-
-
 def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
     cell the whole range 0 to 4 (interval arithmetic over the other cells' boxes): a reader
@@ -354,7 +342,7 @@ def control_dimensions(
         if not newly.any():
             break
         withheld |= newly
-    # each cell's box (_box): 0 to 4 withheld, 0 a published 0, else its rounding's range
+    # each cell's box (box): 0 to 4 withheld, 0 a published 0, else its rounding's range
     lo = np.where(withheld | (pub == 0), 0.0, np.maximum(pub - HALF, MAX_SUPPRESSED_COUNT + 1.0))
     hi = np.where(withheld, float(MAX_SUPPRESSED_COUNT), np.where(pub == 0, 0.0, pub + HALF))
     # each total's box (box): 0 to 4 withheld, unbounded missing, else as a cell's

@@ -243,10 +243,12 @@ def build(con, params: dict[str, str]) -> None:
     # are rounded to 5, and most of a nation's 59,000 rows have none: a few thousand sets).
     approved, decided = out["approved"].to_numpy(), out["decided"].to_numpy()
     everyone = np.arange(len(out))
-    rates = _by_distinct(lambda a, d: bd.published_rate(a, d, z95), (approved, decided), everyone)
-    out["approval_rate_status"] = np.array([r[0] for r in rates[0]], dtype=object)[rates[1]]
+    rates, which = _by_distinct(
+        lambda a, d: bd.published_rate(a, d, z95), (approved, decided), everyone
+    )
+    out["approval_rate_status"] = np.array([r[0] for r in rates], dtype=object)[which]
     for k, c in enumerate(("approval_rate", "approval_rate_lower95", "approval_rate_upper95")):
-        out[c] = np.array([r[k + 1] for r in rates[0]], dtype=float)[rates[1]]
+        out[c] = np.array([r[k + 1] for r in rates], dtype=float)[which]
     out["is_reference"] = out["group_value"] == out["reference_group"]
     is_ref = out["is_reference"].to_numpy(dtype=bool)
     ref = {
@@ -256,12 +258,12 @@ def build(con, params: dict[str, str]) -> None:
         )
     }
     # each row's unit (level, org_code, dimension) and the row of its reference group
-    unit = out.groupby(keys, sort=False).ngroup().to_numpy()
-    ref_row = np.full(unit.max() + 1 if len(out) else 0, -1)
-    ref_row[unit[is_ref]] = np.flatnonzero(is_ref)
-    compared = np.flatnonzero(~is_ref & (ref_row[unit] >= 0))
-    of_ref = ref_row[unit]
-    rl = _by_distinct(
+    unit = out.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    of_ref = np.full(unit.max() + 1, -1)
+    of_ref[unit[is_ref]] = np.flatnonzero(is_ref)
+    of_ref = of_ref[unit]
+    compared = np.flatnonzero(~is_ref & (of_ref >= 0))
+    likelihoods, which = _by_distinct(
         lambda ra, rd, a, d: bd.relative_likelihood(ra, rd, a, d, z95),
         (approved[of_ref], decided[of_ref], approved, decided),
         compared,
@@ -269,7 +271,7 @@ def build(con, params: dict[str, str]) -> None:
     for k, c in enumerate(("relative_likelihood", "relative_likelihood_lower95",
                            "relative_likelihood_upper95")):  # fmt: skip
         values = np.full(len(out), np.nan)
-        values[compared] = np.array([x[k] for x in rl[0]], dtype=float)[rl[1]]
+        values[compared] = np.array([x[k] for x in likelihoods], dtype=float)[which]
         out[c] = values
     # The equity gap flag, where the published figures can carry it.
     flagged = {
