@@ -227,6 +227,28 @@ s as (
     inner join p on m.scope = p.scope and m.group_code = p.group_code and m.period_start = p.period_start and m.period_end = p.period_end
 ),
 
+-- The range each published count of the approval rate gives its true value (sdc_low,
+-- sdc_high), once a count: its interval reads each several times, and a macro's argument is
+-- copied wherever its body reads it (the copies cost more to plan than the values to work out).
+ranges as (
+    select p.*,
+        sdc_low(p.approved, {{ small_max }}, {{ round_to }}) as approved_low,
+        sdc_high(p.approved, {{ round_to }}) as approved_high,
+        sdc_low(p.decided, {{ small_max }}, {{ round_to }}) as decided_low,
+        sdc_high(p.decided, {{ round_to }}) as decided_high
+    from p
+),
+
+-- The approval rate's 95% interval from the published counts, before sdc_rate publishes it:
+-- the Wilson interval widened over every count the rounding allows.
+limits as (
+    select r.*,
+        greatest(wilson_lower(r.approved_low, r.decided_high, {{ z95 }}), 0) as approval_rate_lower95,
+        least(wilson_upper(least(r.approved_high, r.decided_low), r.decided_low, {{ z95 }}), 1)
+            as approval_rate_upper95
+    from ranges as r
+),
+
 final as (
     select
         m.scope, m.group_code, m.period, m.period_start, m.period_end, m.quarter, m.trusts,
@@ -238,10 +260,8 @@ final as (
         p.decided_within_2_months,
         p.declined_other,
         sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
-            as approval_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.approved, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
+        sdc_rate(p.approval_rate_lower95, s.approval_rate_status, 'down') as approval_rate_lower95,
+        sdc_rate(p.approval_rate_upper95, s.approval_rate_status, 'up') as approval_rate_upper95,
         sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
         sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
         not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
@@ -267,7 +287,7 @@ final as (
             case when s.escalation_rate_status = 'too_few' then 'escalation_rate' end
         ) as too_few
     from m
-    inner join p on m.scope = p.scope and m.group_code = p.group_code and m.period_start = p.period_start and m.period_end = p.period_end
+    inner join limits as p on m.scope = p.scope and m.group_code = p.group_code and m.period_start = p.period_start and m.period_end = p.period_end
     inner join s on m.scope = s.scope and m.group_code = s.group_code and m.period_start = s.period_start and m.period_end = s.period_end
 )
 

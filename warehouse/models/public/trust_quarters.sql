@@ -110,6 +110,28 @@ s as (
     inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
 ),
 
+-- The range each published count of the approval rate gives its true value (sdc_low,
+-- sdc_high), once a count: its interval reads each several times, and a macro's argument is
+-- copied wherever its body reads it (the copies cost more to plan than the values to work out).
+ranges as (
+    select p.*,
+        sdc_low(p.approved, {{ small_max }}, {{ round_to }}) as approved_low,
+        sdc_high(p.approved, {{ round_to }}) as approved_high,
+        sdc_low(p.decided, {{ small_max }}, {{ round_to }}) as decided_low,
+        sdc_high(p.decided, {{ round_to }}) as decided_high
+    from p
+),
+
+-- The approval rate's 95% interval from the published counts, before sdc_rate publishes it:
+-- the Wilson interval widened over every count the rounding allows.
+limits as (
+    select r.*,
+        greatest(wilson_lower(r.approved_low, r.decided_high, {{ z95 }}), 0) as approval_rate_lower95,
+        least(wilson_upper(least(r.approved_high, r.decided_low), r.decided_low, {{ z95 }}), 1)
+            as approval_rate_upper95
+    from ranges as r
+),
+
 final as (
     select
         m.org_code, m.name, m.region_code, m.icb_code, m.peer_group, m.cluster_group,
@@ -125,10 +147,8 @@ final as (
         p.declined_other,
         cast(round(m.headcount) as bigint) as headcount,
         sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
-            as approval_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.approved, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
+        sdc_rate(p.approval_rate_lower95, s.approval_rate_status, 'down') as approval_rate_lower95,
+        sdc_rate(p.approval_rate_upper95, s.approval_rate_status, 'up') as approval_rate_upper95,
         sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
         sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
         not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
@@ -167,7 +187,7 @@ final as (
         ) as too_few
 
     from m
-    inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
+    inner join limits as p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
     inner join s on s.org_code = m.org_code and s.quarter_start = m.quarter_start
 )
 

@@ -239,6 +239,45 @@ ranked as (
     where s.approval_rate_status = 'published'
 ),
 
+-- The range each published count of a rate gives its true value (sdc_low, sdc_high), once a
+-- count: the intervals read each several times, and a macro's argument is copied wherever its
+-- body reads it (the copies cost more to plan than the values to work out).
+ranges as (
+    select p.*,
+        sdc_low(p.approved, {{ small_max }}, {{ round_to }}) as approved_low, sdc_high(p.approved, {{ round_to }}) as approved_high,
+        sdc_low(p.declined, {{ small_max }}, {{ round_to }}) as declined_low, sdc_high(p.declined, {{ round_to }}) as declined_high,
+        sdc_low(p.decided, {{ small_max }}, {{ round_to }}) as decided_low, sdc_high(p.decided, {{ round_to }}) as decided_high,
+        sdc_low(p.decided_within_2_months, {{ small_max }}, {{ round_to }}) as decided_within_2_months_low, sdc_high(p.decided_within_2_months, {{ round_to }}) as decided_within_2_months_high,
+        sdc_low(p.escalated, {{ small_max }}, {{ round_to }}) as escalated_low, sdc_high(p.escalated, {{ round_to }}) as escalated_high,
+        sdc_low(p.appeals, {{ small_max }}, {{ round_to }}) as appeals_low, sdc_high(p.appeals, {{ round_to }}) as appeals_high,
+        sdc_low(p.appeals_upheld, {{ small_max }}, {{ round_to }}) as appeals_upheld_low, sdc_high(p.appeals_upheld, {{ round_to }}) as appeals_upheld_high,
+        sdc_low(p.declined_other, {{ small_max }}, {{ round_to }}) as declined_other_low, sdc_high(p.declined_other, {{ round_to }}) as declined_other_high
+    from p
+),
+
+-- Each rate's 95% interval from the published counts, before sdc_rate publishes it: the
+-- Wilson interval widened over every count the rounding allows.
+limits as (
+    select r.*,
+        greatest(wilson_lower(r.approved_low, r.decided_high, {{ z95 }}), 0) as approval_rate_lower95,
+        least(wilson_upper(least(r.approved_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as approval_rate_upper95,
+        greatest(wilson_lower(r.declined_low, r.decided_high, {{ z95 }}), 0) as decline_rate_lower95,
+        least(wilson_upper(least(r.declined_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as decline_rate_upper95,
+        greatest(wilson_lower(r.decided_within_2_months_low, r.decided_high, {{ z95 }}), 0) as timeliness_rate_lower95,
+        least(wilson_upper(least(r.decided_within_2_months_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as timeliness_rate_upper95,
+        greatest(wilson_lower(r.escalated_low, not_agreed_first_stage(r.escalated_high, r.declined_high), {{ z95 }}), 0)
+            as escalation_rate_lower95,
+        least(wilson_upper(least(r.escalated_high, not_agreed_first_stage(r.escalated_low, r.declined_low)),
+            not_agreed_first_stage(r.escalated_low, r.declined_low), {{ z95 }}), 1) as escalation_rate_upper95,
+        greatest(wilson_lower(r.appeals_low, r.declined_high, {{ z95 }}), 0) as appeal_rate_lower95,
+        least(wilson_upper(least(r.appeals_high, r.declined_low), r.declined_low, {{ z95 }}), 1) as appeal_rate_upper95,
+        greatest(wilson_lower(r.appeals_upheld_low, r.appeals_high, {{ z95 }}), 0) as appeals_upheld_rate_lower95,
+        least(wilson_upper(least(r.appeals_upheld_high, r.appeals_low), r.appeals_low, {{ z95 }}), 1) as appeals_upheld_rate_upper95,
+        greatest(wilson_lower(r.declined_other_low, r.declined_high, {{ z95 }}), 0) as non_statutory_decline_share_lower95,
+        least(wilson_upper(least(r.declined_other_high, r.declined_low), r.declined_low, {{ z95 }}), 1) as non_statutory_decline_share_upper95
+    from ranges as r
+),
+
 final as (
     select
         m.org_code, m.name, m.region_code, m.icb_code, m.peer_group, m.cluster_group,
@@ -270,43 +309,27 @@ final as (
         p.non_clinical_approved,
         p.non_clinical_decided,
         sdc_rate(p.approved / nullif(p.decided, 0), s.approval_rate_status, 'nearest') as approval_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.approved, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.approval_rate_status, 'down')
-            as approval_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.approved, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.approval_rate_status, 'up') as approval_rate_upper95,
+        sdc_rate(p.approval_rate_lower95, s.approval_rate_status, 'down') as approval_rate_lower95,
+        sdc_rate(p.approval_rate_upper95, s.approval_rate_status, 'up') as approval_rate_upper95,
         sdc_rate(p.declined / nullif(p.decided, 0), s.decline_rate_status, 'nearest') as decline_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.declined, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.decline_rate_status, 'down')
-            as decline_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.declined, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.decline_rate_status, 'up') as decline_rate_upper95,
+        sdc_rate(p.decline_rate_lower95, s.decline_rate_status, 'down') as decline_rate_lower95,
+        sdc_rate(p.decline_rate_upper95, s.decline_rate_status, 'up') as decline_rate_upper95,
         sdc_rate(p.decided_within_2_months / nullif(p.decided, 0), s.timeliness_rate_status, 'nearest') as timeliness_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.decided_within_2_months, {{ small_max }}, {{ round_to }}), sdc_high(p.decided, {{ round_to }}), {{ z95 }}), 0), s.timeliness_rate_status, 'down')
-            as timeliness_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.decided_within_2_months, {{ round_to }}), sdc_low(p.decided, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.decided, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.timeliness_rate_status, 'up') as timeliness_rate_upper95,
+        sdc_rate(p.timeliness_rate_lower95, s.timeliness_rate_status, 'down') as timeliness_rate_lower95,
+        sdc_rate(p.timeliness_rate_upper95, s.timeliness_rate_status, 'up') as timeliness_rate_upper95,
         not_agreed_first_stage(p.escalated, p.declined) as not_agreed_first_stage,
         sdc_rate(p.escalated / nullif(not_agreed_first_stage(p.escalated, p.declined), 0), s.escalation_rate_status, 'nearest') as escalation_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}),
-            not_agreed_first_stage(sdc_high(p.escalated, {{ round_to }}), sdc_high(p.declined, {{ round_to }})), {{ z95 }}), 0), s.escalation_rate_status, 'down')
-            as escalation_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.escalated, {{ round_to }}),
-            not_agreed_first_stage(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }}))),
-            not_agreed_first_stage(sdc_low(p.escalated, {{ small_max }}, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})), {{ z95 }}), 1), s.escalation_rate_status, 'up') as escalation_rate_upper95,
+        sdc_rate(p.escalation_rate_lower95, s.escalation_rate_status, 'down') as escalation_rate_lower95,
+        sdc_rate(p.escalation_rate_upper95, s.escalation_rate_status, 'up') as escalation_rate_upper95,
         sdc_rate(p.appeals / nullif(p.declined, 0), s.appeal_rate_status, 'nearest') as appeal_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.appeal_rate_status, 'down')
-            as appeal_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.appeals, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeal_rate_status, 'up') as appeal_rate_upper95,
+        sdc_rate(p.appeal_rate_lower95, s.appeal_rate_status, 'down') as appeal_rate_lower95,
+        sdc_rate(p.appeal_rate_upper95, s.appeal_rate_status, 'up') as appeal_rate_upper95,
         sdc_rate(p.appeals_upheld / nullif(p.appeals, 0), s.appeals_upheld_rate_status, 'nearest') as appeals_upheld_rate,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.appeals_upheld, {{ small_max }}, {{ round_to }}), sdc_high(p.appeals, {{ round_to }}), {{ z95 }}), 0), s.appeals_upheld_rate_status, 'down')
-            as appeals_upheld_rate_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.appeals_upheld, {{ round_to }}), sdc_low(p.appeals, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.appeals, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.appeals_upheld_rate_status, 'up') as appeals_upheld_rate_upper95,
+        sdc_rate(p.appeals_upheld_rate_lower95, s.appeals_upheld_rate_status, 'down') as appeals_upheld_rate_lower95,
+        sdc_rate(p.appeals_upheld_rate_upper95, s.appeals_upheld_rate_status, 'up') as appeals_upheld_rate_upper95,
         sdc_rate(p.declined_other / nullif(p.declined, 0), s.non_statutory_decline_share_status, 'nearest') as non_statutory_decline_share,
-        sdc_rate(greatest(wilson_lower(sdc_low(p.declined_other, {{ small_max }}, {{ round_to }}), sdc_high(p.declined, {{ round_to }}), {{ z95 }}), 0), s.non_statutory_decline_share_status, 'down')
-            as non_statutory_decline_share_lower95,
-        sdc_rate(least(wilson_upper(least(sdc_high(p.declined_other, {{ round_to }}), sdc_low(p.declined, {{ small_max }}, {{ round_to }})),
-            sdc_low(p.declined, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), s.non_statutory_decline_share_status, 'up') as non_statutory_decline_share_upper95,
+        sdc_rate(p.non_statutory_decline_share_lower95, s.non_statutory_decline_share_status, 'down') as non_statutory_decline_share_lower95,
+        sdc_rate(p.non_statutory_decline_share_upper95, s.non_statutory_decline_share_status, 'up') as non_statutory_decline_share_upper95,
         sdc_rate(p.clinical_approved / nullif(p.clinical_decided, 0), s.clinical_approval_rate_status, 'nearest') as clinical_approval_rate,
         sdc_rate(p.non_clinical_approved / nullif(p.non_clinical_decided, 0), s.non_clinical_approval_rate_status, 'nearest') as non_clinical_approval_rate,
         s.* exclude (org_code),
@@ -371,7 +394,7 @@ final as (
         ) as too_few
 
     from m
-    inner join p on p.org_code = m.org_code
+    inner join limits as p on p.org_code = m.org_code
     inner join s on s.org_code = m.org_code
     left join ranked as r on r.org_code = m.org_code
 )
