@@ -91,6 +91,32 @@ uptake as (
     where l.measure = 'requests_per_100_staff' and l.status = 'published'
 ),
 
+-- The range each published count of a rate gives its true value (sdc_low, sdc_high), once a
+-- count: the interval reads each several times, and a macro's argument is copied wherever its
+-- body reads it (the copies cost more to plan and run than the values).
+ranges as (
+    select l.*,
+        sdc_low(l.numerator, {{ small_max }}, {{ round_to }}) as numerator_low,
+        sdc_high(l.numerator, {{ round_to }}) as numerator_high,
+        sdc_low(l.denominator, {{ small_max }}, {{ round_to }}) as denominator_low,
+        sdc_high(l.denominator, {{ round_to }}) as denominator_high
+    from long as l
+),
+
+-- Each rate's 95% interval from the published counts, before sdc_rate publishes it: the
+-- Wilson interval widened over every count the rounding allows (uptake's is uptake's own).
+limits as (
+    select r.*,
+        case when r.measure <> 'requests_per_100_staff' then
+            greatest(wilson_lower(r.numerator_low, r.denominator_high, {{ z95 }}), 0)
+        end as lower95,
+        case when r.measure <> 'requests_per_100_staff' then
+            least(wilson_upper(least(r.numerator_high, r.denominator_low), r.denominator_low,
+                {{ z95 }}), 1)
+        end as upper95
+    from ranges as r
+),
+
 final as (
     select l.org_code, l.name, l.region_code, l.icb_code, l.peer_group, l.quarter,
         l.quarter_start, l.quarter_end, l.data_as_of, l.measure_order, l.measure,
@@ -102,16 +128,13 @@ final as (
             else sdc_rate(l.numerator / nullif(l.denominator, 0), l.status, 'nearest')
         end as rate,
         case when l.measure = 'requests_per_100_staff' then u.rate_lower95
-            else sdc_rate(greatest(wilson_lower(sdc_low(l.numerator, {{ small_max }}, {{ round_to }}),
-                sdc_high(l.denominator, {{ round_to }}), {{ z95 }}), 0), l.status, 'down')
+            else sdc_rate(l.lower95, l.status, 'down')
         end as rate_lower95,
         case when l.measure = 'requests_per_100_staff' then u.rate_upper95
-            else sdc_rate(least(wilson_upper(least(sdc_high(l.numerator, {{ round_to }}),
-                sdc_low(l.denominator, {{ small_max }}, {{ round_to }})),
-                sdc_low(l.denominator, {{ small_max }}, {{ round_to }}), {{ z95 }}), 1), l.status, 'up')
+            else sdc_rate(l.upper95, l.status, 'up')
         end as rate_upper95,
         coalesce(l.status, 'no_data') as status
-    from long as l
+    from limits as l
     left join uptake as u
         on u.org_code = l.org_code and u.quarter_start = l.quarter_start and u.measure = l.measure
 )
