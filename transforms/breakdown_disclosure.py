@@ -482,8 +482,11 @@ def member_sums(values, withheld, figure, figures: int) -> np.ndarray:
         np.where(unbounded, 0.0, upper),
         unbounded,
     )
+    # (as floats even where there are no cells: bincount gives integers then)
     return np.stack(
-        [np.bincount(figure, weights=c.astype(float), minlength=figures) for c in columns], axis=1
+        [np.bincount(figure, weights=c.astype(float), minlength=figures) for c in columns],
+        axis=1,
+        dtype=float,
     )
 
 

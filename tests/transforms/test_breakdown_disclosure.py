@@ -117,6 +117,44 @@ def test_withheld_cells_taken_together_give_the_cell_by_cell_answer():
     assert len(problems) > 50 and min(answers[True], answers[False]) > 20
 
 
+def test_dimensions_controlled_together_give_each_ones_answer_alone():
+    """control_dimensions of many trusts' dimensions at once (rounding, zeros and totals on
+    arrays) gives each dimension what control_counts gives it alone, totals missing, withheld
+    or disagreeing included."""
+    rng = random.Random(12)
+    for n in (1, 3, 7):
+        true, totals, alone = [], [], []
+        for _ in range(150):
+            requests = [rng.choice([0, 0, 1, 3, 4, 5, 8, 20, 37]) for _ in range(n)]
+            approved = [rng.randint(0, r) for r in requests]
+            declined = [rng.randint(0, r - a) for r, a in zip(requests, approved, strict=True)]
+            counts, published = _breakdown(requests, approved, declined)
+            for c in rng.sample(bd.COUNTS, 2):  # some totals missing or off by a few
+                published[c] = rng.choice([(None, False), (None, True), (15.0, False)])
+            true.append([counts[c] for c in bd.COUNTS])
+            totals.append(published)
+            alone.append(bd.control_counts(counts, published))
+        values = [[np.nan if t[c][0] is None else t[c][0] for c in bd.COUNTS] for t in totals]
+        flags = [[t[c][1] for c in bd.COUNTS] for t in totals]
+        published, withheld, shown = bd.control_dimensions(
+            np.array(true), np.array(values), np.array(flags)
+        )
+        for d, (values_alone, withheld_alone, status) in enumerate(alone):
+            assert shown[d] == (status == "published")
+            for k, c in enumerate(bd.COUNTS):
+                np.testing.assert_array_equal(published[d, k], values_alone[c])
+                assert withheld[d, k].tolist() == withheld_alone[c]
+        assert 0 < shown.sum() < len(alone)  # both answers
+
+
+def test_a_figure_no_trust_gives_sums_to_zeros():
+    """member_sums of a figure without cells: zeros, as floats like the others'."""
+    sums = bd.member_sums([10.0, np.nan], [False, True], [0, 0], 2)
+    assert sums.dtype == float and sums[1].tolist() == [0.0] * len(bd.MEMBER_SUMS)
+    assert sums[0].tolist() == [1.0, 10.0, 1.0, 8.0, 16.0, 0.0]
+    assert bd.member_sums([], [], [], 1).dtype == float
+
+
 def test_the_threads_solver_gives_each_program_a_new_instances_solutions():
     """_highs passes every model to one HiGHS instance per thread: after the programs before
     it, each program's solutions (least and greatest sum of its withheld cells, then of each
