@@ -364,19 +364,21 @@ def control_dimensions(
     shown = ~((lo.sum(axis=2) > total_hi) | (hi.sum(axis=2) < total_lo)).any(axis=1)
     # Linear programming over every relation of the dimension, with the trust's totals known
     # exactly (a reader can never know more): no withheld count narrowed below 0 to 4.
+    # The cells count by count, group by group: cell k * n + i is count k of group i. The
+    # relations of a group's counts are every dimension's (the same objects, never changed);
+    # the counts' sums are each trust's.
     n = true.shape[2]
+    received, approved, declined, decided = (k * n for k in range(len(COUNTS)))
+    group_rows = []
+    for i in range(n):
+        group_rows.append((0.0, 0.0, {decided + i: 1.0, approved + i: -1.0,
+                                      declined + i: -1.0}))  # fmt: skip
+        group_rows.append((-1e30, 0.0, {decided + i: 1.0, received + i: -1.0}))
+    sum_coefs = [{k * n + i: 1.0 for i in range(n)} for k in range(len(COUNTS))]
     sums = true.sum(axis=2).astype(float).tolist()
     for d in np.flatnonzero(shown & withheld.any(axis=(1, 2))).tolist():
-        # the cells count by count, group by group: cell k * n + i is count k of group i
         boxes = list(zip(lo[d].ravel().tolist(), hi[d].ravel().tolist(), strict=True))
-        received, approved, declined, decided = (k * n for k in range(len(COUNTS)))
-        rows = []
-        for i in range(n):
-            rows.append((0.0, 0.0, {decided + i: 1.0, approved + i: -1.0,
-                                    declined + i: -1.0}))  # fmt: skip
-            rows.append((-1e30, 0.0, {decided + i: 1.0, received + i: -1.0}))
-        for k, t in enumerate(sums[d]):
-            rows.append((t, t, {k * n + i: 1.0 for i in range(n)}))
+        rows = [*group_rows, *((t, t, coefs) for t, coefs in zip(sums[d], sum_coefs, strict=True))]
         if not lp_safe(boxes, withheld[d].ravel().tolist(), rows):
             shown[d] = False
     kept = withheld | ~shown[:, None, None]
