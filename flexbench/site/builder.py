@@ -150,11 +150,49 @@ class SiteData:
             return [getattr(self, table).iloc[i] for i in mine]
         return [Row(zip(columns, values[i], strict=True)) for i in mine]
 
+    def trust_row(self, code: str) -> Row | pd.Series:
+        """The trust's row of ``public`` as ``public.loc[code]`` gives it, read as a
+        :class:`Row`: every trust's values worked out once per build, a column at a time
+        (:func:`cross_sections`), not a Series a page."""
+        rows = self._trust_rows()
+        if rows is None:
+            return Row.of(self.public.loc[code])
+        columns, positions, values = rows
+        return Row(zip(columns, values[positions[code]], strict=True))
+
+    def _trust_rows(self) -> tuple[list, dict, list[tuple]] | None:
+        if "public" not in self._by_trust:
+            self._by_trust["public"] = cross_sections(self.public)
+        return self._by_trust["public"]
+
     def prepare(self) -> None:
-        """Group the tables :meth:`rows_of` reads now (e.g. once before forking the processes
-        that write the pages, not once in each of them)."""
+        """Group the tables :meth:`rows_of` reads, and work out the rows :meth:`trust_row`
+        gives, now (e.g. once before forking the processes that write the pages, not once in
+        each of them)."""
         for table in ("flags", "pledge", "status"):
             self.rows_of(table, "")
+        self._trust_rows()
+
+
+def cross_sections(frame: pd.DataFrame) -> tuple[list, dict, list[tuple]] | None:
+    """Every row of ``frame`` as ``frame.loc[label]`` gives its values, worked out a column at
+    a time: the column names, each label's position, and the values by row; None where a
+    label or a column name comes twice, or a row is not a Series of objects.
+
+    A row of a frame of text and numbers is a Series of objects, each value as its column
+    gives it: a numpy scalar from a numpy column, the column's own scalar (a text, NaN,
+    ``pd.NA``, a Timestamp) from any other, which is what iterating the column gives."""
+    if frame.empty or not (frame.index.is_unique and frame.columns.is_unique):
+        return None
+    if frame.iloc[0].dtype != np.dtype(object):
+        return None
+    columns = []
+    for j in range(frame.shape[1]):
+        column = frame.iloc[:, j]
+        numpy = isinstance(column.dtype, np.dtype) and column.dtype.kind not in "mM"
+        columns.append(list(column.to_numpy() if numpy else column.array))
+    positions = {label: i for i, label in enumerate(frame.index)}
+    return list(frame.columns), positions, list(zip(*columns, strict=True))
 
 
 def read_site_data(con, warehouse_dir: Path) -> SiteData:
@@ -481,7 +519,7 @@ class Row(dict):
 def trust_context(
     data: SiteData, code: str, models: dict[str, plots.FunnelModel], national: dict
 ) -> dict:
-    pub = Row.of(data.public.loc[code])
+    pub = data.trust_row(code)
     nat = national["national"]
     measures = []
     for label, rate, num, den, key in CARD_MEASURES:
@@ -742,7 +780,19 @@ def methodology_html(project_root: Path) -> Markup | None:
 def _environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    env = Environment(
+    class SiteEnvironment(Environment):
+        """Jinja's environment, a context's key read without a failed attribute lookup first."""
+
+        def getattr(self, obj, attribute: str):
+            # ``trust.name`` on a dict is an attribute lookup that fails, then the key (Jinja's
+            # getattr); where the name is no attribute of a dict, the key is all it can find,
+            # so it is read at once: a trust page reads some 500, and the exception each
+            # raised and caught cost more than the rest of the lookup.
+            if type(obj) is dict and attribute in obj and not hasattr(dict, attribute):
+                return obj[attribute]
+            return super().getattr(obj, attribute)
+
+    env = SiteEnvironment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         undefined=StrictUndefined,

@@ -87,11 +87,13 @@ EXTRA_COLUMNS = {
 
 @dataclass
 class Resource:
-    """One table of a page: ``name`` (file stem, sheet), a title and the frame shown."""
+    """One table of a page: ``name`` (file stem, sheet), a title and the frame shown (None
+    for the rows :attr:`rows_of` names, cut from their table only where they are written on
+    their own: :meth:`shown_frame`)."""
 
     name: str
     title: str
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None
     units: dict[str, str] = field(default_factory=dict)
     #: The whole table the frame is cut from: column types are read from it (once), so a
     #: trust whose column happens to be empty gets the same schema as every other.
@@ -99,6 +101,18 @@ class Resource:
     #: Where the frame is rows of a table (its columns, their types): the table and the rows'
     #: positions in it, so the rows are written from the table written once (:func:`_lines`).
     rows_of: tuple[pd.DataFrame, Sequence[int]] | None = None
+
+    @property
+    def columns(self) -> pd.Index:
+        """The columns of the frame shown."""
+        return self.rows_of[0].columns if self.frame is None else self.frame.columns
+
+    def shown_frame(self) -> pd.DataFrame:
+        """The frame shown, its rows cut from :attr:`rows_of` where it was not given."""
+        if self.frame is None:
+            table, positions = self.rows_of
+            self.frame = table.iloc[list(positions)]
+        return self.frame
 
 
 #: What is worked out once from a table while it lives, by the table's id: (a weak reference
@@ -196,7 +210,7 @@ _MASKED = frozenset(
 def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
-        return _type(r.frame[column])
+        return _type(r.shown_frame()[column])
     types = _of_table(source).setdefault("types", {})
     if column not in types:
         types[column] = _type(source[column])
@@ -335,15 +349,15 @@ def _schema(r: Resource) -> tuple[dict, dict | None]:
     """The Table Schema of a resource, and where its JSON is kept for other pages: worked out
     once for the columns of a table that several pages cut rows from, where every column's
     type is read from the table (kept while the table lives); else None."""
-    key = (_names(r.frame.columns), tuple(r.units.items()))
+    key = (_names(r.columns), tuple(r.units.items()))
     if r.types_from is not None:  # a schema kept for these columns (shared, then)
         kept = _of_table(r.types_from).setdefault("schemas", {})
         if key in kept:
             return kept[key]["schema"], kept[key]
-    shared = r.types_from is not None and all(c in r.types_from for c in r.frame.columns)
+    shared = r.types_from is not None and all(c in r.types_from for c in r.columns)
     kept = _of_table(r.types_from).setdefault("schemas", {}) if shared else None
     schema = {
-        "fields": [_field(c, _column_type(r, c), r.units) for c in r.frame.columns],
+        "fields": [_field(c, _column_type(r, c), r.units) for c in r.columns],
         "missingValues": list(_NOT_VALUES),
     }
     if kept is None:
@@ -395,7 +409,7 @@ def write_downloads(
     package_resources, schemas_kept = [], []
     for r in resources:
         cut = None if r.rows_of is None else _written_rows(r)
-        csv, rows = _written(r.frame) if cut is None else cut
+        csv, rows = _written(r.shown_frame()) if cut is None else cut
         path = folder / f"{r.name}.csv"
         path.write_bytes(csv)
         files[f"csv:{r.name}"] = path.name

@@ -162,7 +162,17 @@ class Breakdowns:
                 key: rows for key, rows in table.groupby(["level", "org_code"], sort=False)
             }
         rows = self._units[name].get((level, org_code))
-        return table.iloc[0:0] if rows is None else rows
+        if rows is None:  # no row of the unit: the table's empty cut, made once
+            rows = self._units[name].setdefault(None, table.iloc[0:0])
+        return rows
+
+    def by_unit(self, name: str) -> bool:
+        """Whether table ``name`` has the columns its units' rows are found by (level,
+        org_code)."""
+        key = f"{name} by unit"
+        if key not in self._units:
+            self._units[key] = {"level", "org_code"} <= set(self.tables[name].columns)
+        return self._units[key]
 
     def prepare(self) -> None:
         """Group the tables and write them once now (e.g. before forking the page writers)."""
@@ -170,7 +180,7 @@ class Breakdowns:
 
         for name in ("equity", "flex_type_mix"):
             table = self.tables.get(name)
-            if table is not None and not table.empty and {"level", "org_code"} <= set(table):
+            if table is not None and not table.empty and self.by_unit(name):
                 self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
                 self.unit_records(name, "", "")
@@ -354,7 +364,7 @@ def sections(
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
 
     def records(name: str, table) -> list[dict] | None:
-        if table is None or table.empty or not {"level", "org_code"} <= set(table):
+        if table is None or table.empty or not tables.by_unit(name):
             return None
         return tables.unit_records(name, level, org_code)
 

@@ -133,7 +133,7 @@ def _national_values(national: pd.DataFrame | None, measure: str, quarters) -> l
 
 
 def measure_trends(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | None,
     trust_label: str,
     root: str = "../",
     national: dict[str, list] | None = None,
@@ -142,7 +142,8 @@ def measure_trends(
     """One chart and table per measure of ``frame`` (from :func:`trend_frame`), in its order;
     ``national`` (each measure's published national value for each quarter of the frame, from
     :meth:`TrustTables.national_values`) adds the national line where it publishes the
-    measure; ``records``, where given, are the frame's rows as :func:`_records` gives them."""
+    measure; ``records``, where given, are the frame's rows as :func:`_records` gives them
+    (the frame is not read then, and may be None)."""
     out = []
     # the rows of each measure in the frame's order, measures in order of first appearance
     # (as groupby(sort=False) gives them, without a frame a measure)
@@ -314,9 +315,11 @@ class TrustTables:
         self._all_trends: tuple | None = None
         self._all_records: list | None = None
 
-    def trends(self, code: str) -> tuple[pd.DataFrame, tuple | None]:
-        """The trust's :func:`trend_frame`, and where its rows are in the table of every
-        trust's (:func:`trend_frames`; None where the frame is worked out on its own)."""
+    def trends(self, code: str) -> tuple[pd.DataFrame | None, tuple | None]:
+        """The trust's :func:`trend_frame` worked out on its own, or where its rows are in the
+        table of every trust's (:func:`trend_frames`): ``(frame, None)`` or ``(None, (table,
+        positions))``, the rows cut from the table only where they are needed as a frame
+        (:meth:`downloads.Resource.shown_frame`)."""
         if self._all_trends is None:
             self._all_trends = (
                 trend_frames(self.measure_quarters, self.quarters)
@@ -327,11 +330,9 @@ class TrustTables:
         mine = positions.get(code)
         if table is None or mine is None:
             return trend_frame(self.trend_rows(code), self.quarters), None
-        if len(mine) and mine[-1] - mine[0] == len(mine) - 1:  # the trust's rows are a block
-            return table.iloc[mine[0] : mine[-1] + 1], (table, mine)
-        return table.take(mine).reset_index(drop=True), (table, mine)
+        return None, (table, mine)
 
-    def trend_records(self, code: str, frame: pd.DataFrame, where: tuple | None) -> list:
+    def trend_records(self, code: str, frame: pd.DataFrame | None, where: tuple | None) -> list:
         """:func:`_records` of the trust's :func:`trend_frame` (``frame``, ``where`` from
         :meth:`trends`): its rows of the records of every trust's, made once."""
         if where is None:
@@ -417,9 +418,7 @@ def trust_extras(tables: TrustTables, code: str, folder, as_of, pub=None) -> dic
         downloads.Resource(
             "card",
             f"Benchmark card of {label}",
-            public.loc[[code]]
-            if tables.positions is None
-            else public.iloc[tables.positions[code] : tables.positions[code] + 1],
+            public.loc[[code]] if tables.positions is None else None,
             types_from=public,
             rows_of=None if tables.positions is None else (public, [tables.positions[code]]),
         ),
