@@ -16,6 +16,7 @@ and their deflated bytes written again into each file.
 from __future__ import annotations
 
 import io
+import math
 import re
 import time
 import zipfile
@@ -76,8 +77,10 @@ def _tail(value) -> tuple[str, bool]:
 
 #: :func:`_tail` of texts and dates met already (a sheet repeats a few words and dates in every
 #: row; working out a text's cell again, its checks and escaping, was most of a sheet's cost):
-#: by the value's type and the value, emptied when it grows past :data:`_KEPT_TAILS`.
-_TAILS: dict[tuple[type, object], tuple[str, bool]] = {}
+#: a text's cell by the text, a date's by the date, each emptied when it grows past
+#: :data:`_KEPT_TAILS`.
+_TEXT_TAILS: dict[str, str] = {}
+_DATE_TAILS: dict[date, str] = {}
 _KEPT_TAILS = 200_000
 
 
@@ -131,39 +134,59 @@ def _sheet_rows(rows: Iterable[Sequence], cell=None) -> tuple[str, bool]:
     ``cell``, where given, makes each value but the first row's a cell as
     :class:`TableRows` says."""
     out, dated = [], False
-    tails = _TAILS
-    inf, minus_inf = float("inf"), float("-inf")
+    texts, dates = _TEXT_TAILS, _DATE_TAILS
+    isfinite = math.isfinite
     for number, values in enumerate(rows, 1):
         letters = _letters(len(values))
         cells = []
+        append = cells.append
         convert = cell is not None and number > 1
+        n = str(number)
         for letter, value in zip(letters, values, strict=True):
             kind = type(value)
-            if convert and kind is not str and kind is not int:
-                if kind is not float:
-                    value = cell(value)
-                    kind = type(value)
-                elif value != value:  # NaN: an empty cell
+            if kind is str:  # the commonest cell: its tail as _tail writes it, kept
+                tail = texts.get(value)
+                if tail is None:
+                    if len(texts) >= _KEPT_TAILS:
+                        texts.clear()
+                    tail = texts[value] = _tail(value)[0]
+                append(f'<c r="{letter}{n}"{tail}')
+                continue
+            if kind is float:
+                if value != value:
+                    if convert:  # NaN: an empty cell
+                        continue
+                    raise _Unusual(value)
+                if not isfinite(value):
+                    raise _Unusual(value)
+                append(f'<c r="{letter}{n}" t="n"><v>{value:.16g}</v></c>')  # as _tail writes it
+                continue
+            if kind is int:  # never NaN nor infinite
+                append(f'<c r="{letter}{n}" t="n"><v>{value:.16g}</v></c>')
+                continue
+            if convert:
+                value = cell(value)
+                kind = type(value)
+                if kind is float or kind is int or kind is str:  # a numpy scalar made one
+                    if kind is float and not isfinite(value):
+                        raise _Unusual(value)
+                    append(f'<c r="{letter}{n}"{_tail(value)[0]}')
                     continue
             if value is None:
                 continue
-            if kind is float or kind is int:  # as _tail writes a number
-                if value != value or value == inf or value == minus_inf:
-                    raise _Unusual(value)
-                cells.append(f'<c r="{letter}{number}" t="n"><v>{value:.16g}</v></c>')
-                continue
-            if kind is str or kind is date:
-                key = (kind, value)
-                tail = tails.get(key)
+            if kind is date:
+                tail = dates.get(value)
                 if tail is None:
-                    if len(tails) >= _KEPT_TAILS:
-                        tails.clear()
-                    tail = tails[key] = _tail(value)
-            else:
-                tail = _tail(value)
-            cells.append(f'<c r="{letter}{number}"{tail[0]}')
-            dated = dated or tail[1]
-        out.append(f'<row r="{number}">{"".join(cells)}</row>')
+                    if len(dates) >= _KEPT_TAILS:
+                        dates.clear()
+                    tail = dates[value] = _tail(value)[0]
+                append(f'<c r="{letter}{n}"{tail}')
+                dated = True
+                continue
+            tail, is_date = _tail(value)
+            append(f'<c r="{letter}{n}"{tail}')
+            dated = dated or is_date
+        out.append(f'<row r="{n}">{"".join(cells)}</row>')
     return "".join(out), dated
 
 
