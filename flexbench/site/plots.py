@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -441,19 +442,45 @@ def _y_ticks(values, sy, x1, x2, text) -> list[str]:
     return out
 
 
-def _polylines(css: str, shown: list[int], ys, sx, sy) -> list[str]:
+def _polylines(css: str, shown: list[int], points) -> list[str]:
     """One polyline per run of consecutive indices in ``shown`` (two points or more): never a
-    line across a gap."""
+    line across a gap; ``points[i]``: the point of index ``i`` as "x,y"."""
     lines, run = [], []
     for i in [*shown, None]:
         if i is not None and (not run or i == run[-1] + 1):
             run.append(i)
             continue
         if len(run) > 1:
-            xy = " ".join(f"{_fmt(sx(j))},{_fmt(sy(ys[j]))}" for j in run)
+            xy = " ".join(points[j] for j in run)
             lines.append(f'<polyline class="{css}" points="{xy}"/>')
         run = [i] if i is not None else []
     return lines
+
+
+def _number(v) -> float | None:
+    """``v`` as a float, None where it is missing (``pd.isna``)."""
+    if type(v) is float:
+        return None if v != v else v
+    return None if v is None or pd.isna(v) else float(v)
+
+
+@lru_cache(maxsize=64)
+def _quarter_axis(labels: tuple[str, ...], left: float, step: float, y: float) -> tuple:
+    """The x axis of a trend over quarters ``labels``: each quarter's x as text, and its tick
+    (a short grid line down from ``y`` and, at every n-th quarter, its label): the same in
+    every trust's plots of the same quarters, drawn once."""
+    xs = [_fmt(left + step * (i + 0.5)) for i in range(len(labels))]
+    every = max(1, math.ceil(len(labels) / 10))
+    ticks = [
+        f'<line class="grid" x1="{x}" x2="{x}" y1="{y}" y2="{y + 4}"/>'
+        + (
+            f'<text class="tick" x="{x}" y="{y + 17}" text-anchor="middle">{escape(lab)}</text>'
+            if i % every == 0
+            else ""
+        )
+        for i, (x, lab) in enumerate(zip(xs, labels, strict=True))
+    ]
+    return tuple(xs), tuple(ticks)
 
 
 def measure_trend_plot(
@@ -495,7 +522,7 @@ def measure_trend_plot(
     labels = [str(v) for v in columns[0]]
     status = [str(s) for s in columns[1]]
     # each value as a float, None where missing (every use goes through float() or pd.isna)
-    values, lows, highs = ([None if pd.isna(v) else float(v) for v in c] for c in columns[2:])
+    values, lows, highs = ([_number(v) for v in c] for c in columns[2:])
     q = labels
     published = [i for i in range(len(q)) if status[i] == "published" and values[i] is not None]
     is_published = set(published)
@@ -506,10 +533,7 @@ def measure_trend_plot(
             return "–"
         return pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
-    nat = [
-        None if national is None or v is None or pd.isna(v) else float(v)
-        for v in (national if national is not None else [None] * len(q))
-    ]
+    nat = [_number(v) for v in national] if national is not None else [None] * len(q)
     desc_parts = []
     for i, lab in enumerate(labels):
         if i in is_published:
@@ -540,9 +564,6 @@ def measure_trend_plot(
         y_lo, y_hi = 0.0, 1.0
     step = pw / max(len(q), 1)
 
-    def sx(i):
-        return left + step * (i + 0.5)
-
     def sy(v):
         return top + ph * (1 - (float(v) - y_lo) / (y_hi - y_lo))
 
@@ -554,18 +575,12 @@ def measure_trend_plot(
     else:
         digits = 0 if tick_step >= 1 else (1 if tick_step >= 0.1 else 2)
     parts += _y_ticks(ticks, sy, left, left + pw, lambda t: show(t, digits))
-    every = max(1, math.ceil(len(q) / 10))
-    for i, lab in enumerate(labels):
-        x = _fmt(sx(i))
-        parts.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{top + ph}" y2="{top + ph + 4}"/>')
-        if i % every == 0:
-            parts.append(
-                f'<text class="tick" x="{x}" y="{top + ph + 17}" text-anchor="middle">'
-                f"{escape(lab)}</text>"
-            )
+    xs, axis = _quarter_axis(tuple(labels), left, step, top + ph)
+    for i in range(len(labels)):
+        parts.append(axis[i])
         if i not in is_published:
             parts.append(
-                f'<text class="gap" x="{x}" y="{top + ph - 6}" text-anchor="middle">'
+                f'<text class="gap" x="{xs[i]}" y="{top + ph - 6}" text-anchor="middle">'
                 f"{escape(GAP_LABELS.get(status[i], '–'))}"
                 f"<title>{escape(labels[i])}: not published ({escape(status[i])})</title></text>"
             )
@@ -580,17 +595,21 @@ def measure_trend_plot(
         + "[c] withheld, few: too few to publish, none: no data.</text>"
     )
     # The national line, where the quarter has a published national value.
-    parts += _polylines("national", [i for i in range(len(q)) if nat[i] is not None], nat, sx, sy)
+    shown_national = [i for i in range(len(q)) if nat[i] is not None]
+    parts += _polylines(
+        "national", shown_national, {i: f"{xs[i]},{_fmt(sy(nat[i]))}" for i in shown_national}
+    )
     # Segments only between consecutive published quarters: never a line across a gap.
-    parts += _polylines("series", sorted(published), values, sx, sy)
+    ys = {i: _fmt(sy(values[i])) for i in published}
+    parts += _polylines("series", sorted(published), {i: f"{xs[i]},{ys[i]}" for i in published})
     for i in published:
         if lows[i] is not None and highs[i] is not None:
             parts.append(
-                f'<line class="ci" x1="{_fmt(sx(i))}" x2="{_fmt(sx(i))}" '
+                f'<line class="ci" x1="{xs[i]}" x2="{xs[i]}" '
                 f'y1="{_fmt(sy(lows[i]))}" y2="{_fmt(sy(highs[i]))}"/>'
             )
         parts.append(
-            f'<circle class="pt" cx="{_fmt(sx(i))}" cy="{_fmt(sy(values[i]))}" r="4">'
+            f'<circle class="pt" cx="{xs[i]}" cy="{ys[i]}" r="4">'
             f"<title>{escape(desc_parts[i])}</title></circle>"
         )
     parts.append("</svg>")
