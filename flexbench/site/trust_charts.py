@@ -13,6 +13,7 @@ Labels and links come from the indicator registry (transforms.indicators).
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import lru_cache
 
 import pandas as pd
 from markupsafe import Markup, escape
@@ -109,6 +110,13 @@ def _count_text(value, status: str) -> str:
     return f"{int(value):,}"
 
 
+@lru_cache(maxsize=4096, typed=True)
+def _html(text) -> str:
+    """``text`` (a quarter's label, a status: the few texts of a trend table from the public
+    layer) escaped as the page's template escapes a value, kept."""
+    return str(escape(text))
+
+
 def _basis(r) -> str:
     """What a quarter's value is worked out from, as published: "45 of 50" (a proportion),
     "105 requests, 8,110 staff" (uptake)."""
@@ -160,26 +168,31 @@ def measure_trends(
             return plots.pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
         nat = (national or {}).get(measure, [])
-        table = [
-            {
-                "quarter": r.quarter,
-                "rate": show(r.rate) if r.status == "published" else _status_text(r.status),
-                "interval": f"{show(r.rate_lower95, 0 if proportion else 1)} to "
-                f"{show(r.rate_upper95, 0 if proportion else 1)}"
-                if r.status == "published"
-                else "–",
-                # the counts as published, also where the rate is not (a quarter with a row)
-                "basis": _basis(r) if pd.notna(r.numerator_column) else "–",
-                "national": "–" if i >= len(nat) or nat[i] is None else show(nat[i]),
-            }
-            for i, r in enumerate(rows)
-        ]
+        has_national = any(v is not None for v in nat)
+        # the rows of the page's table as trust.html wrote them (a trust page has some 60, and
+        # the template's loop cost half the page's rendering): the texts from the public
+        # layer escaped as the template escapes them, the numbers as formatted here (digits,
+        # "%", "[c]", "–", words: nothing HTML escapes)
+        table, digits = [], 0 if proportion else 1
+        for i, r in enumerate(rows):
+            published = r.status == "published"
+            if published:
+                cells = f"{show(r.rate)}</td><td>{show(r.rate_lower95, digits)} to "
+                cells += f"{show(r.rate_upper95, digits)}</td>"
+            else:
+                cells = f"{_html(_status_text(r.status))}</td><td>–</td>"
+            # the counts as published, also where the rate is not (a quarter with a row)
+            cells += f'<td class="basis">{_basis(r) if pd.notna(r.numerator_column) else "–"}</td>'
+            if has_national:
+                national_value = "–" if i >= len(nat) or nat[i] is None else show(nat[i])
+                cells += f'<td class="national">{national_value}</td>'
+            table.append(f'<tr><th scope="row">{_html(r.quarter)}</th><td class="num">{cells}</tr>')
         out.append(
             {
                 "measure": measure,
                 "title": title,
                 "href": f"{root}indicators/{indicator.slug}.html" if indicator else None,
-                "has_national": any(v is not None for v in nat),
+                "has_national": has_national,
                 "basis_title": "requests received, staff in post"
                 if not proportion
                 else f"{_column_words(rows, 'numerator_column')} of "
@@ -190,9 +203,9 @@ def measure_trends(
                     title=f"{title} by quarter, {trust_label}",
                     y_title=f"{title} (%)" if proportion else f"{title} a year",
                     proportion=proportion,
-                    national=nat if any(v is not None for v in nat) else None,
+                    national=nat if has_national else None,
                 ),
-                "rows": table,
+                "rows_html": Markup("\n".join(table)),
             }
         )
     return out
