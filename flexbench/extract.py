@@ -417,7 +417,15 @@ def for_display(df: pd.DataFrame, marker: str = SUPPRESSION_MARKER) -> pd.DataFr
         return out
     # plain Python over the rows' lists (pandas' string and map methods cost more than the
     # work on the one-row frames the site writes by the hundred)
-    lists = [set(("" if pd.isna(v) else str(v)).split(";")) for v in out[WITHHELD].tolist()]
+    lists, split = [], {}  # a list met again (a table repeats a few, "" most) split once
+    for v in out[WITHHELD].tolist():
+        if type(v) is not str:
+            lists.append(set(("" if pd.isna(v) else str(v)).split(";")))
+            continue
+        names = split.get(v)
+        if names is None:
+            names = split[v] = set(v.split(";"))
+        lists.append(names)
     named = set().union(*lists)
     for i, column in enumerate(out.columns):
         if column not in named:
