@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _SMALL_WORDS = {"and", "of", "the", "for", "in", "on", "at", "upon"}
 _KEEP_UPPER = {"NHS", "UK", "ICB", "ICS", "FT", "CSU"}
@@ -13,6 +14,12 @@ def trust_name(name) -> str:
     Foundation Trust". Text that is not all upper case is left as published."""
     if not isinstance(name, str) or not name:
         return ""
+    return _written_case(name)
+
+
+@lru_cache(maxsize=8192)
+def _written_case(name: str) -> str:
+    """:func:`trust_name` of a text, kept (the site names each trust on many pages)."""
     if name != name.upper():
         return name
     words = []

@@ -616,6 +616,34 @@ def measure_trend_plot(
     return Markup("".join(parts))
 
 
+class MarkedRows:
+    """Rows drawn once, each after a prefix, joined (``sep`` between them) with the rows of
+    one key marked: ``marked`` before them instead of ``plain``. A peer group's rows on each
+    of its trusts' pages, that trust's marked: the text joined once and cut around the mark,
+    not joined again a page."""
+
+    def __init__(self, keys, rows, plain: str, marked: str, sep: str = ""):
+        self.plain, self.marked = plain, marked
+        self.text = sep.join(plain + row for row in rows)
+        self.starts: dict = {}  # where each key's rows start in the text
+        at = 0
+        for key, row in zip(keys, rows, strict=True):
+            self.starts.setdefault(key, []).append(at)
+            at += len(plain) + len(row) + len(sep)
+
+    def with_marked(self, key) -> str:
+        """The rows joined, those of ``key`` marked."""
+        starts = self.starts.get(key)
+        if not starts:
+            return self.text
+        out, last = [], 0
+        for start in starts:
+            out += (self.text[last:start], self.marked)
+            last = start + len(self.plain)
+        out.append(self.text[last:])
+        return "".join(out)
+
+
 class CaterpillarPlot:
     """A peer group's caterpillar plot, drawn once and rendered for each of its trusts with that
     trust marked (:func:`caterpillar_plot`): the rows and axes do not depend on the trust."""
@@ -667,6 +695,7 @@ class CaterpillarPlot:
                 f'<circle class="pt" cx="{_fmt(sx(p["rate"]))}" cy="{_fmt(y)}" r="4">'
                 f"<title>{escape(tip)}</title></circle></g>"
             )
+        self._marked = MarkedRows(self.codes, self.rows, '<g class="cat', '<g class="cat this')
 
     def render(self, title: str, highlight: str) -> Markup:
         """The plot with trust ``highlight`` (an org_code) marked."""
@@ -686,11 +715,7 @@ class CaterpillarPlot:
         if not n:
             parts.append('<text x="10" y="30">No peer has a published rate.</text></svg>')
             return Markup("".join(parts))
-        parts.append(self.axes)
-        for code, row in zip(self.codes, self.rows, strict=True):
-            parts.append('<g class="cat this' if code == highlight else '<g class="cat')
-            parts.append(row)
-        parts.append("</svg>")
+        parts += (self.axes, self._marked.with_marked(highlight), "</svg>")
         return Markup("".join(parts))
 
 

@@ -275,15 +275,18 @@ class PeerCaterpillar:
         ]
         # the rows of the page's table as trust.html wrote them, each as a row of another
         # trust and as the page's own (drawn once for the group, not by the template a page)
-        self._rows_html = [
-            (
-                row["code"],
+        self._rows_html = plots.MarkedRows(
+            [row["code"] for row in self.rows],
+            [
                 f'<th scope="row">{escape(row["name"])} <span class="code">{escape(row["code"])}'
                 f'</span></th><td class="num">{escape(row["rate"])}</td>'
-                f"<td>{escape(row['interval'])}</td></tr>",
-            )
-            for row in self.rows
-        ]
+                f"<td>{escape(row['interval'])}</td></tr>"
+                for row in self.rows
+            ],
+            "<tr>",
+            '<tr class="this">',
+            sep="\n",
+        )
 
     def for_trust(self, code: str) -> dict | None:
         """The plot and table of the trust's page (None without a peer group or peers)."""
@@ -293,12 +296,7 @@ class PeerCaterpillar:
             "chart": self.plot.render(
                 f"Approval rates of the {self.peer_group} peer group with 95% intervals", code
             ),
-            "rows_html": Markup(
-                "\n".join(
-                    ('<tr class="this">' if row_code == code else "<tr>") + cells
-                    for row_code, cells in self._rows_html
-                )
-            ),
+            "rows_html": Markup(self._rows_html.with_marked(code)),
         }
 
 
