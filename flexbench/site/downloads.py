@@ -217,13 +217,14 @@ def _column_type(r: Resource, column: str) -> str:
     return types[column]
 
 
-def keep_types(table: pd.DataFrame) -> None:
+def keep_types(table: pd.DataFrame, columns: Sequence[str] | None = None) -> None:
     """Work out now the type of each column of a table pages read their columns' types from
-    (:attr:`Resource.types_from`; e.g. once before forking the processes that write them)."""
+    (:attr:`Resource.types_from`; e.g. once before forking the processes that write them):
+    of ``columns``, where given (those the pages download), else of every column."""
     if not table.columns.is_unique:
         return
     types = _of_table(table).setdefault("types", {})
-    for column in table.columns:
+    for column in table.columns if columns is None else [c for c in columns if c in table]:
         if column not in types:
             types[column] = _type(table[column])
 

@@ -161,9 +161,12 @@ class Breakdowns:
             self._units[name] = {
                 key: rows for key, rows in table.groupby(["level", "org_code"], sort=False)
             }
-        rows = self._units[name].get((level, org_code))
+        units = self._units[name]
+        rows = units.get((level, org_code))
         if rows is None:  # no row of the unit: the table's empty cut, made once
-            rows = self._units[name].setdefault(None, table.iloc[0:0])
+            if None not in units:
+                units[None] = table.iloc[0:0]
+            rows = units[None]
         return rows
 
     def by_unit(self, name: str) -> bool:
@@ -307,15 +310,6 @@ def flex_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict 
     return {"withheld": withheld, "rows": rows, "svg": _with_id(svg, "flex-mix")}
 
 
-def _unit_rows(tables: Breakdowns, name: str, level: str, org_code: str) -> pd.DataFrame:
-    table = tables.get(name)
-    if table is None or table.empty:
-        return pd.DataFrame()
-    # the rows as the table holds them (their index is never written: a copy renumbered
-    # for each page cost more than the rest of the frame's use)
-    return tables.unit_rows(name, level, org_code)
-
-
 def write_section_downloads(
     tables: Breakdowns, level: str, org_code: str, folder, base: str, as_of, title
 ) -> dict | None:
@@ -328,15 +322,14 @@ def write_section_downloads(
     resources = []
     for name, heading in (("equity", "Equity: approvals by group"),
                           ("flex_type_mix", "Kinds of flexible working requested")):  # fmt: skip
-        rows = _unit_rows(tables, name, level, org_code)
-        if not rows.empty:
+        table = tables.get(name)
+        if table is None or table.empty:
+            continue
+        positions = tables.unit_positions(name, level, org_code)
+        if len(positions):  # the unit's rows, cut from the table written once
             resources.append(
                 downloads.Resource(
-                    name,
-                    f"{heading}, {title}",
-                    rows,
-                    types_from=tables[name],
-                    rows_of=(tables[name], tables.unit_positions(name, level, org_code)),
+                    name, f"{heading}, {title}", None, types_from=table, rows_of=(table, positions)
                 )
             )
     if not resources:

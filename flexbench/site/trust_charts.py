@@ -345,8 +345,10 @@ class TrustTables:
             )
         table, positions = self._all_trends
         mine = positions.get(code)
-        if table is None or mine is None:
+        if table is None:
             return trend_frame(self.trend_rows(code), self.quarters), None
+        if mine is None:  # no row in every trust's table: none in public.trust_measure_quarters
+            return trend_frame(self.measure_quarters.iloc[0:0], self.quarters), None
         return None, (table, mine)
 
     def trend_records(self, code: str, frame: pd.DataFrame | None, where: tuple | None) -> list:
@@ -386,7 +388,7 @@ class TrustTables:
         if self.positions is not None:
             downloads.table_lines(self.public)
         downloads.keep_types(self.public)
-        downloads.keep_types(self.measure_quarters)
+        downloads.keep_types(self.measure_quarters, TREND_COLUMNS)
         if "peer_group" in self.public:
             # each peer group's plot and table, and their download written (once, not once
             # in each process writing pages)
