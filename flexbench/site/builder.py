@@ -798,6 +798,9 @@ def _environment():
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # the templates do not change while the site is built: no file's time checked again
+        # at each page's includes
+        auto_reload=False,
     )
     env.filters["pct"] = plots.pct
     env.filters["thousands"] = lambda v: "–" if v is None else f"{int(v):,}"

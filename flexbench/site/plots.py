@@ -457,11 +457,20 @@ def _polylines(css: str, shown: list[int], points) -> list[str]:
     return lines
 
 
+def missing(v) -> bool:
+    """Whether one value is missing (``pd.isna``), found without pandas for a text, an int or
+    a float (the values of the pages' tables, thousands a page)."""
+    kind = type(v)
+    if kind is str or kind is int:
+        return False
+    if kind is float:
+        return v != v
+    return bool(pd.isna(v))
+
+
 def _number(v) -> float | None:
     """``v`` as a float, None where it is missing (``pd.isna``)."""
-    if type(v) is float:
-        return None if v != v else v
-    return None if v is None or pd.isna(v) else float(v)
+    return None if missing(v) else float(v)
 
 
 @lru_cache(maxsize=64)

@@ -105,7 +105,7 @@ def _status_text(status: str) -> str:
 def _count_text(value, status: str) -> str:
     """A published count of a trend table: the number, [c] where the quarter's figures are
     withheld or too few (a count of 0 to 4), an en dash without data."""
-    if value is None or pd.isna(value):
+    if plots.missing(value):
         return SUPPRESSION_MARKER if status in ("withheld", "too_few") else "–"
     return f"{int(value):,}"
 
@@ -157,7 +157,7 @@ def measure_trends(
     # (as groupby(sort=False) gives them, without a frame a measure)
     groups: dict[str, list[_TrendRow]] = {}
     for r in _records(frame) if records is None else records:
-        if not pd.isna(r.measure):
+        if not plots.missing(r.measure):
             groups.setdefault(r.measure, []).append(r)
     for measure, rows in groups.items():
         indicator = BY_COLUMN.get(measure)
@@ -182,7 +182,9 @@ def measure_trends(
             else:
                 cells = f"{_html(_status_text(r.status))}</td><td>–</td>"
             # the counts as published, also where the rate is not (a quarter with a row)
-            cells += f'<td class="basis">{_basis(r) if pd.notna(r.numerator_column) else "–"}</td>'
+            cells += (
+                f'<td class="basis">{"–" if plots.missing(r.numerator_column) else _basis(r)}</td>'
+            )
             if has_national:
                 national_value = "–" if i >= len(nat) or nat[i] is None else show(nat[i])
                 cells += f'<td class="national">{national_value}</td>'
@@ -231,7 +233,7 @@ def _values(column: pd.Series) -> list:
 
 
 def _column_words(rows: list[_TrendRow], column: str) -> str:
-    names = [v for v in (getattr(r, column) for r in rows) if not pd.isna(v)]
+    names = [v for v in (getattr(r, column) for r in rows) if not plots.missing(v)]
     return str(names[0]).replace("_", " ") if names else "–"
 
 
