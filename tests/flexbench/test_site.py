@@ -412,6 +412,49 @@ def test_trust_names_are_shown_in_normal_case(ods_name, shown):
     assert display_name(ods_name) == shown
 
 
+def test_a_trusts_row_is_read_as_the_table_gives_it():
+    # SiteData.trust_row: every trust's values worked out once, a column at a time, each
+    # value what public.loc[code] gives (a numpy scalar from a numpy column, NA, NaN, text)
+    from flexbench.site.builder import cross_sections
+
+    frame = pd.DataFrame(
+        {
+            "org_code": pd.array(["RA1", "RB2", "RC3"], dtype="str"),
+            "requests": pd.array([10, None, 30], dtype="Int64"),
+            "rate": [0.5, float("nan"), 0.25],
+            "has_data": [True, False, True],
+            "months": [12, 3, 12],
+            "region": pd.array(["Y56", None, "Y58"], dtype="str"),
+            "signed_on": [date(2025, 1, 2), None, date(2025, 3, 4)],
+            "checked_at": pd.to_datetime(["2026-01-01", "2026-02-01", None]),
+        }
+    ).set_index("org_code", drop=False)
+    columns, positions, values = cross_sections(frame)
+    for code in frame.index:
+        given = frame.loc[code].to_numpy()
+        made = values[positions[code]]
+        assert columns == list(frame.columns)
+        assert [type(v) for v in made] == [type(v) for v in given]
+        pairs = zip(made, given, strict=True)
+        assert all(a is b or a == b or (pd.isna(a) and pd.isna(b)) for a, b in pairs)
+    assert cross_sections(frame.select_dtypes("number")) is None  # a row of floats, not objects
+
+
+def test_the_site_templates_read_a_contexts_key_as_jinja_does():
+    from flexbench.site.builder import _environment
+
+    env = _environment()
+    # a key where the name is no attribute of a dict; the attribute where it is one, as
+    # Jinja's own lookup finds it; a missing key undefined
+    assert env.getattr({"name": "A"}, "name") == "A"
+    context = {"items": 1}
+    assert env.getattr(context, "items") == context.items
+    template = env.from_string("{{ d.name }} {{ d.get('x', 'none') }}")
+    assert template.render(d={"name": "<b>", "get": 2}) == "&lt;b&gt; none"
+    with pytest.raises(Exception, match="missing"):
+        env.from_string("{{ d.missing }}").render(d={})
+
+
 def test_cli_site_command_builds_into_the_folder_asked(tiny_warehouse, tmp_path, capsys):
     from flexbench.cli_outputs import main
 

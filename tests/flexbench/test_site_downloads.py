@@ -18,6 +18,7 @@ if _ROOT not in sys.path:
 
 from flexbench import extract  # noqa: E402
 from flexbench.site import downloads  # noqa: E402
+from flexbench.site.plots import MarkedRows  # noqa: E402
 from flexbench.site.trust_charts import PeerCaterpillar  # noqa: E402
 
 AS_OF = extract.DataAsOf(date(2026, 10, 31), date(2025, 10, 1), date(2026, 9, 30))
@@ -69,18 +70,21 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_rows_cut_from_a_table_written_once_are_the_files_the_rows_alone_give(tmp_path, when, rows):
     table = _table(when)
     alone, cut = tmp_path / "alone" / "page", tmp_path / "cut" / "page"
-    for folder, rows_of in ((alone, None), (cut, (table, rows))):
+    # the rows given as a frame, as positions in the table beside it, and as positions alone
+    # (their frame cut from the table only where they are written on their own)
+    lazy = tmp_path / "lazy" / "page"
+    for folder, frame, rows_of in (
+        (alone, table.iloc[rows], None),
+        (cut, table.iloc[rows], (table, rows)),
+        (lazy, None, (table, rows)),
+    ):
         downloads.write_downloads(
             folder,
             "A page",
-            [
-                downloads.Resource(
-                    "card", "Card", table.iloc[rows], types_from=table, rows_of=rows_of
-                )
-            ],  # fmt: skip
+            [downloads.Resource("card", "Card", frame, types_from=table, rows_of=rows_of)],
             AS_OF,
         )
-    assert _files(alone) == _files(cut)
+    assert _files(alone) == _files(cut) == _files(lazy)
     # the descriptor as json.dumps writes it (its schemas are serialised once per table)
     text = (cut / "datapackage.json").read_text()
     assert text == json.dumps(json.loads(text), indent=2) + "\n"
@@ -108,6 +112,20 @@ def test_a_peer_group_table_marks_the_pages_own_trust_only():
     assert [r.startswith('<tr class="this">') for r in rows] == [False, True, False]
     assert "&lt;" in rows[1] and "<B>" not in rows[1] and "&amp;" in rows[0]  # escaped
     assert '<td class="num">75.0%</td><td>60% to 85%</td></tr>' in rows[1]
+
+
+@pytest.mark.parametrize("key", ["RA1", "RB2", "RC3", "RX9"])
+def test_a_groups_rows_joined_once_are_those_joined_for_each_page(key):
+    # plots.MarkedRows: the rows joined once and cut around the page's own (a key twice
+    # marked twice, a key not there marks nothing), as joining them again for each page
+    keys, rows = ["RA1", "RB2", "RC3", "RB2"], ["a</g>", "b</g>", "", "d</g>"]
+    for sep in ("", "\n"):
+        marked = MarkedRows(keys, rows, '<g class="cat', '<g class="cat this', sep=sep)
+        expected = sep.join(
+            ('<g class="cat this' if k == key else '<g class="cat') + row
+            for k, row in zip(keys, rows, strict=True)
+        )
+        assert marked.with_marked(key) == expected
 
 
 def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
