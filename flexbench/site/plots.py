@@ -492,6 +492,23 @@ def _quarter_axis(labels: tuple[str, ...], left: float, step: float, y: float) -
     return tuple(xs), tuple(ticks)
 
 
+@lru_cache(maxsize=256)
+def _escaped_ids(*ids: str) -> tuple[str, ...]:
+    """A plot's ids escaped, kept (a plot of a measure has the same ids on every page)."""
+    return tuple(str(escape(i)) for i in ids)
+
+
+@lru_cache(maxsize=4096)
+def _gap_mark(x: str, y: float, label: str, status: str) -> str:
+    """The mark under a trend's axis of a quarter not plotted (withheld, too few, no data),
+    kept: the same quarters are gaps of the same kind in many trusts' plots."""
+    return (
+        f'<text class="gap" x="{x}" y="{y}" text-anchor="middle">'
+        f"{escape(GAP_LABELS.get(status, '–'))}"
+        f"<title>{escape(label)}: not published ({escape(status)})</title></text>"
+    )
+
+
 def measure_trend_plot(
     rows: pd.DataFrame | Sequence,
     *,
@@ -554,12 +571,13 @@ def measure_trend_plot(
         if nat[i] is not None:
             desc_parts[-1] += f", national {show(nat[i])}"
     desc = "; ".join(desc_parts) or "No quarter has data."
+    plot_ref, title_ref, desc_ref = _escaped_ids(plot_id, title_id, desc_id)
     parts = [
-        f'<svg class="plot trend" id="{escape(plot_id)}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-labelledby="{escape(title_id)} {escape(desc_id)}" '
+        f'<svg class="plot trend" id="{plot_ref}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-labelledby="{title_ref} {desc_ref}" '
         f'xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{escape(title_id)}">{escape(title)}</title>',
-        f'<desc id="{escape(desc_id)}">{escape(desc)}</desc>',
+        f'<title id="{title_ref}">{escape(title)}</title>',
+        f'<desc id="{desc_ref}">{escape(desc)}</desc>',
     ]
     candidates = [v for i in published for v in (lows[i], highs[i], values[i]) if v is not None] + [
         v for v in nat if v is not None
@@ -588,11 +606,7 @@ def measure_trend_plot(
     for i in range(len(labels)):
         parts.append(axis[i])
         if i not in is_published:
-            parts.append(
-                f'<text class="gap" x="{xs[i]}" y="{top + ph - 6}" text-anchor="middle">'
-                f"{escape(GAP_LABELS.get(status[i], '–'))}"
-                f"<title>{escape(labels[i])}: not published ({escape(status[i])})</title></text>"
-            )
+            parts.append(_gap_mark(xs[i], top + ph - 6, labels[i], status[i]))
     parts.append(
         f'<text class="axis-title" x="{left + pw / 2}" y="{height - 26}" '
         'text-anchor="middle">Quarter</text>'
