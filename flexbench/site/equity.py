@@ -231,22 +231,20 @@ def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dic
         if not g:
             continue
         withheld = all(r["dimension_status"] == "withheld" for r in g)
-        rows, points = [], []
+        # the rows of the page's table as _equity.html wrote them: the group (text from the
+        # public layer) escaped as the template escapes it, the counts, rates and likelihoods
+        # as formatted here (digits, "%", "[c]", "–", words: nothing HTML escapes)
+        rows, points, key = [], [], escape(dim)
         for r in g:
             rate, interval = _rate(r)
             rl, rl_interval = _rl(r)
             rows.append(
-                {
-                    "group": r["group_value"],
-                    "requests": _count(r, "requests_received"),
-                    "decided": _count(r, "decided"),
-                    "approved": _count(r, "approved"),
-                    "rate": rate,
-                    "interval": interval,
-                    "rl": rl,
-                    "rl_interval": rl_interval,
-                    "flag": r["gap_evidence"] if r["gap_flagged"] else None,
-                }
+                f'<tr data-group="{key}"><th scope="row">{escape(r["group_value"])}</th>'
+                f'<td class="num">{_count(r, "requests_received")}</td>'
+                f'<td class="num">{_count(r, "decided")}</td>'
+                f'<td class="num">{_count(r, "approved")}</td><td class="num">{rate}</td>'
+                f'<td class="num">{interval}</td><td class="num">{rl}</td>'
+                f'<td class="num">{rl_interval}</td></tr>'
             )
             if pd.notna(r["relative_likelihood"]):
                 points.append(
@@ -266,7 +264,7 @@ def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dic
                 "heading": heading,
                 "withheld": bool(withheld),
                 "reference": ref,
-                "rows": rows,
+                "rows_html": Markup("\n".join(rows)),
                 "svg": _with_id(forest_svg(points, title), f"forest-{dim}"),
             }
         )
