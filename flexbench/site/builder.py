@@ -387,10 +387,9 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
         if "org_code" in data.flags and len(data.flags)
         else {}
     )
-    status = data.status.set_index("org_code") if "org_code" in data.status else pd.DataFrame()
     rows = []
-    for code, r in pub.sort_values("name").iterrows():
-        st = status.loc[code] if code in status.index else None
+    for code, r in _iterrows(pub.sort_values("name")):
+        st = next(iter(data.rows_of("status", code)), None)  # its row of public.trust_status
         rows.append(
             {
                 "code": code,
@@ -437,6 +436,17 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
         "significance": significance,
         "national_quarters": national_q,
     }
+
+
+def _iterrows(frame: pd.DataFrame):
+    """``frame.iterrows()``, each row a :class:`Row` of the frame's values (made objects once,
+    as iterrows makes them), not a Series a row."""
+    if not frame.columns.is_unique:
+        yield from frame.iterrows()
+        return
+    columns = list(frame.columns)
+    for label, values in zip(frame.index, frame.values, strict=True):
+        yield label, Row(zip(columns, values, strict=True))
 
 
 def _per100(r: pd.Series) -> str:
