@@ -210,10 +210,11 @@ class FunnelPlot:
             ("limit-95", lo95),
             ("limit-95", hi95),
         ):
+            xs, ys = sx(grid), sy(values)
+            finite = np.isfinite(ys)  # the points of the limit drawn: floats, finite ones
             xy = " ".join(
-                f"{_fmt(float(a))},{_fmt(float(b))}"
-                for a, b in zip(sx(grid), sy(values), strict=True)
-                if np.isfinite(b)
+                f"{_fmt(a)},{_fmt(b)}"
+                for a, b in zip(xs[finite].tolist(), ys[finite].tolist(), strict=True)
             )
             parts.append(f'<polyline class="{cls}" points="{xy}"/>')
         ty = _fmt(float(sy(model.target)))
