@@ -116,7 +116,6 @@ class SiteData:
 
     as_of: extract.DataAsOf
     public: pd.DataFrame  # public.trust_window, indexed by org_code
-    quarters: pd.DataFrame  # public.trust_quarters
     aggregates: pd.DataFrame  # public.aggregates
     flags: pd.DataFrame  # public.flags
     status: pd.DataFrame  # public.trust_status
@@ -205,7 +204,6 @@ def read_site_data(con, warehouse_dir: Path) -> SiteData:
     return SiteData(
         as_of=extract.data_as_of(con),
         public=public.set_index("org_code", drop=False),
-        quarters=extract.read_public(con, "trust_quarters"),
         aggregates=extract.read_public(con, "aggregates"),
         flags=extract.read_public(con, "flags"),
         status=extract.read_public(con, "trust_status"),
