@@ -105,23 +105,23 @@ class Members:
 def area_context(
     area: pd.Series,
     window: pd.DataFrame,
-    points: pd.DataFrame,
+    points: list[dict],
     model,
     rows_fn,
     mine: pd.DataFrame | None = None,
 ):
     """One area's page: ``window`` is public.trust_window, ``points`` the national approval
-    funnel's points (site.builder), ``model`` its published funnel, ``rows_fn`` the builder's
-    way of showing a trust's counts and rates; ``mine``, where given, the area's
-    :func:`members_of`."""
+    funnel's points (site.builder) as :func:`plots.funnel_records` gives them, ``model`` its
+    published funnel, ``rows_fn`` the builder's way of showing a trust's counts and rates;
+    ``mine``, where given, the area's :func:`members_of`."""
     kind = area["area_kind"]
     if mine is None:
         mine = members_of(area, window)
     funnel = None
     if model is not None:
-        pts = points[points["org_code"].isin(set(mine["org_code"]))]
+        codes = set(mine["org_code"])
         funnel = plots.funnel_plot(
-            pts.reset_index(drop=True),
+            [r for r in points if r["org_code"] in codes],  # in the national funnel's order
             model,
             plot_id="funnel-area",
             title=f"Approval rate of the trusts of {area['area_name']} on the national funnel",
@@ -211,7 +211,7 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
         return 0
     folder = out_dir / "areas"
     folder.mkdir(exist_ok=True)
-    points = builder._funnel_points(data, "approval_rate", "../trusts/")
+    points = plots.funnel_records(builder._funnel_points(data, "approval_rate", "../trusts/"))
     model = models.get("approval")
     template = env.get_template("area.html")
 

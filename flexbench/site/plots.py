@@ -16,9 +16,10 @@ Every piece of text from a feed goes through :func:`markupsafe.escape`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,17 @@ class FunnelModel:
     units: int
     limits: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False)
 
+    @cached_property
+    def curves(self) -> tuple[np.ndarray, ...]:
+        """The limits by denominator, ascending, as floats: the denominators, the lower and
+        upper 99.8% limits and the lower and upper 95% limits (sorted once for every plot
+        drawn on the model, e.g. an area's)."""
+        limits = self.limits.sort_values("denominator")
+        return tuple(
+            limits[c].to_numpy(float, na_value=np.nan)
+            for c in ("denominator", "lower998", "upper998", "lower95", "upper95")
+        )
+
     def describe(self) -> str:
         if self.units == 0 or self.target is None or math.isnan(self.target):
             return "No trust has data for this measure."
@@ -108,10 +120,11 @@ class FunnelPlot:
 
     Parameters
     ----------
-    points : pandas.DataFrame
+    points : pandas.DataFrame or list of dict
         One row per trust shown: org_code, name, peer_group, rate, denominator (both as
         published), href, significance (a :data:`SIGNIFICANCE_CLASSES` key). Rows without a
-        published rate or denominator are left out.
+        published rate or denominator are left out. Or the :func:`funnel_records` of such a
+        frame, some of them (an area's trusts of the national funnel's points).
     model : FunnelModel
         As published (public.funnels, public.funnel_limits).
     plot_id : str
@@ -122,7 +135,7 @@ class FunnelPlot:
 
     def __init__(
         self,
-        points: pd.DataFrame,
+        points: pd.DataFrame | list[dict],
         model: FunnelModel,
         *,
         plot_id: str,
@@ -131,19 +144,18 @@ class FunnelPlot:
         width: int = 860,
         height: int = 500,
     ) -> None:
-        pts = points.dropna(subset=["rate", "denominator"])
-        pts = pts[pts["denominator"].astype(float) > 0]
         self.plot_id, self.width, self.height = plot_id, width, height
         self.model, self.denominator_label = model, denominator_label
-        self.records = pts.to_dict("records")
+        self.records = funnel_records(points) if isinstance(points, pd.DataFrame) else points
         n_shown = len(self.records)
         desc = (
             f"{model.describe()} {n_shown} trusts are shown as points: {measure} against "
             f"{denominator_label}. "
         )
-        counts = pts["significance"].value_counts() if n_shown else pd.Series(dtype=int)
+        # each level's points (value_counts of the column: a point without a level is none's)
+        counts = Counter(r["significance"] for r in self.records)
         named = [
-            f"{int(counts.get(level, 0))} {label.lower()}"
+            f"{counts[level]} {label.lower()}"
             for level, (_, label) in SIGNIFICANCE_CLASSES.items()
             if level != stats.NOT_SIGNIFICANT
         ]
@@ -164,11 +176,8 @@ class FunnelPlot:
         den = np.array([float(r["denominator"]) for r in self.records])
         rate = np.array([float(r["rate"]) for r in self.records])
         x_max = float(den.max()) * 1.05
-        limits = model.limits.sort_values("denominator")
-        limits = limits[limits["denominator"] <= x_max]
-        grid = limits["denominator"].to_numpy(float)
-        lo998, hi998 = (limits[c].to_numpy(float) for c in ("lower998", "upper998"))
-        lo95, hi95 = (limits[c].to_numpy(float) for c in ("lower95", "upper95"))
+        # the limits up to the plot's largest denominator
+        grid, lo998, hi998, lo95, hi95 = (c[model.curves[0] <= x_max] for c in model.curves)
         # y range: the points and the limits from the smallest shown denominator on.
         visible = grid >= den.min() * 0.8
         lows = lo998[visible] if visible.any() else np.array([model.target])
@@ -213,7 +222,7 @@ class FunnelPlot:
             xs, ys = sx(grid), sy(values)
             finite = np.isfinite(ys)  # the points of the limit drawn: floats, finite ones
             xy = " ".join(
-                f"{_fmt(a)},{_fmt(b)}"
+                f"{a:.1f},{b:.1f}"  # as _fmt writes each
                 for a, b in zip(xs[finite].tolist(), ys[finite].tolist(), strict=True)
             )
             parts.append(f'<polyline class="{cls}" points="{xy}"/>')
@@ -306,8 +315,16 @@ class FunnelPlot:
         )
 
 
+def funnel_records(points: pd.DataFrame) -> list[dict]:
+    """The points of a funnel plot a frame of them gives (see :class:`FunnelPlot`): its rows
+    with a published rate and a denominator above 0, as records."""
+    pts = points.dropna(subset=["rate", "denominator"])
+    pts = pts[pts["denominator"].astype(float) > 0]
+    return pts.to_dict("records")
+
+
 def funnel_plot(
-    points: pd.DataFrame,
+    points: pd.DataFrame | list[dict],
     model: FunnelModel,
     *,
     plot_id: str,
