@@ -7,6 +7,7 @@ reference group as a forest plot (inline SVG with a text alternative; no script)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 from markupsafe import Markup, escape
@@ -155,19 +156,9 @@ class Breakdowns:
 
     def unit_rows(self, name: str, level: str, org_code: str) -> pd.DataFrame:
         """The rows of table ``name`` of one unit (``level``, ``org_code``), in the table's
-        order and with its index."""
-        table = self.tables[name]
-        if name not in self._units:
-            self._units[name] = {
-                key: rows for key, rows in table.groupby(["level", "org_code"], sort=False)
-            }
-        units = self._units[name]
-        rows = units.get((level, org_code))
-        if rows is None:  # no row of the unit: the table's empty cut, made once
-            if None not in units:
-                units[None] = table.iloc[0:0]
-            rows = units[None]
-        return rows
+        order and with its index: cut from the table where a page needs them as a frame (its
+        records, :meth:`unit_records`, are what a page reads)."""
+        return self.tables[name].iloc[list(self.unit_positions(name, level, org_code))]
 
     def by_unit(self, name: str) -> bool:
         """Whether table ``name`` has the columns its units' rows are found by (level,
@@ -184,7 +175,6 @@ class Breakdowns:
         for name in ("equity", "flex_type_mix"):
             table = self.tables.get(name)
             if table is not None and not table.empty and self.by_unit(name):
-                self.unit_rows(name, "", "")
                 self.unit_positions(name, "", "")
                 self.unit_records(name, "", "")
                 downloads.table_lines(table)
@@ -218,13 +208,11 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return [dict(zip(columns, values, strict=True)) for values in rows.to_numpy(object)]
 
 
-def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
-    """The equity section of a unit's page from its rows of public.equity (None where the
-    unit has none); ``records``, where given, are those rows as :func:`_records` gives them."""
-    if mine.empty:
+def equity_context(records: list[dict]) -> dict | None:
+    """The equity section of a unit's page from its rows of public.equity as :func:`_records`
+    gives them (None where the unit has none)."""
+    if not records:
         return None
-    if records is None:
-        records = _records(mine)
     dims = []
     for dim, heading in DIMENSIONS.items():
         g = [r for r in records if r["dimension"] == dim]
@@ -272,18 +260,18 @@ def equity_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dic
     return {"dimensions": dims, "flags": flags}
 
 
-def flex_context(mine: pd.DataFrame, records: list[dict] | None = None) -> dict | None:
-    """The flex-type mix of a unit's page from its rows of public.flex_type_mix (None where
-    the unit has none); ``records``, where given, are those rows as :func:`_records` gives
-    them."""
-    if mine.empty:
+def flex_context(records: list[dict], rows: Callable[[], pd.DataFrame]) -> dict | None:
+    """The flex-type mix of a unit's page from its rows of public.flex_type_mix as
+    :func:`_records` gives them (None where the unit has none); ``rows()`` gives those rows as
+    a frame (sorted by pandas where the types are not distinct texts)."""
+    if not records:
         return None
-    types = None if records is None else [r["flex_type"] for r in records]
-    if types is not None and all(type(t) is str for t in types) and len(set(types)) == len(types):
+    types = [r["flex_type"] for r in records]
+    if all(type(t) is str for t in types) and len(set(types)) == len(types):
         # distinct texts: in the order sort_values gives them
         records = sorted(records, key=lambda r: r["flex_type"])
     else:
-        records = _records(mine.sort_values("flex_type"))
+        records = _records(rows().sort_values("flex_type"))
     withheld = all(
         isinstance(r["dimension_status"], str) and r["dimension_status"] == "withheld"
         for r in records
@@ -353,17 +341,12 @@ def sections(
     if not isinstance(tables, Breakdowns):
         tables = Breakdowns(tables)
     equity, flex = tables.get("equity"), tables.get("flex_type_mix")
-
-    def records(name: str, table) -> list[dict] | None:
-        if table is None or table.empty or not tables.by_unit(name):
-            return None
-        return tables.unit_records(name, level, org_code)
-
     out = {
         "equity": None if equity is None or equity.empty else equity_context(
-            tables.unit_rows("equity", level, org_code), records("equity", equity)),
+            tables.unit_records("equity", level, org_code)),
         "flex": None if flex is None or flex.empty else flex_context(
-            tables.unit_rows("flex_type_mix", level, org_code), records("flex_type_mix", flex)),
+            tables.unit_records("flex_type_mix", level, org_code),
+            lambda: tables.unit_rows("flex_type_mix", level, org_code)),
         "equity_downloads": None,
     }  # fmt: skip
     if folder is not None and (out["equity"] or out["flex"]):
