@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from flexbench.site import plots
@@ -80,46 +81,39 @@ def members_of(area: pd.Series, window: pd.DataFrame) -> pd.DataFrame:
 
 
 class Members:
-    """:func:`members_of` every area of a window, its rows of each region and ICB found once
-    (a mask of the whole window for each of hundreds of areas cost more than the pages)."""
+    """:func:`members_of` every area of a window (its rows by position, as
+    ``reset_index(drop=True)`` leaves them) as the rows' positions: its rows of each region
+    and ICB found once, and an area's sorted by their names alone (a mask of the whole window
+    for each of hundreds of areas cost more than the pages, and a frame of an area's rows
+    cut and sorted, more than its page's table of them)."""
 
-    def __init__(self, window: pd.DataFrame, columns: list[str] | None = None):
+    def __init__(self, window: pd.DataFrame):
         self.window = window
-        #: the columns of the window a member's row is read for (all by default)
-        self.shown = window if columns is None else window[columns]
         self._rows = {
             col: window.groupby(col, sort=False).indices if col in window else None
             for col in ("region_code", "icb_code")
         }
 
-    def __call__(self, area: pd.Series) -> pd.DataFrame:
+    def __call__(self, area: pd.Series) -> np.ndarray:
         col = "region_code" if area["area_kind"] == "region" else "icb_code"
         groups = self._rows[col]
         if groups is None:
-            return members_of(area, self.window)
+            return members_of(area, self.window).index.to_numpy()
         # the rows the mask of members_of keeps, in the window's order, then sorted as there
+        # (a Series sorted as sort_values sorts a frame by the column)
         mine = groups.get(area["area_code"], [])
-        return self.shown.take(mine).sort_values("name")
+        return self.window["name"].take(mine).sort_values().index.to_numpy()
 
 
-def area_context(
-    area: pd.Series,
-    window: pd.DataFrame,
-    points: list[dict],
-    model,
-    rows_fn,
-    mine: pd.DataFrame | None = None,
-):
-    """One area's page: ``window`` is public.trust_window, ``points`` the national approval
+def area_context(area: pd.Series, mine: list, points: list[dict], model, rows_fn) -> dict:
+    """One area's page: ``mine`` are the area's trusts (:func:`members_of`), each its row's
+    values by column as iterrows gives them (builder.Row), ``points`` the national approval
     funnel's points (site.builder) as :func:`plots.funnel_records` gives them, ``model`` its
-    published funnel, ``rows_fn`` the builder's way of showing a trust's counts and rates;
-    ``mine``, where given, the area's :func:`members_of`."""
+    published funnel, ``rows_fn`` the builder's way of showing a trust's counts and rates."""
     kind = area["area_kind"]
-    if mine is None:
-        mine = members_of(area, window)
     funnel = None
     if model is not None:
-        codes = set(mine["org_code"])
+        codes = {r["org_code"] for r in mine}
         funnel = plots.funnel_plot(
             [r for r in points if r["org_code"] in codes],  # in the national funnel's order
             model,
@@ -154,48 +148,40 @@ def area_context(
             ("Timeliness rate", _rate(area, "timeliness_rate")),
             ("Escalation rate", _rate(area, "escalation_rate")),
         ],
-        "members": _members(mine, rows_fn),
+        "members": [rows_fn(r) for r in mine],
         "funnel": funnel,
     }
 
 
-def _members(mine: pd.DataFrame, rows_fn) -> list:
-    """``rows_fn`` of each row of ``mine``: the row's values by column as iterrows gives them
-    (``mine.values``), read as a Series is (builder.Row), not a Series a row."""
-    from flexbench.site.builder import Row
-
-    if not mine.columns.is_unique:
-        return [rows_fn(r) for _, r in mine.iterrows()]
-    columns = list(mine.columns)
-    return [rows_fn(Row(zip(columns, values, strict=True))) for values in mine.values]
-
-
-def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFrame, folder,
-                         as_of, rows_of: tuple | None = None) -> dict:  # fmt: skip
-    """An area page's downloads in ``folder``: its row of public.areas and its trusts' rows of
-    public.trust_window, as the page shows them; the links relative to the page. ``rows_of``,
-    where given, is where those rows are: the area's position in ``areas``, and the table of
-    every trust's :data:`MEMBER_COLUMNS` with the positions of ``mine``'s rows in it (the
-    tables are written once for every page, :attr:`downloads.Resource.rows_of`)."""
+def write_area_downloads(
+    area: pd.Series,
+    position: int,
+    mine,
+    areas: pd.DataFrame,
+    members: pd.DataFrame,
+    folder,
+    as_of,
+    types: dict[str, str],
+) -> dict:
+    """An area's page's downloads in ``folder``: its row of public.areas (at ``position``) and
+    its trusts' rows of public.trust_window as the page shows them (``mine``, their positions
+    in ``members``, the table of every trust's :data:`MEMBER_COLUMNS`, written once for every
+    page: :attr:`downloads.Resource.rows_of`; ``types``, their columns' types); the links
+    relative to the page."""
     from flexbench.site import downloads
     from flexbench.site.trust_charts import download_links
 
     name = f"{area['area_name']} ({KINDS[area['area_kind']].lower()} {area['area_code']})"
-    position, members, positions = rows_of if rows_of is not None else (None, None, None)
     resources = [
         downloads.Resource(
             "area",
             f"Totals of {name}",
             area.to_frame().T,
             types_from=areas,
-            rows_of=None if position is None else (areas, [position]),
+            rows_of=(areas, [position]),
         ),
         downloads.Resource(
-            "trusts",
-            f"The trusts of {name}",
-            mine[[c for c in MEMBER_COLUMNS if c in mine.columns]].reset_index(drop=True),
-            types_from=mine,
-            rows_of=None if members is None else (members, positions),
+            "trusts", f"The trusts of {name}", None, types=types, rows_of=(members, mine)
         ),
     ]
     files = downloads.write_downloads(folder, name, resources, as_of)
@@ -205,7 +191,7 @@ def write_area_downloads(area: pd.Series, mine: pd.DataFrame, areas: pd.DataFram
 def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: dict) -> int:
     """Write areas/<kind>-<code>.html for every region and ICB, each with its downloads in
     areas/<kind>-<code>/; return how many."""
-    from flexbench.site import builder
+    from flexbench.site import builder, downloads
 
     if areas.empty:
         return 0
@@ -230,21 +216,27 @@ def write_area_pages(env, out_dir, areas: pd.DataFrame, data, models, common: di
         }
 
     window = data.public.reset_index(drop=True)
-    # every trust's columns of the pages' tables of trusts (all a member's row is read for),
-    # written once for every page
+    # every trust's columns of the pages' tables of trusts (all a member's row is read for,
+    # each row's values by column as iterrows gives them), written and typed once for every
+    # page
     member_table = window[[c for c in MEMBER_COLUMNS if c in window.columns]]
-    members = Members(window, list(member_table.columns) if "name" in member_table else None)
+    columns, values = list(member_table.columns), member_table.values
+    types = downloads.TypesOfRows(member_table)
+    members = Members(window)
     for position, (_, a) in enumerate(areas.iterrows()):
         mine = members(a)
-        ctx = area_context(a, window, points, model, member, mine)
+        rows = [builder.Row(zip(columns, values[i], strict=True)) for i in mine]
+        ctx = area_context(a, rows, points, model, member)
         page = area_page(a["area_kind"], a["area_code"])
         links = write_area_downloads(
             a,
+            position,
             mine,
             areas,
+            member_table,
             folder / page.removesuffix(".html"),
             data.as_of,
-            rows_of=(position, member_table, mine.index.to_numpy()),
+            types(mine),
         )
         (folder / page).write_text(
             template.render(root="../", page="area", area=ctx, downloads=links, **common),

@@ -101,6 +101,9 @@ class Resource:
     #: Where the frame is rows of a table (its columns, their types): the table and the rows'
     #: positions in it, so the rows are written from the table written once (:func:`_lines`).
     rows_of: tuple[pd.DataFrame, Sequence[int]] | None = None
+    #: The columns' types as the frame's own values give them, worked out already (e.g. by
+    #: :class:`TypesOfRows`), where they are not read from :attr:`types_from`.
+    types: dict[str, str] | None = None
 
     @property
     def columns(self) -> pd.Index:
@@ -210,11 +213,64 @@ _MASKED = frozenset(
 def _column_type(r: Resource, column: str) -> str:
     source = r.types_from if r.types_from is not None and column in r.types_from else None
     if source is None:
+        if r.types is not None and column in r.types:
+            return r.types[column]
         return _type(r.shown_frame()[column])
     types = _of_table(source).setdefault("types", {})
     if column not in types:
         types[column] = _type(source[column])
     return types[column]
+
+
+class TypesOfRows:
+    """:func:`_type` of each column of a table's rows, for any rows of it (a page's cut, such
+    as an area's trusts): what settles it worked out once a row of a column of numbers or
+    booleans (whether it holds a value) or of text (whether it holds one, and one of words
+    or not). Where that does not settle it (a column of another kind; texts that might be
+    numbers; many rows), the rows' column is typed as :func:`_type` types any."""
+
+    def __init__(self, table: pd.DataFrame):
+        self.table = table
+        self._rows = {c: self._kinds(table[c]) for c in table.columns}
+
+    @staticmethod
+    def _kinds(series: pd.Series) -> tuple[str, np.ndarray] | None:
+        dtype = series.dtype
+        if dtype.kind in "biuf" and (
+            isinstance(dtype, np.dtype)
+            or isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and dtype.name in _MASKED
+        ):
+            # the type of the numbers' dtype where a row holds one, else "string"
+            kind = {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
+            return kind, series.notna().to_numpy(dtype=bool)
+        if isinstance(dtype, pd.StringDtype):
+            # 0: no value (missing, or one of the missingValues), 1: a text of words (a
+            # character pd.to_numeric cannot read), 2: a text that might be a number
+            return "text", np.array(
+                [
+                    0 if pd.isna(v) or v in _NOT_VALUES else 2 if _NUMBER_CHARS.issuperset(v) else 1
+                    for v in series.tolist()
+                ],
+                dtype=np.int8,
+            )
+        return None
+
+    def __call__(self, positions: Sequence[int]) -> dict[str, str]:
+        """The type of each column of the rows at ``positions``, as :func:`_type` finds it."""
+        out, positions = {}, np.asarray(positions, dtype=np.intp)
+        for column, kinds in self._rows.items():
+            if kinds is not None:
+                kind, rows = kinds
+                mine = rows[positions]
+                if kind != "text":
+                    out[column] = kind if mine.any() else "string"
+                    continue
+                if len(positions) <= _SHORT_COLUMN and ((mine == 1).any() or not mine.any()):
+                    out[column] = "string"  # a text of words among them, or no value
+                    continue
+            out[column] = _type(self.table[column].iloc[positions])
+        return out
 
 
 def keep_types(table: pd.DataFrame, columns: Sequence[str] | None = None) -> None:
