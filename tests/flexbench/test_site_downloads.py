@@ -128,10 +128,9 @@ def test_a_groups_rows_joined_once_are_those_joined_for_each_page(key):
         assert marked.with_marked(key) == expected
 
 
-def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
-    # the datapackage's type of a column: from what its values are (withheld markers and
-    # missing values aside), text holding only numbers typed as numbers
-    frame = pd.DataFrame(
+def _typed() -> pd.DataFrame:
+    """Three rows of columns of every kind a download's columns are typed by."""
+    return pd.DataFrame(
         {
             "codes": pd.array(["RA1", "12", None], dtype="str"),
             "whole_text": pd.array(["12", " 7 ", "[c]"], dtype="str"),
@@ -148,7 +147,12 @@ def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
             "blank_or_whole": pd.Series(["", "4", "[c]"], dtype=object),
         }
     )
-    resource = downloads.Resource("t", "T", frame)
+
+
+def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
+    # the datapackage's type of a column: from what its values are (withheld markers and
+    # missing values aside), text holding only numbers typed as numbers
+    resource = downloads.Resource("t", "T", _typed())
     downloads.write_downloads(tmp_path, "Page", [resource], AS_OF)
     fields = json.loads((tmp_path / "datapackage.json").read_text())["resources"][0]["schema"]
     assert {f["name"]: f["type"] for f in fields["fields"]} == {
@@ -165,3 +169,12 @@ def test_each_column_is_typed_by_its_values_in_the_descriptor(tmp_path):
         "all_blank": "string",
         "blank_or_whole": "integer",
     }
+
+
+@pytest.mark.parametrize("rows", [[], [0], [1], [2], [0, 1], [0, 2], [1, 2], [2, 0, 1]])
+def test_the_types_of_rows_of_a_table_are_those_of_the_rows_cut(rows):
+    # downloads.TypesOfRows (an area's trusts): each column's type for any rows of a table,
+    # from what each of its rows holds, is the type the rows cut from the table are given
+    frame = _typed()
+    cut = frame.iloc[rows]
+    assert downloads.TypesOfRows(frame)(rows) == {c: downloads._type(cut[c]) for c in frame}
