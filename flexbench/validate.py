@@ -472,7 +472,9 @@ def _batch_frame(keys: list[str], parsed: dict) -> tuple[pd.DataFrame, pd.Series
             f = f.assign(
                 **{c: pd.Series([None] * len(f), index=f.index, dtype=object) for c in missing}
             )
-        filled.append(f[columns])
+        # A frame already in the batch's columns and order is concatenated as it is (a
+        # selection would copy every column of it first).
+        filled.append(f if list(f.columns) == columns else f[columns])
     frame = (
         pd.concat(filled, ignore_index=True)
         if len(filled) > 1

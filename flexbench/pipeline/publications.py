@@ -438,6 +438,7 @@ def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") 
     """
     import hashlib
 
+    import numpy as np
     import pandas as pd
 
     if not accepted:
@@ -448,7 +449,20 @@ def _stage(settings: Settings, accepted: dict[str, Any], prefix: str = "batch") 
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
     path = staged / f"{prefix}-{digest}.parquet"
     try:
-        frame = pd.concat([accepted[k].assign(**{STAGED_KEY: k}) for k in keys], ignore_index=True)
+        frames = [accepted[k] for k in keys]
+        if all(list(f.columns) == list(frames[0].columns) for f in frames):
+            # The files' rows concatenated, then tagged in one column: the same table as
+            # each file's rows tagged before (its key last), without a copy of each file.
+            frame = pd.concat(frames, ignore_index=True)
+            lengths = [len(f) for f in frames]
+            frame[STAGED_KEY] = pd.Series(
+                np.repeat(np.array(keys, dtype=object), lengths), dtype="str"
+            )
+        else:  # columns differ between files: each file's key after its own columns
+            frame = pd.concat(
+                [accepted[k].assign(**{STAGED_KEY: k}) for k in keys], ignore_index=True
+            )
+        del frames
         _write_parquet(frame, path)
         return dict.fromkeys(keys, str(path))
     except Exception:  # noqa: BLE001 - odd types in one file must not lose the batch
