@@ -17,6 +17,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from expectations.core import FILE_COLUMN, ROW_COLUMN, Rule, RuleFailure
 from transforms.publications import (
@@ -485,8 +486,34 @@ def _per_row(value, index: pd.Index, upper: bool = False) -> pd.Series:
     else:
         out = np.full(len(index), value, dtype=object)
     if upper:
-        out = np.array([None if v is None else str(v).strip().upper() for v in out], dtype=object)
+        out = _upper(out)
     return pd.Series(out, index=index, dtype=object)
+
+
+def _upper(values: np.ndarray) -> np.ndarray:
+    """Each value as text, stripped, in upper case (None stays None). A column of text (a
+    per-file value repeated over the file's rows) is read once per distinct value; its
+    blanks (None, NaN) one by one, as any other column's values."""
+
+    def one(v):
+        return None if v is None else str(v).strip().upper()
+
+    if infer_dtype(values, skipna=True) != "string":
+        return np.array([one(v) for v in values], dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [one(u) for u in uniques]
+    out = table[codes]
+    for i in np.flatnonzero(codes < 0):
+        out[i] = one(values[i])
+    return out
+
+
+def _isin(values: np.ndarray, allowed: tuple[str, ...]) -> np.ndarray:
+    """``np.isin(values, allowed)`` of a coded column (a few distinct values, or None): each
+    distinct value looked up once, not each row compared with each allowed value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.append(np.isin(uniques, allowed), False)[codes]
 
 
 def _unambiguous(frame: pd.DataFrame, columns: tuple[str, ...], files: pd.Series):
@@ -614,11 +641,11 @@ def request_level_check_frame(
     reason = df["decline_reason"].to_numpy(dtype=object)
     appeal = df["appeal"].to_numpy(dtype=object)
     declined = outcome == "declined"
-    known_outcome = np.isin(outcome, OUTCOMES)
+    known_outcome = _isin(outcome, OUTCOMES)
     raw_given = frame["decision_date"].notna().to_numpy()
     df["_decision_date_readable"] = _flags(~raw_given | df["decision_date"].notna().to_numpy())
     # A decision date that could not be read is reported by "valid-date", not here.
-    df["_decision_dated"] = _flags(~np.isin(outcome, _DECIDED) | raw_given)
+    df["_decision_dated"] = _flags(~_isin(outcome, _DECIDED) | raw_given)
     received = df["received_date"]
     df["_received_past"] = _flags((received <= today_ts).fillna(False), unknown=received.isna())
     decided = df["decision_date"]
@@ -629,10 +656,10 @@ def request_level_check_frame(
         (decided <= window_end).fillna(False), unknown=(decided.isna() | received.isna())
     )
     df["_appeal_fits"] = _flags(
-        (appeal == "none") | declined, unknown=~known_outcome | ~np.isin(appeal, APPEALS)
+        (appeal == "none") | declined, unknown=~known_outcome | ~_isin(appeal, APPEALS)
     )
     df["_reason_only_when_declined"] = _flags(pd.isna(reason) | declined, unknown=~known_outcome)
-    df["_reason_known"] = _flags(np.isin(reason, DECLINE_REASONS), unknown=~declined)
+    df["_reason_known"] = _flags(_isin(reason, DECLINE_REASONS), unknown=~declined)
     files = _per_row("" if file is None else file, df.index)
     df["_dates_unambiguous"] = _unambiguous(frame, ("received_date", "decision_date"), files)
     df["_key"] = _keyed([files, df["request_id"]], df["request_id"].notna())

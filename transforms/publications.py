@@ -1422,6 +1422,8 @@ def coerce_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _request_id(value: Any) -> Any:
+    if type(value) is str:  # as read from CSV (every request its own id: once per row)
+        return value.strip()
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():  # Excel keeps 1234 as 1234.0
