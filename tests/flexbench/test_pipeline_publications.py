@@ -837,3 +837,27 @@ def test_a_date_alone_counts_as_the_end_of_that_day():
     assert read("2025-01-14T10:00:00Z") == datetime(2025, 1, 14, 10, tzinfo=UTC)
     for unreadable in ("", "  ", "soon", "2025-13-01", None):
         assert read(unreadable) is None
+
+
+def test_a_staged_batch_is_each_files_rows_tagged_with_its_key_whatever_their_columns(tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    settings = SimpleNamespace(data_dir=tmp_path)
+    a = pd.DataFrame({"org_code": ["RJ1", None], "n": [1, 2]})
+    b = pd.DataFrame({"org_code": ["RRL"], "n": [3]})
+    wider = pd.DataFrame({"org_code": ["RBB"], "extra": ["x"], "n": [4]})
+    for accepted in (
+        {"k2": b, "k1": a},
+        {"k1": a, "k2": a.iloc[:0], "k3": b},
+        {"k1": a, "k2": wider},
+    ):
+        paths = publications._stage(settings, accepted)
+        # The file the batch's rows make when each file's rows are tagged before they are
+        # put together (its key after its own columns), byte for byte.
+        tagged = [accepted[k].assign(**{publications.STAGED_KEY: k}) for k in sorted(accepted)]
+        expected = tmp_path / "expected.parquet"
+        publications._write_parquet(pd.concat(tagged, ignore_index=True), expected)
+        assert set(paths) == set(accepted) and len(set(paths.values())) == 1
+        assert Path(paths["k1"]).read_bytes() == expected.read_bytes()

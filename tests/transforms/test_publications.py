@@ -540,6 +540,20 @@ def test_quoted_cells_are_found_as_the_first_pattern_found_them():
     assert pub._QUOTED_FIELD[","].sub("", 'a"b,"c"') == 'a"b,'  # a quote inside a cell stays
 
 
+def test_carriage_returns_decide_a_plan_as_they_did():
+    rows = [HEADER, ROW, ROW.replace("RJ1", "RRL")]
+    plain = pub.csv_plan("\n".join(rows).encode() + b"\n", "a.csv")
+    assert plain is not None and plain.rows == 2
+    # Every line ended by CRLF: the same plan; a lone CR, or a blank CRLF line: none.
+    assert pub.csv_plan("\r\n".join(rows).encode() + b"\r\n", "a.csv") == plain
+    assert (
+        pub.csv_plan(("\r\n".join(rows) + "\r\n").replace("\r\n", "\r", 1).encode(), "a.csv")
+        is None
+    )
+    assert pub.csv_plan(("\n".join(rows[:2]) + "\n\r\n" + rows[2]).encode(), "a.csv") is None
+    assert pub.csv_plan(("\n".join(rows[:2]) + "\n\n" + rows[2]).encode(), "a.csv") is None
+
+
 # --- the same counts in SQL (the pipeline's DuckDB pass over a batch) -------------------------
 
 
