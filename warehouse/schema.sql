@@ -125,6 +125,14 @@ create or replace macro sdc_low(x, small_max, round_to) as
     case when x = 0 then 0 else greatest(x - floor(round_to / 2), small_max + 1) end;
 create or replace macro sdc_high(x, round_to) as
     case when x = 0 then 0 else x + floor(round_to / 2) end;
+-- A rate's 95% interval from its published counts, before sdc_rate publishes it: the Wilson
+-- interval widened over every value the rounding allows its numerator (x_low to x_high) and
+-- denominator (n_low to n_high), within 0 to 1. Give it the ranges as columns worked out once
+-- (sdc_low, sdc_high in a CTE): a macro's argument is copied wherever its body reads it, and
+-- nested copies cost DuckDB more to plan than the values cost to work out.
+create or replace macro sdc_lower95(x_low, n_high, z) as greatest(wilson_lower(x_low, n_high, z), 0);
+create or replace macro sdc_upper95(x_high, n_low, z) as
+    least(wilson_upper(least(x_high, n_low), n_low, z), 1);
 -- Why a rate is or is not published, from its published counts: null (no data), 'too_few'
 -- (published denominator under min_den, or withheld as small: a count from 0 to small_max is
 -- under it too), 'withheld' (numerator withheld: the rate would give it back; or a denominator

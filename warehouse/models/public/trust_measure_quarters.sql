@@ -91,9 +91,7 @@ uptake as (
     where l.measure = 'requests_per_100_staff' and l.status = 'published'
 ),
 
--- The range each published count of a rate gives its true value (sdc_low, sdc_high), once a
--- count: the interval reads each several times, and a macro's argument is copied wherever its
--- body reads it (the copies cost more to plan and run than the values).
+-- The range each published count of a rate gives its true value, once a count (sdc_lower95).
 ranges as (
     select l.*,
         sdc_low(l.numerator, {{ small_max }}, {{ round_to }}) as numerator_low,
@@ -103,16 +101,15 @@ ranges as (
     from long as l
 ),
 
--- Each rate's 95% interval from the published counts, before sdc_rate publishes it: the
--- Wilson interval widened over every count the rounding allows (uptake's is uptake's own).
+-- Each rate's 95% interval from the published counts, before sdc_rate publishes it (uptake's
+-- is uptake's own).
 limits as (
     select r.*,
         case when r.measure <> 'requests_per_100_staff' then
-            greatest(wilson_lower(r.numerator_low, r.denominator_high, {{ z95 }}), 0)
+            sdc_lower95(r.numerator_low, r.denominator_high, {{ z95 }})
         end as lower95,
         case when r.measure <> 'requests_per_100_staff' then
-            least(wilson_upper(least(r.numerator_high, r.denominator_low), r.denominator_low,
-                {{ z95 }}), 1)
+            sdc_upper95(r.numerator_high, r.denominator_low, {{ z95 }})
         end as upper95
     from ranges as r
 ),

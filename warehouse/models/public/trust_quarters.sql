@@ -110,9 +110,8 @@ s as (
     inner join p on p.org_code = m.org_code and p.quarter_start = m.quarter_start
 ),
 
--- The range each published count of the approval rate gives its true value (sdc_low,
--- sdc_high), once a count: its interval reads each several times, and a macro's argument is
--- copied wherever its body reads it (the copies cost more to plan than the values to work out).
+-- The range each published count of the approval rate gives its true value, once a count
+-- (sdc_lower95).
 ranges as (
     select p.*,
         sdc_low(p.approved, {{ small_max }}, {{ round_to }}) as approved_low,
@@ -122,13 +121,11 @@ ranges as (
     from p
 ),
 
--- The approval rate's 95% interval from the published counts, before sdc_rate publishes it:
--- the Wilson interval widened over every count the rounding allows.
+-- The approval rate's 95% interval from the published counts, before sdc_rate publishes it.
 limits as (
     select r.*,
-        greatest(wilson_lower(r.approved_low, r.decided_high, {{ z95 }}), 0) as approval_rate_lower95,
-        least(wilson_upper(least(r.approved_high, r.decided_low), r.decided_low, {{ z95 }}), 1)
-            as approval_rate_upper95
+        sdc_lower95(r.approved_low, r.decided_high, {{ z95 }}) as approval_rate_lower95,
+        sdc_upper95(r.approved_high, r.decided_low, {{ z95 }}) as approval_rate_upper95
     from ranges as r
 ),
 

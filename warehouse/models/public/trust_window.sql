@@ -239,9 +239,7 @@ ranked as (
     where s.approval_rate_status = 'published'
 ),
 
--- The range each published count of a rate gives its true value (sdc_low, sdc_high), once a
--- count: the intervals read each several times, and a macro's argument is copied wherever its
--- body reads it (the copies cost more to plan than the values to work out).
+-- The range each published count of a rate gives its true value, once a count (sdc_lower95).
 ranges as (
     select p.*,
         sdc_low(p.approved, {{ small_max }}, {{ round_to }}) as approved_low, sdc_high(p.approved, {{ round_to }}) as approved_high,
@@ -255,26 +253,24 @@ ranges as (
     from p
 ),
 
--- Each rate's 95% interval from the published counts, before sdc_rate publishes it: the
--- Wilson interval widened over every count the rounding allows.
+-- Each rate's 95% interval from the published counts, before sdc_rate publishes it.
 limits as (
     select r.*,
-        greatest(wilson_lower(r.approved_low, r.decided_high, {{ z95 }}), 0) as approval_rate_lower95,
-        least(wilson_upper(least(r.approved_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as approval_rate_upper95,
-        greatest(wilson_lower(r.declined_low, r.decided_high, {{ z95 }}), 0) as decline_rate_lower95,
-        least(wilson_upper(least(r.declined_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as decline_rate_upper95,
-        greatest(wilson_lower(r.decided_within_2_months_low, r.decided_high, {{ z95 }}), 0) as timeliness_rate_lower95,
-        least(wilson_upper(least(r.decided_within_2_months_high, r.decided_low), r.decided_low, {{ z95 }}), 1) as timeliness_rate_upper95,
-        greatest(wilson_lower(r.escalated_low, not_agreed_first_stage(r.escalated_high, r.declined_high), {{ z95 }}), 0)
+        sdc_lower95(r.approved_low, r.decided_high, {{ z95 }}) as approval_rate_lower95,
+        sdc_upper95(r.approved_high, r.decided_low, {{ z95 }}) as approval_rate_upper95,
+        sdc_lower95(r.declined_low, r.decided_high, {{ z95 }}) as decline_rate_lower95,
+        sdc_upper95(r.declined_high, r.decided_low, {{ z95 }}) as decline_rate_upper95,
+        sdc_lower95(r.decided_within_2_months_low, r.decided_high, {{ z95 }}) as timeliness_rate_lower95,
+        sdc_upper95(r.decided_within_2_months_high, r.decided_low, {{ z95 }}) as timeliness_rate_upper95,
+        sdc_lower95(r.escalated_low, not_agreed_first_stage(r.escalated_high, r.declined_high), {{ z95 }})
             as escalation_rate_lower95,
-        least(wilson_upper(least(r.escalated_high, not_agreed_first_stage(r.escalated_low, r.declined_low)),
-            not_agreed_first_stage(r.escalated_low, r.declined_low), {{ z95 }}), 1) as escalation_rate_upper95,
-        greatest(wilson_lower(r.appeals_low, r.declined_high, {{ z95 }}), 0) as appeal_rate_lower95,
-        least(wilson_upper(least(r.appeals_high, r.declined_low), r.declined_low, {{ z95 }}), 1) as appeal_rate_upper95,
-        greatest(wilson_lower(r.appeals_upheld_low, r.appeals_high, {{ z95 }}), 0) as appeals_upheld_rate_lower95,
-        least(wilson_upper(least(r.appeals_upheld_high, r.appeals_low), r.appeals_low, {{ z95 }}), 1) as appeals_upheld_rate_upper95,
-        greatest(wilson_lower(r.declined_other_low, r.declined_high, {{ z95 }}), 0) as non_statutory_decline_share_lower95,
-        least(wilson_upper(least(r.declined_other_high, r.declined_low), r.declined_low, {{ z95 }}), 1) as non_statutory_decline_share_upper95
+        sdc_upper95(r.escalated_high, not_agreed_first_stage(r.escalated_low, r.declined_low), {{ z95 }}) as escalation_rate_upper95,
+        sdc_lower95(r.appeals_low, r.declined_high, {{ z95 }}) as appeal_rate_lower95,
+        sdc_upper95(r.appeals_high, r.declined_low, {{ z95 }}) as appeal_rate_upper95,
+        sdc_lower95(r.appeals_upheld_low, r.appeals_high, {{ z95 }}) as appeals_upheld_rate_lower95,
+        sdc_upper95(r.appeals_upheld_high, r.appeals_low, {{ z95 }}) as appeals_upheld_rate_upper95,
+        sdc_lower95(r.declined_other_low, r.declined_high, {{ z95 }}) as non_statutory_decline_share_lower95,
+        sdc_upper95(r.declined_other_high, r.declined_low, {{ z95 }}) as non_statutory_decline_share_upper95
     from ranges as r
 ),
 
