@@ -59,6 +59,25 @@ def box(value, withheld: bool, derived: bool = False) -> tuple[float, float]:
     return max(v - HALF, MAX_SUPPRESSED_COUNT + 1.0), v + HALF
 
 
+def box_bounds(values, withheld) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`box` of many published counts at once (``values`` NaN where there is none): the
+    lower and the upper bounds."""
+    values = np.asarray(values, dtype=float)
+    withheld = np.asarray(withheld, dtype=bool)
+    missing = np.isnan(values)
+    lower = np.where(
+        withheld | missing | (values == 0),
+        0.0,
+        np.maximum(values - HALF, MAX_SUPPRESSED_COUNT + 1.0),
+    )
+    upper = np.where(
+        withheld,
+        float(MAX_SUPPRESSED_COUNT),
+        np.where(missing, math.inf, np.where(values == 0, 0.0, values + HALF)),
+    )
+    return lower, upper
+
+
 def relation_safe(cells: list[tuple[float, tuple[float, float], bool]]) -> bool:
     """Whether sum(coef * x) = 0 over ``cells`` (coef, box, withheld) leaves every withheld
     cell the whole range 0 to 4 (interval arithmetic over the other cells' boxes): a reader
@@ -303,8 +322,7 @@ def control_counts(
     values, flags = [], []
     for c in COUNTS:
         value, withheld = totals.get(c, (None, False))
-        missing = value is None or (value != value if isinstance(value, float) else pd.isna(value))
-        values.append(math.nan if missing else float(value))
+        values.append(float(value) if _present(value) else math.nan)
         flags.append(bool(withheld))
     counts = np.array([[[int(v) for v in true[c]] for c in COUNTS]], dtype=np.int64)
     published, withheld, shown = control_dimensions(counts, np.array([values]), np.array([flags]))
@@ -342,22 +360,9 @@ def control_dimensions(
         if not newly.any():
             break
         withheld |= newly
-    # each cell's box (box): 0 to 4 withheld, 0 a published 0, else its rounding's range
-    lo = np.where(withheld | (pub == 0), 0.0, np.maximum(pub - HALF, MAX_SUPPRESSED_COUNT + 1.0))
-    hi = np.where(withheld, float(MAX_SUPPRESSED_COUNT), np.where(pub == 0, 0.0, pub + HALF))
-    # each total's box (box): 0 to 4 withheld, unbounded missing, else as a cell's
-    totals = np.asarray(totals, dtype=float)
-    totals_withheld = np.asarray(totals_withheld, dtype=bool)
-    total_lo = np.where(
-        totals_withheld | np.isnan(totals) | (totals == 0),
-        0.0,
-        np.maximum(totals - HALF, MAX_SUPPRESSED_COUNT + 1.0),
-    )
-    total_hi = np.where(
-        totals_withheld,
-        float(MAX_SUPPRESSED_COUNT),
-        np.where(np.isnan(totals), math.inf, np.where(totals == 0, 0.0, totals + HALF)),
-    )
+    # each cell's box and each total's (a total without a value is unbounded)
+    lo, hi = box_bounds(pub, withheld)
+    total_lo, total_hi = box_bounds(totals, totals_withheld)
     # the published groups must agree with the trust's published total: some true counts
     # give both (else the page would contradict itself); the bounds are whole numbers, so the
     # sums are exact in any order
@@ -467,14 +472,7 @@ def member_sums(values, withheld, figure, figures: int) -> np.ndarray:
     withheld = np.asarray(withheld, dtype=bool)
     figure = np.asarray(figure, dtype=np.intp)
     missing = np.isnan(values)
-    lower = np.where(
-        withheld | missing | (values == 0),
-        0.0,
-        np.maximum(values - HALF, MAX_SUPPRESSED_COUNT + 1.0),
-    )
-    upper = np.where(
-        withheld, float(MAX_SUPPRESSED_COUNT), np.where(values == 0, 0.0, values + HALF)
-    )
+    lower, upper = box_bounds(values, withheld)
     unbounded = ~withheld & missing
     columns = (
         withheld | missing,
