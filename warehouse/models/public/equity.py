@@ -78,11 +78,9 @@ def build(con, params: dict[str, str]) -> None:
     columns = ", ".join(dict.fromkeys(["level", *_IDENT, "group_value", *bd.COUNTS]))
     marts = con.execute(f"select {columns} from marts.equity_benchmark").df()
     gaps = con.execute("select * from marts.equity_gaps").df()
-    window = (
-        con.execute(f"select org_code, withheld, {', '.join(bd.COUNTS)} from public.trust_window")
-        .df()
-        .set_index("org_code")
-    )
+    window = con.execute(
+        f"select org_code, withheld, {', '.join(bd.COUNTS)} from public.trust_window"
+    ).df()
     trust = marts[marts["level"] == "trust"]
     if trust.empty:  # no trust publishes a breakdown: an empty table of the same columns
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
@@ -100,7 +98,7 @@ def build(con, params: dict[str, str]) -> None:
     # each trust's published totals (value, NaN where it has none; withheld), count by count
     no_totals = ([np.nan] * len(bd.COUNTS), [False] * len(bd.COUNTS))
     totals_of = {}
-    for r in window.reset_index().to_dict("records"):
+    for r in window.to_dict("records"):
         withheld = str(r["withheld"] or "").split(";")
         totals_of[r["org_code"]] = (
             [np.nan if _missing(r[c]) else float(r[c]) for c in bd.COUNTS],
@@ -251,12 +249,6 @@ def build(con, params: dict[str, str]) -> None:
         out[c] = np.array([r[k + 1] for r in rates], dtype=float)[which]
     out["is_reference"] = out["group_value"] == out["reference_group"]
     is_ref = out["is_reference"].to_numpy(dtype=bool)
-    ref = {
-        tuple(k): (a, d)
-        for *k, a, d in zip(
-            *(out.loc[is_ref, c].tolist() for c in (*keys, "approved", "decided")), strict=True
-        )
-    }
     # each row's unit (level, org_code, dimension) and the row of its reference group
     unit = out.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
     of_ref = np.full(unit.max() + 1, -1)
@@ -290,7 +282,7 @@ def build(con, params: dict[str, str]) -> None:
         if k not in flagged:
             continue
         f = flagged[k]
-        ra, rd = ref[(r["level"], r["org_code"], r["dimension"])]
+        ra, rd = approved[of_ref[i]], decided[of_ref[i]]  # its reference group's
         rate = float(r["approved"]) / float(r["decided"])
         out.at[i, "gap_flagged"] = True
         out.at[i, "gap_direction"] = f["direction"]
