@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import shutil
 from collections.abc import Callable
@@ -221,15 +220,6 @@ def read_site_data(con, warehouse_dir: Path) -> SiteData:
 # --------------------------------------------------------------------------------------------
 
 
-def _missing(v) -> bool:
-    return (
-        v is None
-        or v is pd.NA
-        or (isinstance(v, float) and math.isnan(v))
-        or (not isinstance(v, str | bool) and pd.isna(v))
-    )
-
-
 def show_count(row: pd.Series, column: str) -> str:
     """A public count as text: "1,235", "[c]" when withheld, "–" when there is no data."""
     if column not in row.index:
@@ -237,7 +227,7 @@ def show_count(row: pd.Series, column: str) -> str:
     if extract.named(row, column):
         return SUPPRESSION_MARKER
     v = row[column]
-    return "–" if _missing(v) else f"{int(v):,}"
+    return "–" if plots.missing(v) else f"{int(v):,}"
 
 
 def rate_status(row: pd.Series, column: str) -> str | None:
@@ -249,7 +239,7 @@ def rate_status(row: pd.Series, column: str) -> str | None:
         return "withheld"
     if extract.named(row, column, extract.TOO_FEW):
         return "too_few"
-    return None if _missing(row.get(column)) else "published"
+    return None if plots.missing(row.get(column)) else "published"
 
 
 def show_rate(row: pd.Series, column: str) -> str:
@@ -263,7 +253,7 @@ def show_rate(row: pd.Series, column: str) -> str:
     if status == "too_few":
         return "too few"
     v = row[column]
-    return "–" if _missing(v) else plots.pct(v, _digits(v))
+    return "–" if plots.missing(v) else plots.pct(v, _digits(v))
 
 
 def _digits(v) -> int:
@@ -279,7 +269,7 @@ def rate_note(row: pd.Series, column: str) -> str:
 
 
 def _sort_value(v) -> str:
-    if _missing(v):
+    if plots.missing(v):
         return ""
     if isinstance(v, bool | np.bool_):
         return str(int(v))
@@ -294,15 +284,15 @@ def funnel_models(data: SiteData) -> dict[str, plots.FunnelModel]:
         return models
     for key, rate in rate_of.items():
         row = data.funnels[data.funnels["measure"] == rate]
-        if row.empty or _missing(row.iloc[0]["target"]):
+        if row.empty or plots.missing(row.iloc[0]["target"]):
             continue
         r = row.iloc[0]
         limits = data.funnel_limits[data.funnel_limits["measure"] == rate]
         models[key] = plots.FunnelModel(
             target=float(r["target"]),
             method=str(r["method"]),
-            tau2=0.0 if _missing(r["tau2"]) else float(r["tau2"]),
-            phi=float("nan") if _missing(r["phi"]) else float(r["phi"]),
+            tau2=0.0 if plots.missing(r["tau2"]) else float(r["tau2"]),
+            phi=float("nan") if plots.missing(r["phi"]) else float(r["phi"]),
             units=int(r["trusts"]),
             limits=limits.reset_index(drop=True),
         )
@@ -415,10 +405,10 @@ def national_context(data: SiteData, models: dict[str, plots.FunnelModel]) -> di
         "trusts": len(pub),
         "with_data": int(pub["has_data"].fillna(False).sum()),
         "requests": None
-        if _missing(nat.get("requests_received"))
+        if plots.missing(nat.get("requests_received"))
         else int(nat["requests_received"]),
-        "approval": None if _missing(nat.get("approval_rate")) else float(nat["approval_rate"]),
-        "decline": None if _missing(nat.get("decline_rate")) else float(nat["decline_rate"]),
+        "approval": plots.number(nat.get("approval_rate")),
+        "decline": plots.number(nat.get("decline_rate")),
     }
     peer_groups = sorted({p for p in pub.get("peer_group", pd.Series()).dropna()})
     nq = _national(data, "quarter")
@@ -453,13 +443,13 @@ def _per100(r: pd.Series) -> str:
     if extract.named(r, "requests_received"):
         return SUPPRESSION_MARKER
     v = r["requests_per_100_staff"]
-    return "–" if _missing(v) else f"{float(v):.1f}"
+    return "–" if plots.missing(v) else f"{float(v):.1f}"
 
 
 def _rank(r: pd.Series, scope: str) -> str:
     """ "3 of 120", or why the trust is not ranked."""
     rank, ranked = r.get(f"{scope}_rank"), r.get(f"{scope}_ranked")
-    if not _missing(rank) and not _missing(ranked):
+    if not plots.missing(rank) and not plots.missing(ranked):
         return f"{int(rank)} of {int(ranked)}"
     status = r.get("rank_status")
     if status == "too_few":
@@ -475,7 +465,7 @@ def _file_state(st) -> str:
     if st is None:
         return "never fetched"
     status = st.get("last_attempt_status")
-    if _missing(status):
+    if plots.missing(status):
         return "never fetched"
     if status in ("accepted", "unchanged"):
         return "stale" if bool(st.get("stale")) else "accepted"
@@ -483,7 +473,7 @@ def _file_state(st) -> str:
 
 
 def _date_text(v) -> str:
-    if _missing(v):
+    if plots.missing(v):
         return "–"
     try:
         ts = pd.Timestamp(v)
@@ -499,7 +489,7 @@ def _interval(pub: pd.Series, rate: str) -> str:
     if rate_status(pub, rate) != "published":
         return ""
     lo, hi = pub.get(f"{rate}_lower95"), pub.get(f"{rate}_upper95")
-    if _missing(lo) or _missing(hi):
+    if plots.missing(lo) or plots.missing(hi):
         return ""
     return f"{plots.pct(lo, _digits(lo))} to {plots.pct(hi, _digits(hi))}"
 
@@ -545,7 +535,7 @@ def trust_context(
                 "interval": _interval(pub, rate),
                 "basis": f"{show_count(pub, num)} of {show_count(pub, den)}",
                 "national": "–"
-                if _missing(national_rate)
+                if plots.missing(national_rate)
                 else plots.pct(national_rate, _digits(national_rate)),
                 "position": plots.SIGNIFICANCE_CLASSES.get(position, (None, ""))[1]
                 if isinstance(position, str)
@@ -571,20 +561,22 @@ def trust_context(
         "row": pub,  # the trust's row of public.trust_window
         "name": display_name(pub.get("name")),
         "region": REGIONS.get(pub.get("region_code"), pub.get("region_code") or "unknown"),
-        "peer_group": pub.get("peer_group") if not _missing(pub.get("peer_group")) else None,
-        "has_data": bool(pub.get("has_data")) if not _missing(pub.get("has_data")) else False,
+        "peer_group": pub.get("peer_group") if not plots.missing(pub.get("peer_group")) else None,
+        "has_data": bool(pub.get("has_data")) if not plots.missing(pub.get("has_data")) else False,
         "months_covered": None
-        if _missing(pub.get("months_covered"))
+        if plots.missing(pub.get("months_covered"))
         else int(pub["months_covered"]),
         "measures": measures,
         "counts": counts,
         "uptake": _per100(pub),
         "national_rank": _rank(pub, "national"),
         "national_quartile": None
-        if _missing(pub.get("national_quartile"))
+        if plots.missing(pub.get("national_quartile"))
         else int(pub["national_quartile"]),
         "peer_rank": _rank(pub, "peer"),
-        "peer_quartile": None if _missing(pub.get("peer_quartile")) else int(pub["peer_quartile"]),
+        "peer_quartile": None
+        if plots.missing(pub.get("peer_quartile"))
+        else int(pub["peer_quartile"]),
         "suppressed": bool(isinstance(pub.get("withheld"), str) and pub.get("withheld")),
         "too_few": bool(isinstance(pub.get("too_few"), str) and pub.get("too_few")),
         "funnel": funnel,
@@ -607,7 +599,7 @@ def _flags(mine: list) -> list[dict]:
                 "evidence": _plain_text(r.get("evidence")),
                 "rule": _plain_text(r.get("rule")),
                 "extra": [("threshold", _plain_text(r.get("threshold")))]
-                if not _missing(r.get("threshold"))
+                if not plots.missing(r.get("threshold"))
                 else [],
             }
         )
@@ -616,7 +608,7 @@ def _flags(mine: list) -> list[dict]:
 
 
 def _plain_text(v) -> str:
-    if _missing(v):
+    if plots.missing(v):
         return ""
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -634,30 +626,27 @@ VOICE_MEASURES = (
 
 def _voice(data: SiteData, pub: pd.Series) -> dict:
     """The trust's Staff Survey answers against its peer group (public.peer_voice)."""
-    year = None if _missing(pub.get("survey_year")) else int(pub["survey_year"])
+    year = None if plots.missing(pub.get("survey_year")) else int(pub["survey_year"])
     if year is None:
         return {"available": False, "year": None}
     pv = data.peer_voice
     peer = pub.get("peer_group")
-    key = ("peer_voice", None if _missing(peer) else peer)
+    key = ("peer_voice", None if plots.missing(peer) else peer)
     if key not in data._by_trust:  # the peer group's row, found once for all its trusts
         data._by_trust[key] = (
             pv[pv["peer_group"] == peer].iloc[0]
-            if "peer_group" in pv and not _missing(peer) and (pv["peer_group"] == peer).any()
+            if "peer_group" in pv and not plots.missing(peer) and (pv["peer_group"] == peer).any()
             else pd.Series(dtype=object)
         )
     peers = data._by_trust[key]
 
-    def num(v):
-        return None if _missing(v) else float(v)
-
     items = [
         plots.VoiceItem(
             label=label,
-            value=num(pub.get(col)),
-            peer_min=num(peers.get(f"{col}_min")),
-            peer_median=num(peers.get(f"{col}_median")),
-            peer_max=num(peers.get(f"{col}_max")),
+            value=plots.number(pub.get(col)),
+            peer_min=plots.number(peers.get(f"{col}_min")),
+            peer_median=plots.number(peers.get(f"{col}_median")),
+            peer_max=plots.number(peers.get(f"{col}_max")),
             scale_max=scale,
             unit=unit,
         )
@@ -668,7 +657,7 @@ def _voice(data: SiteData, pub: pd.Series) -> dict:
     return {
         "available": True,
         "year": year,
-        "peers": 0 if _missing(peers.get("trusts")) else int(peers["trusts"]),
+        "peers": 0 if plots.missing(peers.get("trusts")) else int(peers["trusts"]),
         "items": items,
         "svg": plots.voice_plot(items, plot_id="voice", title="Staff voice against peers"),
     }
@@ -681,13 +670,15 @@ def _pledge(mine: list) -> dict | None:
     r = mine[0]
 
     def yes(c):
-        return None if c not in r or _missing(r[c]) else bool(r[c])
+        return None if c not in r or plots.missing(r[c]) else bool(r[c])
 
     url = r.get("action_plan_url")
     return {
         "pledged": yes("pledged"),
         "signed_on": _date_text(r.get("signed_on")),
-        "withdrawn_on": None if _missing(r.get("withdrawn_on")) else _date_text(r["withdrawn_on"]),
+        "withdrawn_on": None
+        if plots.missing(r.get("withdrawn_on"))
+        else _date_text(r["withdrawn_on"]),
         "commitments": [
             ("Lead the conversation", yes("commits_lead")),
             ("Set a target", yes("commits_target")),
@@ -699,10 +690,10 @@ def _pledge(mine: list) -> dict | None:
         if isinstance(url, str) and url.startswith(("https://", "http://"))
         else None,
         "board_review_date": None
-        if _missing(r.get("board_review_date"))
+        if plots.missing(r.get("board_review_date"))
         else _date_text(r["board_review_date"]),
         "managers_trained_pct": None
-        if _missing(r.get("managers_trained_pct"))
+        if plots.missing(r.get("managers_trained_pct"))
         else float(r["managers_trained_pct"]),
     }
 
@@ -712,7 +703,7 @@ def _publication(data: SiteData, code: str) -> dict:
     if not mine:
         return {"known": False}
     r = mine[0]
-    status = None if _missing(r.get("last_attempt_status")) else str(r["last_attempt_status"])
+    status = None if plots.missing(r.get("last_attempt_status")) else str(r["last_attempt_status"])
     out = {
         "known": True,
         "state": _file_state(r),
@@ -720,13 +711,13 @@ def _publication(data: SiteData, code: str) -> dict:
         "last_attempt_at": _date_text(r.get("last_attempt_at")),
         "last_accepted_at": _date_text(r.get("last_accepted_at")),
         "latest_period_end": _date_text(r.get("latest_period_end")),
-        "stale": bool(r.get("stale")) if not _missing(r.get("stale")) else None,
+        "stale": bool(r.get("stale")) if not plots.missing(r.get("stale")) else None,
         "reasons": None
-        if _missing(r.get("last_attempt_reasons"))
+        if plots.missing(r.get("last_attempt_reasons"))
         else str(r["last_attempt_reasons"]),
         "report": None,
     }
-    if status == "rejected" and not _missing(r.get("last_report_path")):
+    if status == "rejected" and not plots.missing(r.get("last_report_path")):
         out["report"] = read_report(Path(str(r["last_report_path"])), data.warehouse_dir)
     return out
 

@@ -486,7 +486,7 @@ def missing(v) -> bool:
     return bool(pd.isna(v))
 
 
-def _number(v) -> float | None:
+def number(v) -> float | None:
     """``v`` as a float, None where it is missing (``pd.isna``)."""
     return None if missing(v) else float(v)
 
@@ -566,7 +566,7 @@ def measure_trend_plot(
     labels = [str(v) for v in columns[0]]
     status = [str(s) for s in columns[1]]
     # each value as a float, None where missing (every use goes through float() or pd.isna)
-    values, lows, highs = ([_number(v) for v in c] for c in columns[2:])
+    values, lows, highs = ([number(v) for v in c] for c in columns[2:])
     q = labels
     published = [i for i in range(len(q)) if status[i] == "published" and values[i] is not None]
     is_published = set(published)
@@ -577,7 +577,7 @@ def measure_trend_plot(
             return "–"
         return pct(v, digits) if proportion else f"{float(v):.{digits}f}"
 
-    nat = [_number(v) for v in national] if national is not None else [None] * len(q)
+    nat = [number(v) for v in national] if national is not None else [None] * len(q)
     desc_parts = []
     for i, lab in enumerate(labels):
         if i in is_published:
