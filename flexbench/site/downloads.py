@@ -153,18 +153,25 @@ def _unit(column: str, given: dict[str, str]) -> str | None:
     return None
 
 
-def _type(series: pd.Series) -> str:
-    dtype = series.dtype
+def _numbers_type(dtype) -> str | None:
+    """The type of a column of numbers or booleans (numpy's, or pandas' masked ones) from its
+    dtype alone where it holds a value; None for a column of any other dtype."""
     if dtype.kind in "biuf" and (
         isinstance(dtype, np.dtype)
         or isinstance(dtype, pd.api.extensions.ExtensionDtype)
         and dtype.name in _MASKED
     ):
+        return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
+    return None
+
+
+def _type(series: pd.Series) -> str:
+    dtype = series.dtype
+    numbers = _numbers_type(dtype)
+    if numbers is not None:
         # numbers or booleans: their type follows from the dtype alone (no text to be the
         # marker, each value a number or a bool), as the checks below find it value by value
-        if not series.notna().any():
-            return "string"
-        return {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
+        return numbers if series.notna().any() else "string"
     if len(series) <= _SHORT_COLUMN and (
         dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)
     ):
@@ -236,14 +243,10 @@ class TypesOfRows:
     @staticmethod
     def _kinds(series: pd.Series) -> tuple[str, np.ndarray] | None:
         dtype = series.dtype
-        if dtype.kind in "biuf" and (
-            isinstance(dtype, np.dtype)
-            or isinstance(dtype, pd.api.extensions.ExtensionDtype)
-            and dtype.name in _MASKED
-        ):
+        numbers = _numbers_type(dtype)
+        if numbers is not None:
             # the type of the numbers' dtype where a row holds one, else "string"
-            kind = {"b": "boolean", "f": "number"}.get(dtype.kind, "integer")
-            return kind, series.notna().to_numpy(dtype=bool)
+            return numbers, series.notna().to_numpy(dtype=bool)
         if isinstance(dtype, pd.StringDtype):
             # 0: no value (missing, or one of the missingValues), 1: a text of words (a
             # character pd.to_numeric cannot read), 2: a text that might be a number

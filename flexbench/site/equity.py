@@ -163,10 +163,7 @@ class Breakdowns:
     def by_unit(self, name: str) -> bool:
         """Whether table ``name`` has the columns its units' rows are found by (level,
         org_code)."""
-        key = f"{name} by unit"
-        if key not in self._units:
-            self._units[key] = {"level", "org_code"} <= set(self.tables[name].columns)
-        return self._units[key]
+        return {"level", "org_code"} <= set(self.tables[name].columns)
 
     def prepare(self) -> None:
         """Group the tables and write them once now (e.g. before forking the page writers)."""
@@ -175,7 +172,6 @@ class Breakdowns:
         for name in ("equity", "flex_type_mix"):
             table = self.tables.get(name)
             if table is not None and not table.empty and self.by_unit(name):
-                self.unit_positions(name, "", "")
                 self.unit_records(name, "", "")
                 downloads.table_lines(table)
                 downloads.keep_types(table)
