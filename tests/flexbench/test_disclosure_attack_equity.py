@@ -257,17 +257,17 @@ def test_no_breakdown_or_area_count_can_be_recovered(published):
     small = [j for j in breakdown if p.withheld[j]]
     below = [(p.names[j], lower[j], upper[j], p.truth[j]) for j in small
              if lower[j] > 1e-6 or upper[j] < bd.MAX_SUPPRESSED_COUNT - 1e-6]  # fmt: skip
-    recovered = verdict.recovered  # breakdown, window, quarter and aggregate cells alike
     widths = Counter(int(upper[j] - lower[j] + 1) for j in small)
     print(
         f"{name}: {len(breakdown)} withheld or rounded breakdown cells ({len(small)} withheld); "
-        f"recovered {len(recovered)}; withheld cells narrowed below 0-4: {len(below)}; "
+        f"recovered {len(verdict.recovered)}; withheld cells narrowed below 0-4: {len(below)}; "
         f"widths of withheld cells: {dict(sorted(widths.items()))}; all cells bounded: "
         f"{verdict.cells}, pinned: {len(verdict.pinned)}"
     )
     assert len(breakdown) > 500 and len(small) > 20  # the attack had work to do
     assert not verdict.unsound, verdict.unsound[:5]
-    assert not recovered, recovered[:10]
+    # no cell recovered: breakdown, window, quarter and aggregate cells alike
+    assert not verdict.recovered, verdict.recovered[:10]
     assert not below, below[:10]
     # nor, with the breakdowns' relations added, a withheld window, quarter or aggregate count
     # narrowed below 0-4, or any count shown to lie within 1-4
