@@ -303,7 +303,14 @@ def _wait_for_text(browser, needle: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
-        text = browser.js("document.body ? document.body.innerText : ''") or ""
+        try:
+            text = browser.js("document.body ? document.body.innerText : ''") or ""
+        except RuntimeError as exc:
+            # The page went on to the next one (a sign-in's redirect) while it was read:
+            # read the new page at the next turn.
+            if not any(m in str(exc) for m in ("navigated or closed", "Cannot find context")):
+                raise
+            text = ""
         if needle in text:
             return text
         time.sleep(0.5)
